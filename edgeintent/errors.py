@@ -1,0 +1,32 @@
+"""User-facing errors: one line, actionable. The CLI prints ``str(err)`` and exits 2.
+
+Anything that is *not* an ``EdgeIntentError`` is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class EdgeIntentError(Exception):
+    """Base class for every error caused by bad input or an impossible request."""
+
+    exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        # Keep the message on one line whatever the cause carried.
+        super().__init__(" ".join(str(message).split()))
+
+
+class DataError(EdgeIntentError):
+    """An event file (or data source) is missing, unreadable or violates the data contract."""
+
+
+class SourceError(EdgeIntentError):
+    """A data-source spec such as ``sim:1000:7`` or ``taobao:PATH`` cannot be understood."""
+
+
+class SpecError(EdgeIntentError):
+    """A FeatureSpec file is missing, malformed or of an unsupported version."""
+
+
+class ConfigError(EdgeIntentError):
+    """An option value is out of range or inconsistent with the others."""

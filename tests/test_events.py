@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from edgeintent.errors import DataError
+from edgeintent.toolkit.events import EventLog, read_events, write_events
+
+HEADER = "user_id,ts_ms,stream,action,item_id,category_id,price,widget,page\n"
+
+
+def _csv(tmp_path, body: str, header: str = HEADER, name: str = "e.csv"):
+    p = tmp_path / name
+    p.write_text(header + body)
+    return p
+
+
+def _small_log() -> EventLog:
+    return EventLog.from_columns(
+        {
+            "cloud": {
+                "user_id": [2, 1, 1],
+                "ts_ms": [50, 30, 10],
+                "action": ["view", "buy", "view"],
+                "item_id": [7, 8, 9],
+                "category_id": [1, 1, 2],
+                "price": [1.5, 2.0, 3.25],
+            },
+            "click": {"user_id": [1, 2], "ts_ms": [20, 40], "widget": ["back", "search"], "page": ["home", "detail"]},
+            "gesture": {
+                "user_id": [1],
+                "ts_ms": [15],
+                "kind": ["swipe"],
+                "x0": [0.1],
+                "y0": [0.2],
+                "x1": [0.3],
+                "y1": [0.9],
+                "duration_ms": [120.0],
+                "vx": [0.5],
+                "vy": [-2.0],
+                "pressure": [1.0],
+                "size": [0.02],
+                "page": ["feed"],
+                "orientation": [0],
+            },
+        }
+    )
+
+
+@pytest.mark.parametrize("ext", [".csv", ".parquet", ".jsonl"])
+def test_round_trip_each_format(tmp_path, ext):
+    log = _small_log()
+    path = write_events(log, tmp_path / f"events{ext}")
+    back = read_events(path)
+    assert back.present() == ["gesture", "click", "cloud"]
+    for s in back.present():
+        assert back.stream(s).to_pydict() == log.stream(s).to_pydict()
+    # sorted by (user, ts) within each stream
+    assert back.stream("cloud").column("ts_ms").to_pylist() == [10, 30, 50]
+
+
+def test_write_is_deterministic(tmp_path):
+    a = write_events(_small_log(), tmp_path / "a.parquet").read_bytes()
+    b = write_events(_small_log(), tmp_path / "b.parquet").read_bytes()
+    assert a == b
+
+
+def test_out_of_order_sorted_and_counted(tmp_path):
+    p = _csv(tmp_path, "1,50,cloud,view,1,1,1.0,,\n1,10,cloud,buy,1,1,1.0,,\n2,5,cloud,view,1,1,1.0,,\n")
+    log = read_events(p)
+    assert log.report.out_of_order == 1
+    assert log.stream("cloud").column("ts_ms").to_pylist() == [10, 50, 5]
+
+
+@pytest.mark.parametrize(
+    "body,header,expected",
+    [
+        ("1,5,cloud,view,1,1,1.0,,\n", "user_id,stream,action,item_id,category_id,price,widget,page\n", "missing column 'ts_ms'"),
+        ("1,5,cloud,view,1,1.0\n", "user_id,ts_ms,stream,action,item_id,price\n", "missing column 'category_id'"),
+        ("1,5,cloud,view,1,1,1.0,,\n1,,cloud,view,1,1,1.0,,\n", HEADER, "line 3: column 'ts_ms' is empty"),
+        ("1,5,cloud,view,1,1,nan,,\n", HEADER, "line 2: column 'price' is nan"),
+        ("1,5,cloud,view,1,1,inf,,\n", HEADER, "line 2: column 'price' is inf"),
+        ("1,5,cloud,view,1,1,1.0,,\n1,5,clouds,view,1,1,1.0,,\n", HEADER, "line 3: unknown stream 'clouds'"),
+        ("1,-5,cloud,view,1,1,1.0,,\n", HEADER, "line 2: column 'ts_ms' is negative"),
+        ("1,5,cloud,view,1,1,1.0,,\n1,abc,cloud,view,1,1,1.0,,\n", HEADER, "line 3: column 'ts_ms' has 'abc'"),
+        ("1,5,click,,,,,,home\n", HEADER, "line 2: column 'widget' is empty for a click event"),
+        ("", HEADER, "no events"),
+        ("", "", "empty file"),
+    ],
+)
+def test_bad_csv_names_file_row_and_column(tmp_path, body, header, expected):
+    p = _csv(tmp_path, body, header)
+    with pytest.raises(DataError) as err:
+        read_events(p)
+    msg = str(err.value)
+    assert msg.startswith(str(p)), msg
+    assert expected in msg, msg
+    assert "\n" not in msg
+
+
+def test_truncated_parquet(tmp_path):
+    path = write_events(_small_log(), tmp_path / "e.parquet")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match="not a readable Parquet file"):
+        read_events(path)
+
+
+def test_jsonl_bad_type_names_line(tmp_path):
+    rows = [
+        {"user_id": 1, "ts_ms": 5, "stream": "cloud", "action": "view", "item_id": 1, "category_id": 2, "price": 1.0},
+        {"user_id": 1, "ts_ms": "x", "stream": "cloud", "action": "view", "item_id": 1, "category_id": 2, "price": 1.0},
+    ]
+    p = tmp_path / "e.jsonl"
+    p.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    with pytest.raises(DataError, match=r"line 2: column 'ts_ms' has 'x'"):
+        read_events(p)
+
+
+def test_out_of_range_coordinate(tmp_path):
+    log = _small_log()
+    t = log.to_long_table()
+    x0 = t.column("x0").to_pylist()
+    x0 = [1.5 if v is not None else None for v in x0]
+    t = t.set_column(t.column_names.index("x0"), "x0", pa.array(x0, pa.float64()))
+    p = tmp_path / "e.parquet"
+    pq.write_table(t, p)
+    with pytest.raises(DataError, match=r"row \d+: column 'x0' is 1.5, outside \[0.0, 1.0\]"):
+        read_events(p)
+
+
+def test_large_csv_read_in_batches(tmp_path):
+    n = 300_000
+    rng = np.random.default_rng(0)
+    users = np.sort(rng.integers(0, 1000, n))
+    lines = [HEADER]
+    lines += [f"{u},{i},cloud,view,{i % 97},{i % 13},1.0,,\n" for i, u in enumerate(users)]
+    p = tmp_path / "big.csv"
+    p.write_text("".join(lines))
+    log = read_events(p)
+    assert log.stream("cloud").num_rows == n
+    # categoricals are stored dictionary-encoded (compact)
+    assert pa.types.is_dictionary(log.stream("cloud").schema.field("action").type)
