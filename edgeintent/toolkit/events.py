@@ -15,6 +15,7 @@ naming the file, the row and the column.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -605,6 +606,7 @@ class EventWriter:
             pacsv.write_csv(LONG_SCHEMA.empty_table(), self.tmp)
         if self._fh is not None:
             self._fh.close()
+        os.chmod(self.tmp, _default_mode())
         os.replace(self.tmp, self.path)
 
     def abort(self) -> None:
@@ -630,14 +632,31 @@ def write_events(log: EventLog, path: str | Path) -> Path:
     return Path(path)
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write text to ``path`` through a temp file and a rename, so a reader never sees half a file."""
+def _default_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temp path next to ``path``; on success it is renamed over ``path``, on error removed.
+
+    Readers never see half a file, and a failed write never destroys the previous one.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        yield Path(tmp)
+        os.chmod(tmp, _default_mode())  # mkstemp creates 0600; give the file normal permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write text to ``path`` through a temp file and a rename."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")

@@ -47,9 +47,9 @@ def load_source(spec: str) -> Dataset:
     """Resolve a source spec (see the module docstring) to a :class:`Dataset`."""
     spec = spec.strip()
     if spec.startswith("sim:"):
+        users, seed = _parse_sim(spec)
         from edgeintent.toolkit.simulate import SimConfig, simulate
 
-        users, seed = _parse_sim(spec)
         sim = simulate(SimConfig(users=users, seed=seed))
         return Dataset(name=spec, events=sim.events, decisions=sim.decisions, meta={"simulator": sim.config_dict()})
     if spec.startswith("taobao:"):

@@ -1,0 +1,246 @@
+"""The ``edgeintent`` command: one thin subcommand per stage; the work lives in the library.
+
+Bad input raises an :class:`~edgeintent.errors.EdgeIntentError`; the CLI prints its one line to
+stderr and exits 2. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from edgeintent import __version__
+from edgeintent.errors import ConfigError, DataError, EdgeIntentError
+
+console = Console()
+err_console = Console(stderr=True)
+
+SOURCE_HELP = "a file (.csv/.parquet/.jsonl), sim:USERS[:SEED], taobao:PATH or hmog:PATH"
+
+
+class _Group(click.Group):
+    """Turns EdgeIntentError into one line on stderr and exit code 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except EdgeIntentError as err:
+            err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            sys.exit(err.exit_code)
+
+
+@click.group(cls=_Group)
+@click.version_option(__version__, prog_name="edgeintent")
+def main() -> None:
+    """On-device intent inference: featurize event logs, train, export, check, bench, decide."""
+
+
+def _print_json(obj) -> None:
+    click.echo(json.dumps(obj, indent=2, default=_json_default))
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o).__name__)
+
+
+# ---------------------------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------------------------
+
+
+@main.group()
+def data() -> None:
+    """Simulate, inspect and calibrate event data."""
+
+
+@data.command("simulate")
+@click.option("--users", type=click.IntRange(min=1), default=2000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="events file (.parquet, .csv or .jsonl); decision points go to OUT_STEM.decisions.parquet")
+@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
+def data_simulate(users: int, seed: int, out: Path, as_json: bool) -> None:
+    """Write simulated events (streamed block by block, bounded memory) and their decision points."""
+    from edgeintent.toolkit.pipeline import simulate_to_file
+
+    t0 = time.perf_counter()
+    summary = simulate_to_file(users, seed, out, progress=not as_json)
+    summary["seconds"] = round(time.perf_counter() - t0, 3)
+    if as_json:
+        _print_json(summary)
+    else:
+        console.print(
+            f"wrote {summary['events']:,} events of {users:,} users to {summary['events_file']} "
+            f"and {summary['decisions']:,} decision points to {summary['decisions_file']} "
+            f"in {summary['seconds']:.1f} s"
+        )
+
+
+@data.command("inspect")
+@click.argument("source")
+@click.option("--json", "as_json", is_flag=True, help="print machine-readable JSON")
+def data_inspect(source: str, as_json: bool) -> None:
+    """Users, events per stream, time span, decision points, label rates, top categories of SOURCE."""
+    from edgeintent.toolkit.pipeline import inspect_source
+
+    report = inspect_source(source)
+    if as_json:
+        _print_json(report)
+        return
+    _print_inspect(report)
+
+
+def _print_inspect(r: dict) -> None:
+    console.print(f"[bold]{r['source']}[/]: {r['users']:,} users, {r['events']:,} events, "
+                  f"{r['time_span']['days']:.2f} days")
+    t = Table("stream", "events", "per user", "top values")
+    for s, info in r["streams"].items():
+        top = ", ".join(f"{k} {v:.1%}" for k, v in list(info["top"].items())[:5])
+        t.add_row(s, f"{info['events']:,}", f"{info['per_user']:.1f}", top)
+    console.print(t)
+    d = r["decision_points"]
+    lt = Table("label", "horizon", "rate", "observed")
+    for name, info in d["labels"].items():
+        rate = "n/a (no cloud stream)" if info["rate"] is None else f"{info['rate']:.2%}"
+        lt.add_row(name, info["horizon"], rate, f"{info['observed']:.1%}")
+    console.print(f"{d['count']:,} decision points ({d['rule']})")
+    console.print(lt)
+    for name, top in d["columns"].items():
+        console.print(f"decision {name}: " + ", ".join(f"{k} {v:.1%}" for k, v in top.items()))
+    for note in r.get("notes", []):
+        console.print(f"note: {note}")
+
+
+@data.command("calibrate")
+@click.option("--hmog", "hmog", type=click.Path(path_type=Path), default=None, help="HMOG folder")
+@click.option("--taobao", "taobao", type=click.Path(path_type=Path), default=None, help="Taobao sample CSV or folder")
+def data_calibrate(hmog: Path | None, taobao: Path | None) -> None:
+    """Print the real-data marginals the simulator is calibrated to (JSON)."""
+    from edgeintent.toolkit.datasets import calibration
+
+    _print_json(calibration.calibrate(hmog=hmog, taobao=taobao))
+
+
+# ---------------------------------------------------------------------------------------------
+# features
+# ---------------------------------------------------------------------------------------------
+
+
+@main.group()
+def features() -> None:
+    """Fit a FeatureSpec and turn events into model inputs."""
+
+
+@features.command("fit")
+@click.argument("source")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="spec.json to write")
+@click.option("--min-count", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--buckets", type=click.IntRange(1, 1000), default=16, show_default=True)
+@click.option("--max-len", "max_len", default="gesture=50,click=20,cloud=20", show_default=True,
+              help="events kept per stream before each decision point")
+@click.option("--json", "as_json", is_flag=True)
+def features_fit(source: str, out: Path, min_count: int, buckets: int, max_len: str, as_json: bool) -> None:
+    """Fit vocabularies, bucket edges and hash sizes on SOURCE and save them as versioned JSON."""
+    from edgeintent.toolkit.features import FitConfig, fit_spec
+    from edgeintent.toolkit.sources import load_source
+
+    cfg = FitConfig(max_len=_parse_max_len(max_len), min_count=min_count, n_buckets=buckets)
+    ds = load_source(source)
+    spec = fit_spec(ds.events, cfg, utc_offset_ms=ds.utc_offset_ms)
+    _check_out_dir(out)
+    spec.save(out)
+    summary = {
+        "spec": str(out),
+        "streams": {s: {"features": len(spec.features[s]), "max_len": spec.max_len[s],
+                        "cardinalities": spec.cardinalities(s)} for s in spec.streams},
+    }
+    if as_json:
+        _print_json(summary)
+    else:
+        for s, info in summary["streams"].items():
+            console.print(f"{s}: {info['features']} features, max_len {info['max_len']}, "
+                          f"ids {info['cardinalities']}")
+        console.print(f"wrote {out}")
+
+
+@features.command("build")
+@click.argument("source")
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="samples .npz")
+@click.option("--json", "as_json", is_flag=True)
+def features_build(source: str, spec_path: Path, out: Path, as_json: bool) -> None:
+    """Featurize SOURCE at its decision points into padded id arrays, lengths and labels (.npz)."""
+    from edgeintent.toolkit.features import FeatureSpec, build_samples, save_samples
+    from edgeintent.toolkit.sources import load_source
+
+    spec = FeatureSpec.load(spec_path)
+    ds = load_source(source)
+    t0 = time.perf_counter()
+    samples = build_samples(ds.events, spec, ds.decisions)
+    secs = time.perf_counter() - t0
+    _check_out_dir(out)
+    save_samples(samples, out)
+    summary = {
+        "samples": len(samples),
+        "shapes": {s: list(v.shape) for s, v in samples.x.items()},
+        "label_rates": {k: float(v.mean()) if len(v) else 0.0 for k, v in samples.labels.items()},
+        "seconds": round(secs, 3),
+        "out": str(out),
+    }
+    if as_json:
+        _print_json(summary)
+    else:
+        console.print(f"{len(samples):,} samples, shapes {summary['shapes']}, built in {secs:.2f} s → {out}")
+
+
+def _parse_max_len(text: str) -> tuple[tuple[str, int], ...]:
+    out = []
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        name, _, n = part.partition("=")
+        try:
+            out.append((name.strip(), int(n)))
+        except ValueError:
+            raise ConfigError(f"--max-len expects stream=N pairs, got {part!r}") from None
+    return tuple(out)
+
+
+def _check_out_dir(path: Path) -> None:
+    if not path.parent.exists():
+        raise DataError(f"{path}: directory {path.parent} does not exist")
+
+
+# ---------------------------------------------------------------------------------------------
+# demo
+# ---------------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--users", type=click.IntRange(min=50), default=3000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("out/demo"),
+              show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def demo(users: int, seed: int, out_dir: Path, as_json: bool) -> None:
+    """Run every stage built so far on the simulator: simulate → fit spec → featurize → inspect."""
+    from edgeintent.toolkit.pipeline import run_demo
+
+    result = run_demo(users=users, seed=seed, out_dir=out_dir, say=None if as_json else console.print)
+    if as_json:
+        _print_json(result)
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m edgeintent.cli`
+    main()

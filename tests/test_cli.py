@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from edgeintent.cli import main
+from edgeintent.toolkit.events import write_events
+
+from .helpers import random_log
+
+HEADER = "user_id,ts_ms,stream,action,item_id,category_id,price\n"
+
+
+def _bad_files(tmp_path):
+    files = {}
+    files["missing_column.csv"] = ("user_id,ts_ms,stream,action,item_id,price\n1,5,cloud,view,1,1.0\n", "missing column 'category_id'")
+    files["nan_ts.csv"] = (HEADER + "1,5,cloud,view,1,1,1.0\n1,nan,cloud,view,1,1,1.0\n", "line 3: column 'ts_ms'")
+    files["unknown_stream.csv"] = (HEADER + "1,5,cloud,view,1,1,1.0\n1,6,swipes,view,1,1,1.0\n", "unknown stream 'swipes'")
+    files["empty.csv"] = ("", "empty file")
+    out = {}
+    for name, (text, expect) in files.items():
+        p = tmp_path / name
+        p.write_text(text)
+        out[name] = (p, expect)
+    good = write_events(random_log(0), tmp_path / "good.parquet")
+    trunc = tmp_path / "truncated.parquet"
+    trunc.write_bytes(good.read_bytes()[:-200])
+    out["truncated.parquet"] = (trunc, "not a readable Parquet file")
+    return out
+
+
+@pytest.mark.parametrize("name", ["missing_column.csv", "nan_ts.csv", "unknown_stream.csv", "empty.csv", "truncated.parquet"])
+def test_bad_input_exits_2_with_one_line(tmp_path, name):
+    path, expect = _bad_files(tmp_path)[name]
+    for args in (["data", "inspect", str(path)], ["features", "fit", str(path), "--out", str(tmp_path / "s.json")]):
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code == 2, res.output
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1, res.stderr
+        assert str(path) in lines[0] and expect in lines[0], lines[0]
+        assert "Traceback" not in res.output
+    assert not (tmp_path / "s.json").exists()
+
+
+def test_real_process_exit_code_and_no_traceback(tmp_path):
+    path, _ = _bad_files(tmp_path)["nan_ts.csv"]
+    proc = subprocess.run([sys.executable, "-m", "edgeintent.cli", "data", "inspect", str(path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_unknown_source_and_bad_sim_spec():
+    for spec, expect in (("foo:bar", "unknown data source"), ("sim:abc", "must be integers"), ("sim:0", "positive"),
+                         ("taobao:/nonexistent", "does not exist")):
+        res = CliRunner().invoke(main, ["data", "inspect", spec])
+        assert res.exit_code == 2 and expect in res.stderr, res.stderr
+
+
+def test_features_fit_and_build(tmp_path):
+    events = write_events(random_log(1), tmp_path / "e.csv")
+    spec = tmp_path / "spec.json"
+    res = CliRunner().invoke(main, ["features", "fit", str(events), "--out", str(spec), "--json",
+                                    "--max-len", "gesture=7,click=3,cloud=4"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["streams"]["gesture"]["features"] == 14 and out["streams"]["gesture"]["max_len"] == 7
+    res = CliRunner().invoke(main, ["features", "build", str(events), "--spec", str(spec),
+                                    "--out", str(tmp_path / "s.npz"), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["shapes"]["gesture"][1:] == [7, 14] and out["shapes"]["cloud"][1:] == [4, 6]
+
+
+def test_bad_option_values_exit_2(tmp_path):
+    events = write_events(random_log(1), tmp_path / "e.parquet")
+    res = CliRunner().invoke(main, ["features", "fit", str(events), "--out", str(tmp_path / "s.json"),
+                                    "--max-len", "gesture=x"])
+    assert res.exit_code == 2 and "--max-len" in res.stderr
+    res = CliRunner().invoke(main, ["features", "fit", str(events), "--out", str(tmp_path / "nodir" / "s.json")])
+    assert res.exit_code == 2 and "does not exist" in res.stderr
+    res = CliRunner().invoke(main, ["features", "build", str(events), "--spec", str(tmp_path / "none.json"),
+                                    "--out", str(tmp_path / "s.npz")])
+    assert res.exit_code == 2 and "no such FeatureSpec" in res.stderr
