@@ -68,7 +68,7 @@ def data() -> None:
 @click.option("--users", type=click.IntRange(min=1), default=2000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="events file (.parquet, .csv or .jsonl); decision points go to OUT_STEM.decisions.parquet")
+              help="events file (.parquet, .csv or .jsonl); decision points go to OUT.decisions.parquet")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 def data_simulate(users: int, seed: int, out: Path, as_json: bool) -> None:
     """Write simulated events (streamed block by block, bounded memory) and their decision points."""

@@ -86,3 +86,44 @@ def test_bad_option_values_exit_2(tmp_path):
     res = CliRunner().invoke(main, ["features", "build", str(events), "--spec", str(tmp_path / "none.json"),
                                     "--out", str(tmp_path / "s.npz")])
     assert res.exit_code == 2 and "no such FeatureSpec" in res.stderr
+
+
+@pytest.mark.parametrize("ext", [".parquet", ".csv", ".jsonl"])
+def test_simulate_is_deterministic_and_round_trips(tmp_path, ext):
+    from edgeintent.toolkit.simulate import SimConfig, simulate
+    from edgeintent.toolkit.sources import load_source, sidecar_path
+
+    paths = []
+    for i in range(2):
+        out = tmp_path / f"run{i}" / f"events{ext}"
+        out.parent.mkdir()
+        res = CliRunner().invoke(main, ["data", "simulate", "--users", "150", "--seed", "3", "--out", str(out), "--json"])
+        assert res.exit_code == 0, res.output
+        paths.append(out)
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    assert sidecar_path(paths[0]).read_bytes() == sidecar_path(paths[1]).read_bytes()
+    ds = load_source(str(paths[0]))
+    sim = simulate(SimConfig(users=150, seed=3))
+    for s in ("gesture", "click", "cloud"):
+        got, want = ds.events.stream(s), sim.events.stream(s)
+        assert got.num_rows == want.num_rows > 0
+        for name in ("user_id", "ts_ms"):
+            assert got.column(name).to_pylist() == want.column(name).to_pylist()
+    assert ds.decisions.num_rows == sim.decisions.num_rows
+
+
+def test_simulate_failure_leaves_no_file(tmp_path):
+    res = CliRunner().invoke(main, ["data", "simulate", "--users", "10", "--out", str(tmp_path / "x.txt")])
+    assert res.exit_code == 2 and "unsupported file type" in res.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_runs_every_stage(tmp_path):
+    res = CliRunner().invoke(main, ["demo", "--users", "300", "--out", str(tmp_path / "demo"), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["featurize"]["samples"] == out["simulate"]["decisions"] > 0
+    assert set(out["featurize"]["shapes"]) == {"gesture", "click", "cloud"}
+    assert 0.0 < out["featurize"]["label_rates"]["buy_rt"] < 0.2
+    for name in ("events.parquet", "feature_spec.json", "samples.npz", "demo.json"):
+        assert (tmp_path / "demo" / name).exists()

@@ -209,3 +209,20 @@ def test_samples_save_load(tmp_path):
     for k in s.x:
         np.testing.assert_array_equal(back.x[k], s.x[k])
     np.testing.assert_array_equal(back.labels["stay"], s.labels["stay"])
+
+
+def test_vectorized_equals_reference_on_simulator():
+    from edgeintent.toolkit.simulate import SimConfig, simulate
+
+    sim = simulate(SimConfig(users=150, seed=11))
+    spec = F.fit_spec(sim.events)
+    samples = F.build_samples(sim.events, spec, sim.decisions)
+    ref = R.build_samples(sim.events, spec, list(zip(samples.user_id.tolist(), samples.t_ms.tolist())))
+    for s in ("gesture", "click", "cloud"):
+        np.testing.assert_array_equal(samples.x[s], ref["x"][s])
+    for k in F.LABELS:
+        np.testing.assert_array_equal(samples.labels[k], ref["labels"][k])
+    # the simulator's own record of the realised outcome agrees with the label read off the events
+    offer_idx = [list(sim.config.amounts).index(o) for o in samples.extra.column("offer").to_pylist()]
+    realised = np.array([b[i] for b, i in zip(samples.extra.column("buy").to_pylist(), offer_idx)], dtype=np.int8)
+    np.testing.assert_array_equal(samples.labels["buy_rt"], realised)

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from edgeintent.errors import DataError
-from edgeintent.toolkit.events import EventWriter
+from edgeintent.toolkit.events import EventWriter, atomic_write_text
 from edgeintent.toolkit.features import (
     LABELS,
     FitConfig,
@@ -199,7 +199,7 @@ def run_demo(users: int, seed: int, out_dir: Path, say: Callable[[str], None] | 
         + ", ".join(f"{s} {tuple(v.shape)}" for s, v in samples.x.items()))
     say("    events per stream: " + ", ".join(f"{s} {v['events']:,}" for s, v in report["streams"].items()))
     say("    label rates per decision point: " + ", ".join(f"{k} {v:.1%}" for k, v in rates.items()))
-    (out_dir / "demo.json").write_text(json.dumps(result, indent=1, default=str))
-    say(f"wrote {out_dir}/: events.parquet, events.decisions.parquet, feature_spec.json, samples.npz, demo.json")
+    atomic_write_text(out_dir / "demo.json", json.dumps(result, indent=1, default=str))
+    say(f"wrote {out_dir}/: events.parquet (+ .decisions.parquet), feature_spec.json, samples.npz, demo.json")
     return result
 

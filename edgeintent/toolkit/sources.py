@@ -38,9 +38,13 @@ class Dataset:
 
 
 def sidecar_path(path: str | Path) -> Path:
-    """Where ``data simulate`` writes the decision points next to an events file."""
+    """Where ``data simulate`` writes the decision points next to an events file (``NAME.decisions.parquet``).
+
+    The full file name is kept (``events.csv`` → ``events.csv.decisions.parquet``) so that events files
+    of different formats in one folder never share a sidecar.
+    """
     p = Path(path)
-    return p.with_name(f"{p.stem}.decisions.parquet")
+    return p.with_name(f"{p.name}.decisions.parquet")
 
 
 def load_source(spec: str) -> Dataset:
