@@ -87,7 +87,7 @@ def test_out_of_order_sorted_and_counted(tmp_path):
         ("1,5,cloud,view,1,1,1.0,,\n1,5,clouds,view,1,1,1.0,,\n", HEADER, "line 3: unknown stream 'clouds'"),
         ("1,-5,cloud,view,1,1,1.0,,\n", HEADER, "line 2: column 'ts_ms' is negative"),
         ("1,5,cloud,view,1,1,1.0,,\n1,abc,cloud,view,1,1,1.0,,\n", HEADER, "line 3: column 'ts_ms' has 'abc'"),
-        ("1,5,click,,,,,,home\n", HEADER, "line 2: column 'widget' is empty for a click event"),
+        ("1,5,click,,,,,,home\n", HEADER, "line 2: column 'widget' is empty or missing for a click event"),
         ("", HEADER, "no events"),
         ("", "", "empty file"),
     ],
@@ -145,3 +145,11 @@ def test_large_csv_read_in_batches(tmp_path):
     assert log.stream("cloud").num_rows == n
     # categoricals are stored dictionary-encoded (compact)
     assert pa.types.is_dictionary(log.stream("cloud").schema.field("action").type)
+
+
+def test_jsonl_missing_key_is_named(tmp_path):
+    row = {"user_id": 1, "ts_ms": 5, "stream": "cloud", "action": "view", "item_id": 1, "price": 1.0}
+    p = tmp_path / "e.jsonl"
+    p.write_text(json.dumps(row) + "\n")
+    with pytest.raises(DataError, match=r"line 1: column 'category_id' is empty or missing for a cloud event"):
+        read_events(p)

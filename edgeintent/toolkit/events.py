@@ -297,18 +297,25 @@ def _csv_batches(path: Path) -> Iterator[pa.RecordBatch]:
         strings_can_be_null=True,
         quoted_strings_can_be_null=False,
     )
+    yield from _read_blocks(
+        path,
+        lambda: pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 22), convert_options=convert),
+        _csv_message,
+    )
+
+
+def _read_blocks(path: Path, open_reader, explain) -> Iterator[pa.RecordBatch]:
+    """Iterate a pyarrow streaming reader; a parse error becomes one DataError line from ``explain``."""
     try:
-        reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 22), convert_options=convert)
+        reader = open_reader()
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+            yield batch
     except pa.ArrowInvalid as exc:
-        raise DataError(f"{path}: {_csv_message(path, exc)}") from None
-    while True:
-        try:
-            batch = reader.read_next_batch()
-        except StopIteration:
-            return
-        except pa.ArrowInvalid as exc:
-            raise DataError(f"{path}: {_csv_message(path, exc)}") from None
-        yield batch
+        raise DataError(f"{path}: {explain(path, exc)}") from None
 
 
 def _jsonl_batches(path: Path) -> Iterator[pa.RecordBatch]:
@@ -316,29 +323,14 @@ def _jsonl_batches(path: Path) -> Iterator[pa.RecordBatch]:
         first = fh.readline().strip()
     if not first:
         raise DataError(f"{path}: empty first line; expected one JSON object per line")
-    try:
-        names = set(json.loads(first))
-    except (json.JSONDecodeError, TypeError):
-        raise DataError(f"{path}: line 1 is not a JSON object") from None
-    # A row of one stream may omit the other streams' keys, so the header check is on the union later.
-    schema = pa.schema([pa.field(n, t) for n, t in ALL_FIELDS.items()])
-    try:
-        reader = pajson.open_json(
-            path,
-            read_options=pajson.ReadOptions(block_size=1 << 22),
-            parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
-        )
-    except pa.ArrowInvalid as exc:
-        raise DataError(f"{path}: {_jsonl_message(path, exc)}") from None
-    del names
-    while True:
-        try:
-            batch = reader.read_next_batch()
-        except StopIteration:
-            return
-        except pa.ArrowInvalid as exc:
-            raise DataError(f"{path}: {_jsonl_message(path, exc)}") from None
-        yield batch
+    # A row of one stream omits the other streams' keys: every row is read with the union schema, and a
+    # key missing where it is needed is reported per row ("is empty or missing").
+    parse = pajson.ParseOptions(explicit_schema=LONG_SCHEMA, unexpected_field_behavior="ignore")
+    yield from _read_blocks(
+        path,
+        lambda: pajson.open_json(path, read_options=pajson.ReadOptions(block_size=1 << 22), parse_options=parse),
+        _jsonl_message,
+    )
 
 
 _JSON_TYPES = {"int64": (int,), "double": (int, float), "string": (str,)}
@@ -436,7 +428,7 @@ class _LogBuilder:
                 raise DataError(f"{src}: missing column {name!r} (every event file needs user_id, ts_ms, stream)")
             if col.null_count:
                 row = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
-                raise DataError(f"{src}: {self._where(fmt, offset + row)}: column {name!r} is empty")
+                raise DataError(f"{src}: {self._where(fmt, offset + row)}: column {name!r} is empty or missing")
         for name in COMMON_FIELDS:
             col = table.column(name)
             if not col.type.equals(COMMON_FIELDS[name]):
@@ -505,7 +497,9 @@ class _LogBuilder:
             col = sub.column(name).combine_chunks()
             if col.null_count:
                 i = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
-                raise DataError(f"{src}: {self._where(fmt, int(rows[i]))}: column {name!r} is empty for a {stream} event")
+                raise DataError(
+                    f"{src}: {self._where(fmt, int(rows[i]))}: column {name!r} is empty or missing for a {stream} event"
+                )
             if not col.type.equals(typ):
                 col = self._cast(pa.table({name: col}), name, typ, 0, fmt).column(name).combine_chunks()
             if pa.types.is_floating(typ):
