@@ -223,6 +223,132 @@ def _check_out_dir(path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# models, train, eval
+# ---------------------------------------------------------------------------------------------
+
+
+@main.command("models")
+@click.option("--json", "as_json", is_flag=True)
+def models_cmd(as_json: bool) -> None:
+    """List the registered models with parameter count and weight size (on a simulator FeatureSpec)."""
+    from edgeintent.toolkit.models import describe_models
+
+    rows = describe_models()
+    if as_json:
+        _print_json(rows)
+        return
+    t = Table("model", "kind", "tasks", "parameters", "weights", "description")
+    for r in rows:
+        size = "-" if r["weight_bytes"] is None else f"{r['weight_bytes'] / 1024:.0f} KB"
+        params = "-" if r["parameters"] is None else f"{r['parameters']:,}"
+        t.add_row(r["name"], r["kind"], ",".join(r["tasks"]), params, size, r["description"])
+    console.print(t)
+    console.print("sizes are for all three streams of a FeatureSpec fitted on sim:500 (embedding tables dominate)")
+
+
+def _parse_options(pairs: tuple[str, ...]) -> dict:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects KEY=VALUE, got {pair!r}")
+        low = value.lower()
+        if low in ("true", "false"):
+            out[key] = low == "true"
+        else:
+            try:
+                out[key] = int(value)
+            except ValueError:
+                try:
+                    out[key] = float(value)
+                except ValueError:
+                    out[key] = value
+    return out
+
+
+def _split_list(text: str | None) -> tuple[str, ...] | None:
+    return tuple(p.strip() for p in text.split(",") if p.strip()) if text else None
+
+
+@main.command("train")
+@click.option("--model", "model_name", required=True, help="a name from `edgeintent models`")
+@click.option("--data", "source", required=True, help=SOURCE_HELP)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="bundle directory")
+@click.option("--epochs", type=click.IntRange(min=1), default=12, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=3e-3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--patience", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--pos-weight", default="auto", show_default=True, help="auto, none or a number")
+@click.option("--streams", default=None, help="comma-separated subset, e.g. cloud (default: all in the data)")
+@click.option("--tasks", default=None, help="comma-separated labels, e.g. buy_rt,buy_long")
+@click.option("--set", "options", multiple=True, help="model option KEY=VALUE, e.g. --set inter=false")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--overwrite", is_flag=True, help="replace an existing bundle")
+@click.option("--json", "as_json", is_flag=True)
+def train_cmd(model_name, source, out, epochs, batch_size, lr, seed, patience, pos_weight, streams, tasks, options,
+              threads, overwrite, as_json) -> None:  # fmt: skip
+    """Train a model on SOURCE (split by user) and write a verified bundle to OUT."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from edgeintent.toolkit.train import TrainConfig, train_bundle
+
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out} already exists; pass --overwrite to replace it")
+    if not out.parent.exists():
+        raise DataError(f"{out}: directory {out.parent} does not exist")
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, patience=patience,
+                      pos_weight=pos_weight, threads=threads)  # fmt: skip
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                  TimeElapsedColumn(), console=err_console, disable=as_json, transient=True) as bar:  # fmt: skip
+        task = bar.add_task(f"train {model_name}", total=epochs, info="featurizing")
+
+        def on_epoch(row: dict) -> None:
+            bar.update(task, completed=row["epoch"],
+                       info=f"epoch {row['epoch']} loss {row['loss']:.4f} valid AUC {row['valid_auc']:.4f}")  # fmt: skip
+
+        summary = train_bundle(model_name, source, out, cfg, streams=_split_list(streams), tasks=_split_list(tasks),
+                               options=_parse_options(options), overwrite=overwrite, on_epoch=on_epoch)  # fmt: skip
+    if as_json:
+        _print_json(summary)
+        return
+    console.print(f"{summary['model']} on {', '.join(summary['streams'])}: {summary['parameters']:,} parameters, "
+                  f"{summary['weight_bytes'] / 1024:.0f} KB, {summary['train_seconds']:.0f} s, best epoch {summary['best_epoch']}")  # fmt: skip
+    _print_metrics(summary["valid"], "validation users")
+    console.print(f"wrote bundle {out}")
+
+
+def _print_metrics(tasks: dict, what: str) -> None:
+    t = Table("task", "n", "rate", "AUC", "95% CI", "KS", "logloss", "ECE", title=what)
+    for name, r in tasks.items():
+        lo, hi = r["auc_ci"]
+        t.add_row(name, f"{r['n']:,}", f"{r['rate']:.2%}", f"{r['auc']:.4f}", f"{lo:.3f}–{hi:.3f}", f"{r['ks']:.3f}",
+                  f"{r['logloss']:.4f}", f"{r['ece']:.4f}")  # fmt: skip
+    console.print(t)
+
+
+@main.command("eval")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--data", "source", default=None, help=f"{SOURCE_HELP} (default: the training data's validation users)")
+@click.option("--users", type=click.Choice(["auto", "valid", "all"]), default="auto", show_default=True)
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, help="ROC + calibration PNG")
+@click.option("--json", "as_json", is_flag=True)
+def eval_cmd(bundle: Path, source: str | None, users: str, plot: Path | None, as_json: bool) -> None:
+    """Evaluate a bundle: AUC (bootstrap CI over users), KS, logloss and calibration per task."""
+    from edgeintent.toolkit.train import evaluate_bundle
+
+    if plot is not None:
+        _check_out_dir(plot)
+    result = evaluate_bundle(bundle, source, users, plot)
+    if as_json:
+        _print_json(result)
+        return
+    _print_metrics(result["tasks"], f"{result['model']} on {result['data']} ({result['users']} users, {result['samples']:,} samples)")
+    if plot is not None:
+        console.print(f"wrote {plot}")
+
+
+# ---------------------------------------------------------------------------------------------
 # demo
 # ---------------------------------------------------------------------------------------------
 
@@ -232,12 +358,13 @@ def _check_out_dir(path: Path) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("out/demo"),
               show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=6, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def demo(users: int, seed: int, out_dir: Path, as_json: bool) -> None:
-    """Run every stage built so far on the simulator: simulate → fit spec → featurize → inspect."""
+def demo(users: int, seed: int, out_dir: Path, epochs: int, as_json: bool) -> None:
+    """Run every stage built so far on the simulator: simulate → fit spec → featurize → train → evaluate."""
     from edgeintent.toolkit.pipeline import run_demo
 
-    result = run_demo(users=users, seed=seed, out_dir=out_dir, say=None if as_json else console.print)
+    result = run_demo(users=users, seed=seed, out_dir=out_dir, say=None if as_json else console.print, epochs=epochs)
     if as_json:
         _print_json(result)
 

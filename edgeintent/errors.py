@@ -30,3 +30,7 @@ class SpecError(EdgeIntentError):
 
 class ConfigError(EdgeIntentError):
     """An option value is out of range or inconsistent with the others."""
+
+
+class BundleError(EdgeIntentError):
+    """A bundle directory is missing, incomplete, modified after it was written, or cannot be written."""

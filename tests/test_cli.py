@@ -119,11 +119,14 @@ def test_simulate_failure_leaves_no_file(tmp_path):
 
 
 def test_demo_runs_every_stage(tmp_path):
-    res = CliRunner().invoke(main, ["demo", "--users", "300", "--out", str(tmp_path / "demo"), "--json"])
+    res = CliRunner().invoke(main, ["demo", "--users", "300", "--epochs", "1", "--out", str(tmp_path / "demo"), "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["featurize"]["samples"] == out["simulate"]["decisions"] > 0
     assert set(out["featurize"]["shapes"]) == {"gesture", "click", "cloud"}
     assert 0.0 < out["featurize"]["label_rates"]["buy_rt"] < 0.2
+    for name in ("dipn", "gbdt"):
+        assert 0.0 <= out["train"][name]["valid"]["buy_rt"]["auc"] <= 1.0
+        assert (tmp_path / "demo" / name / "manifest.json").exists()
     for name in ("events.parquet", "feature_spec.json", "samples.npz", "demo.json"):
         assert (tmp_path / "demo" / name).exists()

@@ -226,3 +226,14 @@ def test_vectorized_equals_reference_on_simulator():
     offer_idx = [list(sim.config.amounts).index(o) for o in samples.extra.column("offer").to_pylist()]
     realised = np.array([b[i] for b, i in zip(samples.extra.column("buy").to_pylist(), offer_idx)], dtype=np.int8)
     np.testing.assert_array_equal(samples.labels["buy_rt"], realised)
+
+
+def test_age_of_windowed_events():
+    log = random_log(12)
+    spec = F.fit_spec(log, F.FitConfig(max_len=(("gesture", 6), ("click", 3), ("cloud", 4))))
+    s = F.build_samples(log, spec, _decisions(log, 40, 3))
+    for st in spec.streams:
+        m = s.mask(st)
+        assert (s.age_ms[st][m] > 0).all() and (s.age_ms[st][~m] == 0).all()
+        # chronological windows: ages decrease along the window
+        assert (np.diff(np.where(m, s.age_ms[st], 0), axis=1)[m[:, 1:]] <= 0).all()

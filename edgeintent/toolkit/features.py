@@ -474,6 +474,7 @@ class Samples:
     t_ms: np.ndarray  # (n,) int64
     x: dict[str, np.ndarray]  # stream → (n, max_len, n_features) int32, right-padded with 0
     length: dict[str, np.ndarray]  # stream → (n,) int32
+    age_ms: dict[str, np.ndarray]  # stream → (n, max_len) int64: t − ts of each windowed event (0 for padding)
     labels: dict[str, np.ndarray]  # buy_rt / buy_long / stay → (n,) int8
     observed: dict[str, np.ndarray]  # label → (n,) bool: horizon ends before the data does
     extra: pa.Table | None = None  # source-specific columns of the decision points (offers, tasks, …)
@@ -491,10 +492,20 @@ class Samples:
             t_ms=self.t_ms[idx],
             x={s: v[idx] for s, v in self.x.items()},
             length={s: v[idx] for s, v in self.length.items()},
+            age_ms={s: v[idx] for s, v in self.age_ms.items()},
             labels={k: v[idx] for k, v in self.labels.items()},
             observed={k: v[idx] for k, v in self.observed.items()},
             extra=None if self.extra is None else self.extra.take(pa.array(idx)),
         )
+
+
+def split_users(users: np.ndarray, valid_share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic split into (training, validation) users: by user, never by row."""
+    perm = np.random.default_rng(seed).permutation(np.sort(np.asarray(users)))
+    n_valid = max(1, int(round(len(perm) * valid_share)))
+    if n_valid >= len(perm):
+        raise DataError(f"need at least 2 users to split into training and validation, got {len(perm)}")
+    return np.sort(perm[n_valid:]), np.sort(perm[:n_valid])
 
 
 def default_decision_points(log: EventLog) -> pa.Table:
@@ -550,16 +561,18 @@ def build_samples(
     keys = _keys_for(log, d_user, d_t)
     d_key = keys(d_user, d_t)
 
-    x, length = {}, {}
+    x, length, age = {}, {}, {}
     for s in streams:
         table = log.stream(s)
         ids = event_ids(s, table, spec)
-        x[s], length[s] = _windows(ids, keys(_np(table, "user_id"), _np(table, "ts_ms")), keys, d_user, d_key, spec.max_len[s])
+        ts = _np(table, "ts_ms")
+        x[s], length[s], idx = _windows(ids, keys(_np(table, "user_id"), ts), keys, d_user, d_key, spec.max_len[s])
+        age[s] = np.where(idx > 0, d_t[:, None] - np.concatenate([[0], ts])[idx], 0)
 
     labels, observed = _labels(log, spec.labels, keys, d_user, d_t, d_key)
     extra_cols = [c for c in decisions.column_names if c not in ("user_id", "t_ms")]
     extra = decisions.select(extra_cols) if extra_cols else None
-    return Samples(d_user, d_t, x, length, labels, observed, extra)
+    return Samples(d_user, d_t, x, length, age, labels, observed, extra)
 
 
 def label_decisions(
@@ -584,7 +597,8 @@ def _keys_for(log: EventLog, d_user: np.ndarray, d_t: np.ndarray) -> _Keys:
 
 def _windows(
     ids: np.ndarray, ev_key: np.ndarray, keys: _Keys, d_user: np.ndarray, d_key: np.ndarray, max_len: int
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Windows of ids, their lengths, and the 1-based event index of each slot (0 = padding)."""
     n, n_feat = len(d_key), ids.shape[1]
     # position of the first event at or after t, and of the user's first event
     hi = np.searchsorted(ev_key, d_key, side="left")
@@ -595,7 +609,7 @@ def _windows(
     steps = np.arange(max_len)
     idx = lo[:, None] + 1 + steps[None, :]
     idx = np.where(steps[None, :] < length[:, None], idx, 0)
-    return np.take(padded, idx, axis=0), length
+    return np.take(padded, idx, axis=0), length, idx
 
 
 def _labels(
@@ -646,6 +660,7 @@ def save_samples(samples: Samples, path: str | Path) -> Path:
     for s in samples.x:
         arrays[f"x_{s}"] = samples.x[s]
         arrays[f"len_{s}"] = samples.length[s]
+        arrays[f"age_{s}"] = samples.age_ms[s]
     for k in samples.labels:
         arrays[f"y_{k}"] = samples.labels[k]
         arrays[f"obs_{k}"] = samples.observed[k]
@@ -667,6 +682,7 @@ def load_samples(path: str | Path) -> Samples:
         t_ms=d["t_ms"],
         x={s: d[f"x_{s}"] for s in streams},
         length={s: d[f"len_{s}"] for s in streams},
+        age_ms={s: d[f"age_{s}"] for s in streams},
         labels={k: d[f"y_{k}"] for k in labels},
         observed={k: d[f"obs_{k}"] for k in labels},
     )

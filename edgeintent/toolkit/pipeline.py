@@ -18,15 +18,7 @@ import pyarrow.parquet as pq
 
 from edgeintent.errors import DataError
 from edgeintent.toolkit.events import EventWriter, atomic_write_text
-from edgeintent.toolkit.features import (
-    LABELS,
-    FitConfig,
-    LabelConfig,
-    build_samples,
-    fit_spec,
-    label_decisions,
-    save_samples,
-)
+from edgeintent.toolkit.features import LABELS, FitConfig, LabelConfig, label_decisions, save_samples
 from edgeintent.toolkit.sources import Dataset, load_source, sidecar_path
 
 TOP_FIELD = {"gesture": "kind", "click": "widget", "cloud": "action"}
@@ -150,56 +142,69 @@ def inspect_source(source: str) -> dict:
     return inspect_dataset(load_source(source))
 
 
-def split_users(users: np.ndarray, valid_share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Deterministic split by user (never by row)."""
-    rng = np.random.default_rng(seed)
-    perm = rng.permutation(np.sort(users))
-    n_valid = max(1, int(round(len(perm) * valid_share)))
-    return np.sort(perm[n_valid:]), np.sort(perm[:n_valid])
-
-
-def run_demo(users: int, seed: int, out_dir: Path, say: Callable[[str], None] | None = None) -> dict:
-    """simulate → fit spec (training users) → featurize → inspect; each later stage adds itself here."""
+def run_demo(users: int, seed: int, out_dir: Path, say: Callable[[str], None] | None = None, epochs: int = 6) -> dict:
+    """simulate → fit spec (training users) → featurize → train → evaluate; each later stage adds itself here."""
     say = say or (lambda *_: None)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     result: dict = {"out_dir": str(out_dir)}
+    n_stages = 5
 
-    say(f"[bold]1/3 simulate[/] {users:,} users (seed {seed})")
+    say(f"[bold]1/{n_stages} simulate[/] {users:,} users (seed {seed})")
     t0 = time.perf_counter()
     sim = simulate_to_file(users, seed, out_dir / "events.parquet")
     result["simulate"] = dict(sim, seconds=round(time.perf_counter() - t0, 2))
     say(f"    {sim['events']:,} events, {sim['decisions']:,} decision points → {sim['events_file']}")
 
-    ds = load_source(str(out_dir / "events.parquet"))
-    train_users, valid_users = split_users(ds.events.users(), 0.2, seed)
-    say(f"[bold]2/3 fit FeatureSpec[/] on {len(train_users):,} training users (validation: {len(valid_users):,})")
-    spec = fit_spec(ds.events.filter_users(train_users), FitConfig(), utc_offset_ms=ds.utc_offset_ms)
+    from edgeintent.toolkit.train import Prepared, TrainConfig, prepare, train_bundle
+
+    source = str(out_dir / "events.parquet")
+    ds = load_source(source)
+    cfg = TrainConfig(epochs=epochs, seed=seed, threads=2)
+    say(f"[bold]2/{n_stages} fit FeatureSpec[/] on the training users ({1 - cfg.valid_share:.0%}, split by user)")
+    t0 = time.perf_counter()
+    prep: Prepared = prepare(ds, cfg.seed, cfg.valid_share, FitConfig())
+    secs = time.perf_counter() - t0
+    spec, samples = prep.spec, prep.samples
     spec.save(out_dir / "feature_spec.json")
     result["spec"] = {s: spec.cardinalities(s) for s in spec.streams}
     for s in spec.streams:
         say(f"    {s}: {len(spec.features[s])} features per event, max_len {spec.max_len[s]}")
 
-    say("[bold]3/3 featurize[/] every decision point")
-    t0 = time.perf_counter()
-    samples = build_samples(ds.events, spec, ds.decisions)
-    secs = time.perf_counter() - t0
+    say(f"[bold]3/{n_stages} featurize[/] every decision point")
     save_samples(samples, out_dir / "samples.npz")
     report = inspect_dataset(ds)
     rates = {k: v["rate"] for k, v in report["decision_points"]["labels"].items()}
     result["featurize"] = {
         "samples": len(samples),
+        "train_samples": int(len(prep.train_idx)),
+        "valid_samples": int(len(prep.valid_idx)),
         "shapes": {s: list(v.shape) for s, v in samples.x.items()},
-        "seconds": round(secs, 3),
-        "events_per_s": round(ds.events.n_events / secs),
+        "seconds_fit_and_featurize": round(secs, 3),
         "label_rates": rates,
     }
     result["inspect"] = report
-    say(f"    {len(samples):,} samples in {secs:.2f} s ({ds.events.n_events / secs:,.0f} events/s); "
+    say(f"    {len(samples):,} samples ({len(prep.train_idx):,} train / {len(prep.valid_idx):,} validation), "
         + ", ".join(f"{s} {tuple(v.shape)}" for s, v in samples.x.items()))
     say("    events per stream: " + ", ".join(f"{s} {v['events']:,}" for s, v in report["streams"].items()))
     say("    label rates per decision point: " + ", ".join(f"{k} {v:.1%}" for k, v in rates.items()))
-    atomic_write_text(out_dir / "demo.json", json.dumps(result, indent=1, default=str))
-    say(f"wrote {out_dir}/: events.parquet (+ .decisions.parquet), feature_spec.json, samples.npz, demo.json")
-    return result
 
+    say(f"[bold]4/{n_stages} train[/] dipn ({epochs} epochs at most, early stopping) and the gbdt baseline")
+    result["train"] = {}
+    for name in ("dipn", "gbdt"):
+        summary = train_bundle(name, source, out_dir / name, cfg, prepared=prep, overwrite=True)
+        result["train"][name] = summary
+        say(f"    {name}: {summary['parameters']:,} parameters, {summary['weight_bytes'] / 1024:.0f} KB, "
+            f"{summary['train_seconds']:.0f} s → bundle {out_dir / name}")
+
+    say(f"[bold]5/{n_stages} evaluate[/] on the {len(prep.valid_idx):,} validation decision points (held-out users)")
+    for name, summary in result["train"].items():
+        parts = []
+        for task, r in summary["valid"].items():
+            lo, hi = r["auc_ci"]
+            parts.append(f"{task} AUC {r['auc']:.3f} [{lo:.3f}, {hi:.3f}]")
+        say(f"    {name}: " + ", ".join(parts))
+    atomic_write_text(out_dir / "demo.json", json.dumps(result, indent=1, default=str))
+    say(f"wrote {out_dir}/: events.parquet (+ .decisions.parquet), feature_spec.json, samples.npz, "
+        "dipn/ and gbdt/ bundles, demo.json")
+    return result

@@ -1,0 +1,120 @@
+"""Model registry: ``@register_model("dipn", ...)``; ``create_model(name, spec)``; ``list_models()``.
+
+A registered model is either a torch module (``kind="torch"``: trained by ``train.py``, exported later)
+or a scikit-learn style estimator (``kind="sklearn"``: the GBDT baseline). Registering a name twice is
+an error, like timm's and coremltools' registries.
+
+Every model accepts any subset of the streams its FeatureSpec has (``streams=``), so a model trained on
+the cloud stream alone (Taobao) works with the other streams absent.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from edgeintent.errors import ConfigError
+
+_MODULES = ("dipn", "iidn", "baselines")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    factory: Callable
+    kind: str  # "torch" or "sklearn"
+    defaults: dict = field(default_factory=dict)
+    tasks: tuple[str, ...] = ("buy_rt", "buy_long")
+    description: str = ""
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(
+    name: str, *, kind: str = "torch", tasks: tuple[str, ...] = ("buy_rt", "buy_long"), description: str = "", **defaults
+) -> Callable:
+    """Class/function decorator. ``defaults`` are the hyper-parameters this name stands for."""
+
+    def deco(factory: Callable) -> Callable:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is already registered (by {_REGISTRY[name].factory.__qualname__})")
+        if kind not in ("torch", "sklearn"):
+            raise ValueError(f"model kind must be 'torch' or 'sklearn', got {kind!r}")
+        _REGISTRY[name] = ModelEntry(name, factory, kind, dict(defaults), tuple(tasks), description)
+        return factory
+
+    return deco
+
+
+def _load_all() -> None:
+    for mod in _MODULES:
+        importlib.import_module(f"{__name__}.{mod}")
+
+
+def list_models() -> list[str]:
+    _load_all()
+    return sorted(_REGISTRY)
+
+
+def get_entry(name: str) -> ModelEntry:
+    _load_all()
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def create_model(name: str, spec, streams: tuple[str, ...] | None = None, tasks: tuple[str, ...] | None = None, **overrides):
+    """Instantiate a registered model for ``spec`` (streams default to all the spec has)."""
+    entry = get_entry(name)
+    streams = tuple(streams or spec.streams)
+    missing = [s for s in streams if s not in spec.streams]
+    if missing:
+        raise ConfigError(f"model {name!r}: the FeatureSpec has no stream {missing[0]!r} (it has {', '.join(spec.streams)})")
+    if not streams:
+        raise ConfigError(f"model {name!r} needs at least one stream")
+    unknown = [k for k in overrides if k not in entry.defaults]
+    if unknown:
+        raise ConfigError(f"model {name!r} has no option {unknown[0]!r} (options: {', '.join(sorted(entry.defaults))})")
+    hparams = {**entry.defaults, **overrides}
+    model = entry.factory(spec=spec, streams=streams, tasks=tuple(tasks or entry.tasks), **hparams)
+    model.registry_name = name
+    return model
+
+
+def model_config(model) -> dict:
+    """What rebuilds ``model`` with ``create_model``: its registry name, streams, tasks and options."""
+    cfg = dict(model.config())
+    cfg["name"] = model.registry_name
+    return cfg
+
+
+def rebuild_model(config: dict, spec):
+    """Inverse of :func:`model_config` (weights are loaded separately)."""
+    cfg = dict(config)
+    name = cfg.pop("name")
+    streams = tuple(cfg.pop("streams"))
+    tasks = tuple(cfg.pop("tasks"))
+    entry = get_entry(name)
+    options = {k: (tuple(v) if isinstance(v, list) else v) for k, v in cfg.items() if k in entry.defaults}
+    return create_model(name, spec, streams=streams, tasks=tasks, **options)
+
+
+def describe_models(users: int = 500) -> list[dict]:
+    """Every registered model with parameter count and weight bytes on a simulator FeatureSpec."""
+    from edgeintent.toolkit.features import fit_spec
+    from edgeintent.toolkit.simulate import SimConfig, simulate
+
+    spec = fit_spec(simulate(SimConfig(users=users, seed=0)).events)
+    rows = []
+    for name in list_models():
+        entry = get_entry(name)
+        params = size = None
+        if entry.kind == "torch":
+            model = create_model(name, spec)
+            params = sum(p.numel() for p in model.parameters())
+            size = sum(p.numel() * p.element_size() for p in model.parameters())
+        rows.append({"name": name, "kind": entry.kind, "tasks": list(entry.tasks), "parameters": params,
+                     "weight_bytes": size, "description": entry.description})  # fmt: skip
+    return rows

@@ -1,0 +1,104 @@
+"""Model quality: one table over models × data, on users held out from training.
+
+    python benchmarks/quality.py --json                       # simulator + Taobao (if ../shared/data exists)
+    python benchmarks/quality.py --data sim:8000:1 --models dipn,gbdt --json
+
+For each data set the split (by user), the FeatureSpec and the samples are made once and shared by
+every model, so the rows differ only in the model. Each row: AUC per task with a bootstrap 95 % CI
+over validation users, parameters, weight bytes and training seconds (wall clock on this noisy
+2-core machine: compare within a run). DIPN ablations follow the paper's variants.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edgeintent.toolkit.sources import DEFAULT_SHARED_DATA, load_source  # noqa: E402
+from edgeintent.toolkit.train import TrainConfig, evaluate_logits, model_size, prepare, train  # noqa: E402
+
+#: row name → (registered model, streams or None for all, options)
+VARIANTS: dict[str, tuple[str, tuple[str, ...] | None, dict]] = {
+    "dipn": ("dipn", None, {}),
+    "dipn-tiny": ("dipn-tiny", None, {}),
+    "dipn no-attention": ("dipn", None, {"attention": False}),
+    "dipn no-intra": ("dipn", None, {"intra": False}),
+    "dipn no-inter": ("dipn", None, {"inter": False}),
+    "dipn no-multitask": ("dipn", None, {"multitask": False}),
+    "dipn cloud-only": ("dipn", ("cloud",), {}),
+    "dipn no-gesture": ("dipn", ("click", "cloud"), {}),
+    "dipn no-click": ("dipn", ("gesture", "cloud"), {}),
+    "iidn": ("iidn", None, {}),
+    "rnn": ("rnn", None, {}),
+    "gbdt": ("gbdt", None, {}),
+}
+
+
+def run(source: str, rows: list[str], cfg: TrainConfig) -> list[dict]:
+    ds = load_source(source)
+    t0 = time.perf_counter()
+    prep = prepare(ds, cfg.seed, cfg.valid_share)
+    prep_s = time.perf_counter() - t0
+    out = []
+    for row in rows:
+        name, streams, options = VARIANTS[row]
+        streams = tuple(s for s in (streams or prep.spec.streams) if s in prep.spec.streams)
+        if not streams:
+            continue
+        r = train(name, ds, cfg, streams=streams, options=options, prepared=prep)
+        metrics = evaluate_logits(prep.samples, prep.valid_idx, r.valid_logits, seed=cfg.seed)
+        params, size = model_size(r.model)
+        out.append({
+            "data": source,
+            "row": row,
+            "model": name,
+            "streams": list(streams),
+            "auc": {t: m["auc"] for t, m in metrics.items()},
+            "auc_ci": {t: m["auc_ci"] for t, m in metrics.items()},
+            "parameters": params,
+            "weight_bytes": size,
+            "train_seconds": round(r.seconds, 1),
+            "best_epoch": r.best_epoch,
+            "valid_samples": int(len(prep.valid_idx)),
+            "valid_users": int(len(set(prep.samples.user_id[prep.valid_idx].tolist()))),
+            "featurize_seconds": round(prep_s, 2),
+        })  # fmt: skip
+        print(json.dumps(out[-1]), file=sys.stderr, flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    taobao = DEFAULT_SHARED_DATA / "taobao_userbehavior"
+    default_data = ["sim:8000:1"] + ([f"taobao:{taobao}"] if taobao.exists() else [])
+    ap.add_argument("--data", default=",".join(default_data))
+    ap.add_argument("--models", default=",".join(VARIANTS), help=f"rows among: {', '.join(VARIANTS)}")
+    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    rows = [r.strip() for r in args.models.split(",") if r.strip()]
+    unknown = [r for r in rows if r not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown rows {unknown}; choose among {list(VARIANTS)}")
+    cfg = TrainConfig(epochs=args.epochs, seed=args.seed, threads=args.threads)
+    results = []
+    for source in args.data.split(","):
+        results += run(source, rows, cfg)
+    if args.json:
+        print(json.dumps(results, indent=1))
+        return
+    for r in results:
+        aucs = ", ".join(f"{t} {v:.4f}" for t, v in r["auc"].items())
+        print(f"{r['data'][:30]:30s} {r['row']:18s} {aucs:40s} {r['parameters']:>8,} params {r['train_seconds']:>6.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""DIPN (Taobao, KDD 2019 "Buying or Browsing?") in compact form.
+
+Per stream (gesture / click / cloud, late fusion):
+
+1. per-feature embeddings concatenated per event (``StreamEmbedding``);
+2. one GRU per stream → step representations r_{s,t} (right padding, masks; no packed sequences);
+3. **intra-view attention**: weights α_{s,t} = softmax_t(wᵀ tanh(W r_{s,t})) over the stream's own steps;
+4. **inter-view attention** (transformer-like): each step attends to the steps of the *other* streams,
+   u_{s,t} = Attn(q = r_{s,t}, k = v = r_{o≠s}); a gate β_{s,t} = σ(vᵀ tanh(V [r_{s,t}; u_{s,t}])) says
+   how much the other views support step t;
+5. **fusion by element-wise product** of the two attentions: step weights w = α ⊙ β, and the stream
+   vector p_s = Σ_t w_{s,t} (r_{s,t} + u_{s,t});
+6. the stream vectors are concatenated → MLP → one logit per task (real-time purchase, long-term
+   purchase), trained jointly (multi-task).
+
+Ablations (the paper's variants): ``attention=False`` (masked mean of r, no attention at all),
+``intra=False`` (α uniform over real steps), ``inter=False`` (β = 1, u = 0), ``multitask=False`` (only
+the first task's head), and any subset of streams via ``streams=``.
+
+Two additions over the paper, both measured on held-out Taobao users (cloud stream, buy within 30 min,
+validation AUC): hashed item / category ids do not recur across users, and embedding them let the
+model memorise training users (valid AUC 0.47–0.54 while train AUC rose to 0.81). So by default their
+embeddings are dropped (``drop_features``) and each event instead gets "this item / category occurred
+earlier in the window" flags (re-views, cart → buy), which generalise: 0.54 → 0.66. The pooled vector
+of each stream is also joined by the GRU state at the stream's last real event, each event carries its
+age at the decision time, and the coupon offered at the decision point (0 when none, e.g. Taobao)
+enters the MLP, as in IIDN (``coupon=False`` for the paper's input set).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from edgeintent.toolkit.models import register_model
+from edgeintent.toolkit.models.base import (
+    NEG,
+    CrossAttention,
+    id_dropout,
+    length_mask,
+    StreamEmbedding,
+    masked_mean,
+)
+
+
+def repeat_flags(ids: torch.Tensor, mask: torch.Tensor, cols: list[int]) -> torch.Tensor:
+    """(B, T, len(cols)) float: 1 where the event's id in that column occurred earlier in the window."""
+    t = ids.shape[1]
+    earlier = torch.tril(torch.ones(t, t, dtype=torch.bool, device=ids.device), diagonal=-1)  # [t, t'] t' < t
+    valid = earlier[None] & mask[:, None, :] & mask[:, :, None]
+    flags = []
+    for j in cols:
+        col = ids[:, :, j]
+        same = (col[:, :, None] == col[:, None, :]) & valid
+        flags.append(same.any(dim=2).to(torch.float32))
+    return torch.stack(flags, dim=-1)
+
+
+class _IntraScore(nn.Module):
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(hidden, hidden)
+        self.score = nn.Linear(hidden, 1, bias=False)
+
+    def forward(self, r: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        logits = self.score(torch.tanh(self.proj(r))).squeeze(-1) + (~mask).to(r.dtype) * NEG
+        return torch.softmax(logits, dim=1) * mask.to(r.dtype)
+
+
+class _InterGate(nn.Module):
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(2 * hidden, hidden)
+        self.score = nn.Linear(hidden, 1)
+
+    def forward(self, r: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.score(torch.tanh(self.proj(torch.cat([r, u], dim=-1)))).squeeze(-1))
+
+
+@register_model(
+    "dipn-tiny", tasks=("buy_rt", "buy_long"), description="DIPN, embedding 4, hidden 16",
+    embed_dim=4, hidden=16, attention=True, intra=True, inter=True, multitask=True, rnn="gru", id_dropout=0.1, drop_features=("cloud.item", "cloud.category"), use_age=True, coupon=True,
+)  # fmt: skip
+@register_model(
+    "dipn", tasks=("buy_rt", "buy_long"), description="DIPN: GRU per stream, intra/inter-view attention, multi-task",
+    embed_dim=8, hidden=32, attention=True, intra=True, inter=True, multitask=True, rnn="gru", id_dropout=0.1, drop_features=("cloud.item", "cloud.category"), use_age=True, coupon=True,
+)  # fmt: skip
+class DIPN(nn.Module):
+    def __init__(
+        self,
+        spec,
+        streams: tuple[str, ...],
+        tasks: tuple[str, ...],
+        embed_dim: int,
+        hidden: int,
+        attention: bool = True,
+        intra: bool = True,
+        inter: bool = True,
+        multitask: bool = True,
+        rnn: str = "gru",
+        id_dropout: float = 0.1,
+        drop_features: tuple[str, ...] = ("cloud.item", "cloud.category"),
+        use_age: bool = True,
+        coupon: bool = True,
+    ) -> None:
+        super().__init__()
+        if rnn not in ("gru", "lstm"):
+            raise ValueError(f"rnn must be 'gru' or 'lstm', got {rnn!r}")
+        self.streams = tuple(streams)
+        self.tasks = tuple(tasks) if multitask else tuple(tasks[:1])
+        self.hparams = dict(embed_dim=embed_dim, hidden=hidden, attention=attention, intra=intra, inter=inter,
+                            multitask=multitask, rnn=rnn, id_dropout=id_dropout,
+                            drop_features=tuple(drop_features), use_age=use_age, coupon=coupon)  # fmt: skip
+        for s in self.streams:
+            names = [f.name for f in spec.features[s]]
+            keep = torch.tensor([0 if f"{s}.{n}" in drop_features else 1 for n in names], dtype=torch.long)
+            self.register_buffer(f"keep_{s}", keep, persistent=False)
+        self.use_inter = attention and inter and len(self.streams) > 1
+        self.use_intra = attention and intra
+        # a dropped feature keeps only its padding / unknown rows (its ids are read as unknown below)
+        self.embed = nn.ModuleDict({
+            s: StreamEmbedding([2 if f"{s}.{f.name}" in drop_features else f.cardinality for f in spec.features[s]],
+                               embed_dim)
+            for s in self.streams
+        })  # fmt: skip
+        # hashed ids (items, categories) rarely recur across users, so besides their embedding each event
+        # gets "this id occurred earlier in the window" flags, which do generalise (re-views, cart → buy)
+        self.repeat_cols = {s: [j for j, f in enumerate(spec.features[s]) if f.kind == "hash"] for s in self.streams}
+        cell = nn.GRU if rnn == "gru" else nn.LSTM
+        self.rnn = nn.ModuleDict({
+            s: cell(self.embed[s].out_dim + len(self.repeat_cols[s]) + int(use_age), hidden, batch_first=True)
+            for s in self.streams
+        })  # fmt: skip
+        if self.use_intra:
+            self.intra = nn.ModuleDict({s: _IntraScore(hidden) for s in self.streams})
+        if self.use_inter:
+            self.cross = nn.ModuleDict({s: CrossAttention(hidden) for s in self.streams})
+            self.gate = nn.ModuleDict({s: _InterGate(hidden) for s in self.streams})
+        width = 2 * hidden * len(self.streams) + int(coupon)  # attention-pooled + last real step, per stream
+        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.ReLU())
+        self.heads = nn.ModuleDict({t: nn.Linear(hidden, 1) for t in self.tasks})
+
+    def config(self) -> dict:
+        return {"streams": list(self.streams), "tasks": list(self.tasks), **self.hparams}
+
+    def shift_logit(self, task: str, delta: float) -> None:
+        """Add ``delta`` to one task's logit (used for the prior correction after weighted training)."""
+        with torch.no_grad():
+            self.heads[task].bias += delta
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        reps, masks = {}, {}
+        for s in self.streams:
+            ids = batch[s]
+            mask = length_mask(batch[f"{s}_len"], ids.shape[1])
+            keep = getattr(self, f"keep_{s}")
+            ids = ids * keep + (1 - keep) * (ids > 0).long()  # dropped features read as "unknown"
+            ids = id_dropout(ids, self.hparams["id_dropout"], self.training)
+            e = self.embed[s](ids)
+            if self.repeat_cols[s]:
+                e = torch.cat([e, repeat_flags(batch[s], mask, self.repeat_cols[s])], dim=-1)
+            if self.hparams["use_age"]:
+                e = torch.cat([e, (batch[f"{s}_age"] * mask.to(e.dtype)).unsqueeze(-1) / 10.0], dim=-1)
+            r = self.rnn[s](e)[0]
+            reps[s] = r * mask.unsqueeze(-1).to(r.dtype)
+            masks[s] = mask
+        pooled = []
+        for s in self.streams:
+            r, mask = reps[s], masks[s]
+            if not self.hparams["attention"]:
+                pooled.append(masked_mean(r, mask))
+                continue
+            m = mask.to(r.dtype)
+            alpha = self.intra[s](r, mask) if self.use_intra else m / m.sum(1, keepdim=True).clamp(min=1.0)
+            if self.use_inter:
+                others = [o for o in self.streams if o != s]
+                keys = torch.cat([reps[o] for o in others], dim=1)
+                key_mask = torch.cat([masks[o] for o in others], dim=1)
+                u = self.cross[s](r, keys, key_mask)
+                weights = alpha * self.gate[s](r, u)
+                h = r + u
+            else:
+                weights, h = alpha, r
+            pooled.append(torch.einsum("bt,bth->bh", weights, h))
+        for s in self.streams:  # the GRU's state at the last real event (zeros for an empty stream)
+            last = (batch[f"{s}_len"] - 1).clamp(min=0)
+            pooled.append(reps[s][torch.arange(last.shape[0]), last])
+        if self.hparams["coupon"]:  # the offer at the decision point (0 = none), as in the IIDN input
+            pooled.append(torch.log1p(batch["coupon"].clamp(min=0.0) / 5.0).unsqueeze(-1))
+        z = self.mlp(torch.cat(pooled, dim=-1))
+        return {t: self.heads[t](z).squeeze(-1) for t in self.tasks}
+

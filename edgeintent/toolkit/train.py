@@ -1,0 +1,482 @@
+"""Training: split by user → fit the FeatureSpec on training users → featurize → train → evaluate → bundle.
+
+Torch models train with AdamW on per-task BCE (weights in the config, unobserved labels masked out),
+with early stopping on the main task's validation AUC (``buy_rt`` when the model has it). Class
+imbalance: ``pos_weight="auto"`` weighs positives by neg/pos (capped) and afterwards shifts each head's
+bias by −log(pos_weight), the prior correction that makes the weighted model's probabilities calibrated
+again (models without ``shift_logit`` train unweighted; IIDN's auxiliary stay task is its own remedy).
+scikit-learn models (the GBDT baseline) use their own ``fit``.
+
+Deterministic for a seed: same data, same seed, same thread count → identical weights.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from edgeintent import __version__
+from edgeintent.errors import ConfigError, DataError
+from edgeintent.toolkit import metrics as M
+from edgeintent.toolkit.features import (
+    FeatureSpec,
+    FitConfig,
+    LabelConfig,
+    Samples,
+    build_samples,
+    fit_spec,
+    split_users,
+)
+from edgeintent.toolkit.models import create_model, get_entry, model_config
+from edgeintent.toolkit.models.base import count_parameters, samples_to_batch
+from edgeintent.toolkit.sources import Dataset
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 12
+    batch_size: int = 256
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    patience: int = 3
+    seed: int = 0
+    valid_share: float = 0.2
+    pos_weight: str = "auto"  # "auto", "none" or a number
+    max_pos_weight: float = 20.0
+    task_weights: tuple[tuple[str, float], ...] = ()
+    threads: int = 1
+    golden_rows: int = 256
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.patience < 1:
+            raise ConfigError("epochs, batch size, patience and learning rate must be positive")
+        if not 0.0 < self.valid_share < 1.0:
+            raise ConfigError(f"valid_share must be in (0, 1), got {self.valid_share}")
+        if self.pos_weight not in ("auto", "none"):
+            try:
+                float(self.pos_weight)
+            except ValueError:
+                raise ConfigError(f"pos_weight must be auto, none or a number, got {self.pos_weight!r}") from None
+
+
+@dataclass
+class Prepared:
+    spec: FeatureSpec
+    samples: Samples
+    train_idx: np.ndarray
+    valid_idx: np.ndarray
+
+
+@dataclass
+class TrainResult:
+    model: object
+    prepared: Prepared
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    seconds: float = 0.0
+    valid_logits: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def prepare(
+    ds: Dataset, seed: int, valid_share: float, fit: FitConfig | None = None, labels: LabelConfig | None = None
+) -> Prepared:
+    """Split by user, fit the spec on the training users only, featurize every decision point."""
+    train_users, _ = split_users(ds.events.users(), valid_share, seed)
+    spec = fit_spec(ds.events.filter_users(train_users), fit or FitConfig(), labels, utc_offset_ms=ds.utc_offset_ms)
+    samples = build_samples(ds.events, spec, ds.decisions)
+    in_train = np.isin(samples.user_id, train_users)
+    train_idx, valid_idx = np.flatnonzero(in_train), np.flatnonzero(~in_train)
+    if len(train_idx) == 0 or len(valid_idx) == 0:
+        raise DataError(f"{ds.name}: too few decision points to split by user ({len(samples)})")
+    return Prepared(spec, samples, train_idx, valid_idx)
+
+
+def main_task(tasks: tuple[str, ...]) -> str:
+    return "buy_rt" if "buy_rt" in tasks else tasks[0]
+
+
+def batch_for(model, samples: Samples, idx: np.ndarray) -> dict[str, torch.Tensor]:
+    prep = getattr(model, "prepare_batch", None)
+    return prep(samples, idx) if prep is not None else samples_to_batch(samples, model.streams, idx)
+
+
+@torch.no_grad()
+def predict_logits(model, samples: Samples, idx: np.ndarray | None = None, batch_size: int = 2048) -> dict[str, np.ndarray]:
+    """Logits per task for ``samples[idx]`` (torch or scikit-learn models)."""
+    idx = np.arange(len(samples)) if idx is None else np.asarray(idx)
+    if not isinstance(model, torch.nn.Module):
+        return model.predict_logits(samples.take(idx))
+    model.eval()
+    parts: dict[str, list[np.ndarray]] = {t: [] for t in model.tasks}
+    for lo in range(0, len(idx), batch_size):
+        out = model(batch_for(model, samples, idx[lo : lo + batch_size]))
+        for t in model.tasks:
+            parts[t].append(out[t].float().numpy())
+    return {t: np.concatenate(v) if v else np.empty(0, np.float32) for t, v in parts.items()}
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -60, 60)))
+
+
+def _pos_weights(cfg: TrainConfig, model, samples: Samples, idx: np.ndarray) -> dict[str, float]:
+    if cfg.pos_weight == "none" or not hasattr(model, "shift_logit"):
+        return {t: 1.0 for t in model.tasks}
+    out = {}
+    for t in model.tasks:
+        obs = samples.observed[t][idx]
+        y = samples.labels[t][idx][obs]
+        pos = max(int(y.sum()), 1)
+        neg = max(len(y) - pos, 1)
+        w = neg / pos if cfg.pos_weight == "auto" else float(cfg.pos_weight)
+        out[t] = float(min(max(w, 1.0), cfg.max_pos_weight))
+    return out
+
+
+def train_torch(
+    model: torch.nn.Module, prep: Prepared, cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None
+) -> tuple[list[dict], int]:
+    samples, tr, va = prep.samples, prep.train_idx, prep.valid_idx
+    tasks = model.tasks
+    mt = main_task(tasks)
+    weights = dict(cfg.task_weights)
+    pos_w = _pos_weights(cfg, model, samples, tr)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    rng = np.random.default_rng(cfg.seed)
+    labels = {t: torch.from_numpy(samples.labels[t].astype(np.float32)) for t in tasks}
+    observed = {t: torch.from_numpy(samples.observed[t].astype(np.float32)) for t in tasks}
+    best_auc, best_epoch, best_state, bad = -math.inf, 0, None, 0
+    history = []
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        t0 = time.perf_counter()
+        order = rng.permutation(tr)
+        total, n_batches = 0.0, 0
+        for lo in range(0, len(order), cfg.batch_size):
+            idx = np.sort(order[lo : lo + cfg.batch_size])
+            if len(idx) < 2:  # a lone last row: batch statistics (IIDN's BatchNorm) need two
+                continue
+            out = model(batch_for(model, samples, idx))
+            ti = torch.from_numpy(idx)
+            loss = torch.zeros(())
+            for t in tasks:
+                y, m = labels[t][ti], observed[t][ti]
+                per = torch.nn.functional.binary_cross_entropy_with_logits(
+                    out[t], y, pos_weight=torch.tensor(pos_w[t]), reduction="none"
+                )
+                loss = loss + weights.get(t, 1.0) * (per * m).sum() / m.sum().clamp(min=1.0)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            total += float(loss.detach())
+            n_batches += 1
+        logits = predict_logits(model, samples, va)
+        obs = samples.observed[mt][va]
+        auc = M.auc(samples.labels[mt][va][obs], logits[mt][obs])
+        row = {"epoch": epoch, "loss": total / max(n_batches, 1), "valid_auc": auc, "seconds": time.perf_counter() - t0}
+        history.append(row)
+        if on_epoch:
+            on_epoch(row)
+        if auc > best_auc + 1e-5 or best_state is None:
+            best_auc, best_epoch, bad = auc, epoch, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            bad += 1
+            if bad >= cfg.patience:
+                break
+    model.load_state_dict(best_state)
+    for t, w in pos_w.items():
+        if w != 1.0:
+            model.shift_logit(t, -math.log(w))  # prior correction: calibrated probabilities again
+    model.eval()
+    return history, best_epoch
+
+
+def train(
+    name: str,
+    ds: Dataset,
+    cfg: TrainConfig | None = None,
+    streams: tuple[str, ...] | None = None,
+    tasks: tuple[str, ...] | None = None,
+    options: dict | None = None,
+    fit: FitConfig | None = None,
+    prepared: Prepared | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> TrainResult:
+    """Train registered model ``name`` on ``ds`` (or on ``prepared`` samples, to share featurization)."""
+    cfg = cfg or TrainConfig()
+    entry = get_entry(name)
+    torch.set_num_threads(cfg.threads)
+    t0 = time.perf_counter()
+    prep = prepared or prepare(ds, cfg.seed, cfg.valid_share, fit)
+    streams = tuple(streams or [s for s in prep.spec.streams])
+    torch.manual_seed(cfg.seed)
+    model = create_model(name, prep.spec, streams=streams, tasks=tasks, **(options or {}))
+    history, best = [], 0
+    if entry.kind == "torch":
+        history, best = train_torch(model, prep, cfg, on_epoch)
+    else:
+        model.fit(prep.samples.take(prep.train_idx), prep.samples.take(prep.valid_idx), seed=cfg.seed)
+    logits = predict_logits(model, prep.samples, prep.valid_idx)
+    return TrainResult(model, prep, history, best, time.perf_counter() - t0, logits)
+
+
+def evaluate_logits(samples: Samples, idx: np.ndarray, logits: dict[str, np.ndarray], n_boot: int = 200, seed: int = 0) -> dict:
+    """Metrics per task on ``samples[idx]`` (observed labels only), bootstrap CIs over users."""
+    return M.report(
+        {t: samples.labels[t][idx] for t in logits},
+        {t: sigmoid(v) for t, v in logits.items()},
+        {t: samples.observed[t][idx] for t in logits},
+        groups=samples.user_id[idx],
+        n_boot=n_boot,
+        seed=seed,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Golden set and bundle
+# ---------------------------------------------------------------------------------------------
+
+
+def golden_inputs(spec: FeatureSpec, samples: Samples, idx: np.ndarray, streams: tuple[str, ...], rows: int, seed: int) -> tuple[Samples, np.ndarray]:
+    """Recorded validation windows plus edge cases, as full-width Samples and a case name per row.
+
+    Edge cases: every stream empty, each stream alone at length 1, every stream at max length (the
+    longest recorded windows, tiled if needed), long gaps (the highest gap bucket everywhere), and
+    unknown ids (id 1 in every feature).
+    """
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(idx, size=min(rows, len(idx)), replace=False))
+    rec = samples.take(pick)
+    cases = ["recorded"] * len(pick)
+    base = samples.take(pick[:1])
+
+    def variant(case: str, fn) -> None:
+        nonlocal rec, cases
+        v = samples.take(pick[:1])
+        for s in streams:
+            fn(s, v)
+        rec = _concat_samples(rec, v)
+        cases.append(case)
+
+    def empty(s, v):
+        v.x[s][:] = 0
+        v.length[s][:] = 0
+
+    variant("empty", empty)
+    for only in streams:
+        def one(s, v, only=only):
+            if s == only:
+                v.x[s][:, 1:] = 0
+                v.x[s][:, 0] = np.maximum(base.x[s][:, 0], 1)
+                v.length[s][:] = 1
+            else:
+                empty(s, v)
+        variant(f"length1_{only}", one)
+
+    def full(s, v):
+        row = samples.length[s][idx].argmax()
+        src = samples.x[s][idx[row]]
+        n = max(int(samples.length[s][idx[row]]), 1)
+        tiled = np.resize(src[:n], (spec.max_len[s], src.shape[1]))
+        v.x[s][0] = np.maximum(tiled, 1)
+        v.length[s][:] = spec.max_len[s]
+        ages = samples.age_ms[s][idx[row]][:n]
+        # older copies first, so ages still decrease along the window
+        reps = -(-spec.max_len[s] // n)
+        v.age_ms[s][0] = (np.concatenate([ages + k * 3_600_000 for k in range(reps - 1, -1, -1)]))[-spec.max_len[s]:]
+
+    variant("max_length", full)
+
+    def long_gap(s, v):
+        gap_col = [f.name for f in spec.features[s]].index("gap")
+        n = int(v.length[s][0])
+        v.x[s][0, :n, gap_col] = spec.features[s][gap_col].cardinality - 1
+
+    variant("long_gaps", long_gap)
+
+    def unknown(s, v):
+        n = int(v.length[s][0])
+        v.x[s][0, :n, :] = 1
+
+    variant("unknown_ids", unknown)
+    return rec, np.array(cases)
+
+
+def _concat_samples(a: Samples, b: Samples) -> Samples:
+    import pyarrow as pa
+
+    return Samples(
+        user_id=np.concatenate([a.user_id, b.user_id]),
+        t_ms=np.concatenate([a.t_ms, b.t_ms]),
+        x={s: np.concatenate([a.x[s], b.x[s]]) for s in a.x},
+        length={s: np.concatenate([a.length[s], b.length[s]]) for s in a.length},
+        age_ms={s: np.concatenate([a.age_ms[s], b.age_ms[s]]) for s in a.age_ms},
+        labels={k: np.concatenate([a.labels[k], b.labels[k]]) for k in a.labels},
+        observed={k: np.concatenate([a.observed[k], b.observed[k]]) for k in a.observed},
+        extra=None if a.extra is None else pa.concat_tables([a.extra, b.extra]),
+    )
+
+
+def golden_set(result: TrainResult, cfg: TrainConfig) -> dict[str, np.ndarray]:
+    """Inputs (full width, as the phone sends them) and the reference outputs, for parity checks."""
+    prep, model = result.prepared, result.model
+    streams = tuple(model.streams)
+    g, cases = golden_inputs(prep.spec, prep.samples, prep.valid_idx, streams, cfg.golden_rows, cfg.seed)
+    logits = predict_logits(model, g)
+    out: dict[str, np.ndarray] = {"case": cases.astype("U32")}
+    batch = samples_to_batch(g, streams)
+    out["coupon"] = batch["coupon"].numpy()
+    for s in streams:
+        out[f"x_{s}"] = g.x[s].astype(np.int64)
+        out[f"len_{s}"] = g.length[s].astype(np.int64)
+        out[f"age_{s}"] = g.age_ms[s].astype(np.int64)
+    for t, v in logits.items():
+        out[f"logit_{t}"] = v.astype(np.float32)
+        out[f"prob_{t}"] = sigmoid(v).astype(np.float32)
+    return out
+
+
+def model_weights(model) -> dict[str, np.ndarray]:
+    if isinstance(model, torch.nn.Module):
+        return {k: v.detach().cpu().contiguous().numpy() for k, v in model.state_dict().items()}
+    return model.state()
+
+
+def model_size(model) -> tuple[int, int]:
+    """(parameters, bytes of weights)."""
+    w = model_weights(model)
+    if isinstance(model, torch.nn.Module):
+        return count_parameters(model), sum(p.numel() * p.element_size() for p in model.parameters())
+    return sum(int(v.size) for v in w.values()), sum(int(v.nbytes) for v in w.values())
+
+
+def bundle_config(result: TrainResult, cfg: TrainConfig, source: str, fit: FitConfig | None) -> dict:
+    return {
+        "model": model_config(result.model),
+        "kind": get_entry(result.model.registry_name).kind,
+        "train": asdict(cfg),
+        "fit": asdict(fit or FitConfig()),
+        "data": {"source": source, "train_samples": int(len(result.prepared.train_idx)),
+                 "valid_samples": int(len(result.prepared.valid_idx))},
+        "best_epoch": result.best_epoch,
+        "versions": {"edgeintent": __version__, "torch": torch.__version__, "numpy": np.__version__,
+                     "python": platform.python_version()},
+    }  # fmt: skip
+
+
+def train_bundle(
+    name: str,
+    source: str,
+    out,
+    cfg: TrainConfig | None = None,
+    streams: tuple[str, ...] | None = None,
+    tasks: tuple[str, ...] | None = None,
+    options: dict | None = None,
+    fit: FitConfig | None = None,
+    overwrite: bool = False,
+    on_epoch: Callable[[dict], None] | None = None,
+    prepared: Prepared | None = None,
+    ds: Dataset | None = None,
+) -> dict:
+    """Train ``name`` on ``source`` and write a verified bundle to ``out``; returns the summary."""
+    from edgeintent.toolkit.bundle import write_bundle
+    from edgeintent.toolkit.sources import load_source
+
+    cfg = cfg or TrainConfig()
+    ds = ds or (None if prepared is not None else load_source(source))
+    result = train(name, ds, cfg, streams=streams, tasks=tasks, options=options, fit=fit, prepared=prepared,
+                   on_epoch=on_epoch)  # fmt: skip
+    prep = result.prepared
+    metrics = evaluate_logits(prep.samples, prep.valid_idx, result.valid_logits, seed=cfg.seed)
+    params, size = model_size(result.model)
+    summary = {
+        "model": result.model.registry_name,
+        "streams": list(result.model.streams),
+        "tasks": list(result.model.tasks),
+        "parameters": params,
+        "weight_bytes": size,
+        "train_seconds": round(result.seconds, 2),
+        "best_epoch": result.best_epoch,
+        "history": result.history,
+        "valid": metrics,
+    }
+    write_bundle(out, bundle_config(result, cfg, source, fit), model_weights(result.model), prep.spec,
+                 golden_set(result, cfg), summary, overwrite=overwrite)  # fmt: skip
+    return summary
+
+
+def load_model(bundle):
+    """Rebuild the model of a loaded bundle (no pickle: config + safetensors / numeric state)."""
+    from edgeintent.toolkit.models import rebuild_model
+
+    cfg = bundle.config["model"]
+    entry = get_entry(cfg["name"])
+    if entry.kind == "torch":
+        model = rebuild_model(cfg, bundle.spec)
+        state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in bundle.weights.items()}
+        model.load_state_dict(state)
+        model.eval()
+        return model
+    model = entry.factory.from_state(cfg, bundle.weights, bundle.spec)
+    model.registry_name = cfg["name"]
+    return model
+
+
+def evaluate_bundle(path, source: str | None = None, users: str = "auto", plot=None) -> dict:
+    """Metrics of a bundle's model on ``source`` (default: the training source's validation users)."""
+    from edgeintent.toolkit.bundle import load_bundle
+    from edgeintent.toolkit.sources import load_source
+
+    bundle = load_bundle(path)
+    model = load_model(bundle)
+    trained_on = bundle.config["data"]["source"]
+    source = source or trained_on
+    ds = load_source(source)
+    samples = build_samples(ds.events, bundle.spec, ds.decisions, streams=list(model.streams))
+    if users == "auto":
+        users = "valid" if source == trained_on else "all"
+    if users == "valid":
+        tcfg = bundle.config["train"]
+        _, valid_users = split_users(ds.events.users(), tcfg["valid_share"], tcfg["seed"])
+        idx = np.flatnonzero(np.isin(samples.user_id, valid_users))
+    elif users == "all":
+        idx = np.arange(len(samples))
+    else:
+        raise ConfigError(f"--users must be auto, valid or all, got {users!r}")
+    if len(idx) == 0:
+        raise DataError(f"{source}: no decision points to evaluate on")
+    logits = predict_logits(model, samples, idx)
+    report = evaluate_logits(samples, idx, logits)
+    if plot is not None:
+        obs = {t: samples.observed[t][idx] for t in logits}
+        M.plot_roc_calibration(
+            {t: samples.labels[t][idx][obs[t]] for t in logits}, {t: sigmoid(v)[obs[t]] for t, v in logits.items()}, plot
+        )
+    return {"bundle": str(path), "model": bundle.config["model"]["name"], "data": source, "users": users,
+            "samples": int(len(idx)), "tasks": report}  # fmt: skip
+
+
+def golden_samples(golden: dict[str, np.ndarray]) -> Samples:
+    """The golden set's inputs as Samples (what parity and reloading checks replay)."""
+    import pyarrow as pa
+
+    streams = [k[2:] for k in golden if k.startswith("x_")]
+    n = len(golden["case"])
+    return Samples(
+        user_id=np.zeros(n, np.int64),
+        t_ms=np.zeros(n, np.int64),
+        x={s: golden[f"x_{s}"] for s in streams},
+        length={s: golden[f"len_{s}"] for s in streams},
+        age_ms={s: golden[f"age_{s}"] for s in streams},
+        labels={},
+        observed={},
+        extra=pa.table({"offer": golden["coupon"].astype(np.float64)}),
+    )

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgeintent.cli import main
+from edgeintent.toolkit.bundle import load_bundle
+from edgeintent.toolkit.models import get_entry, list_models
+from edgeintent.toolkit.sources import load_source
+from edgeintent.toolkit.train import (
+    TrainConfig,
+    evaluate_bundle,
+    golden_samples,
+    load_model,
+    predict_logits,
+    prepare,
+    train_bundle,
+)
+
+SRC = "sim:400:3"
+FAST = TrainConfig(epochs=2, batch_size=128, patience=2, golden_rows=32)
+
+
+@pytest.fixture(scope="module")
+def prepared():
+    ds = load_source(SRC)
+    return prepare(ds, FAST.seed, FAST.valid_share)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_trains_bundles_and_reloads(tmp_path, prepared, name):
+    out = tmp_path / name
+    summary = train_bundle(name, SRC, out, FAST, prepared=prepared)
+    assert summary["model"] == name
+    assert set(summary["valid"]) == set(summary["tasks"])
+    for task, r in summary["valid"].items():
+        assert 0.0 <= r["auc"] <= 1.0 and r["n"] > 0
+    bundle = load_bundle(out)
+    model = load_model(bundle)
+    # the reloaded model reproduces the recorded golden outputs, edge cases included
+    got = predict_logits(model, golden_samples(bundle.golden))
+    for t in summary["tasks"]:
+        np.testing.assert_allclose(got[t], bundle.golden[f"logit_{t}"], rtol=1e-5, atol=1e-5)
+        assert np.isfinite(bundle.golden[f"logit_{t}"]).all()
+    cases = set(bundle.golden["case"].tolist())
+    assert {"recorded", "empty", "max_length", "long_gaps", "unknown_ids"} <= cases
+    # evaluation from the bundle agrees with the training summary (same validation users)
+    ev = evaluate_bundle(out)
+    main_task = "buy_rt"
+    assert ev["users"] == "valid"
+    assert ev["tasks"][main_task]["auc"] == pytest.approx(summary["valid"][main_task]["auc"], abs=1e-6)
+
+
+def test_same_seed_same_weight_bytes(tmp_path, prepared):
+    a = tmp_path / "a"
+    b = tmp_path / "b"
+    train_bundle("dipn-tiny", SRC, a, FAST, prepared=prepared)
+    train_bundle("dipn-tiny", SRC, b, FAST, prepared=prepared)
+    assert (a / "weights.safetensors").read_bytes() == (b / "weights.safetensors").read_bytes()
+    c = tmp_path / "c"
+    train_bundle("dipn-tiny", SRC, c, TrainConfig(**{**FAST.__dict__, "seed": 1}), prepared=prepared)
+    assert (a / "weights.safetensors").read_bytes() != (c / "weights.safetensors").read_bytes()
+
+
+def test_stream_subset_and_ablation_options(tmp_path, prepared):
+    s = train_bundle("dipn", SRC, tmp_path / "b", FAST, streams=("cloud",), options={"inter": False}, prepared=prepared)
+    assert s["streams"] == ["cloud"]
+    model = load_model(load_bundle(tmp_path / "b"))
+    assert model.streams == ("cloud",) and model.hparams["inter"] is False
+
+
+def test_cli_train_eval_and_tampering(tmp_path):
+    out = tmp_path / "bundle"
+    args = ["train", "--model", "dipn-tiny", "--data", "sim:300:1", "--out", str(out), "--epochs", "1", "--json"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["parameters"] > 0
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 2 and "already exists" in res.stderr
+    plot = tmp_path / "roc.png"
+    res = CliRunner().invoke(main, ["eval", str(out), "--json", "--plot", str(plot)])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["tasks"]["buy_rt"]["n"] > 0 and plot.stat().st_size > 1000
+
+    (out / "weights.pt").write_bytes(b"pickle!")
+    res = CliRunner().invoke(main, ["eval", str(out)])
+    assert res.exit_code == 2 and "weights.pt" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    (out / "weights.pt").unlink()
+    w = out / "weights.safetensors"
+    data = bytearray(w.read_bytes())
+    data[-1] ^= 0x01
+    w.write_bytes(bytes(data))
+    res = CliRunner().invoke(main, ["eval", str(out)])
+    assert res.exit_code == 2 and "weights.safetensors" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_cli_bad_train_options(tmp_path):
+    base = ["train", "--data", "sim:100", "--out", str(tmp_path / "b")]
+    for extra, expect in (
+        (["--model", "nope"], "unknown model 'nope'"),
+        (["--model", "dipn", "--set", "nope=1"], "has no option 'nope'"),
+        (["--model", "dipn", "--streams", "gesture,typo"], "no stream 'typo'"),
+        (["--model", "dipn", "--set", "oops"], "KEY=VALUE"),
+    ):
+        res = CliRunner().invoke(main, base + extra)
+        assert res.exit_code == 2 and expect in res.stderr, res.stderr
+    assert not (tmp_path / "b").exists()
+
+
+def test_models_command_lists_registry():
+    res = CliRunner().invoke(main, ["models", "--json"])
+    assert res.exit_code == 0
+    rows = {r["name"]: r for r in json.loads(res.stdout)}
+    assert set(rows) == set(list_models()) >= {"dipn", "dipn-tiny", "iidn", "gbdt", "rnn"}
+    for name, r in rows.items():
+        if get_entry(name).kind == "torch":
+            assert r["parameters"] > 1000 and r["weight_bytes"] == 4 * r["parameters"]
+    assert rows["dipn-tiny"]["parameters"] < rows["dipn"]["parameters"]
