@@ -239,11 +239,11 @@ def models_cmd(as_json: bool) -> None:
         return
     t = Table("model", "kind", "tasks", "parameters", "weights", "description")
     for r in rows:
-        size = "-" if r["weight_bytes"] is None else f"{r['weight_bytes'] / 1024:.0f} KB"
-        params = "-" if r["parameters"] is None else f"{r['parameters']:,}"
+        size = "after fit" if r["weight_bytes"] is None else f"{r['weight_bytes'] / 1024:.0f} KB"
+        params = "after fit" if r["parameters"] is None else f"{r['parameters']:,}"
         t.add_row(r["name"], r["kind"], ",".join(r["tasks"]), params, size, r["description"])
     console.print(t)
-    console.print("sizes are for all three streams of a FeatureSpec fitted on sim:500 (embedding tables dominate)")
+    console.print("parameters and fp32 weights for all three streams of a FeatureSpec fitted on sim:500")
 
 
 def _parse_options(pairs: tuple[str, ...]) -> dict:

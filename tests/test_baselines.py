@@ -18,7 +18,7 @@ from edgeintent.toolkit.models.baselines import (
     aggregate_names,
     merge_order,
 )
-from edgeintent.toolkit.models.base import samples_to_batch
+from edgeintent.toolkit.models.base import DEFAULT_DROP, samples_to_batch
 from edgeintent.toolkit.simulate import SimConfig, simulate
 
 torch.set_num_threads(1)
@@ -69,7 +69,7 @@ def test_registry_lists_baselines_and_refuses_duplicates():
     names = list_models()
     assert {"rnn", "gbdt"} <= set(names)
     assert get_entry("rnn").kind == "torch" and get_entry("gbdt").kind == "sklearn"
-    assert get_entry("rnn").defaults == {"embed_dim": 8, "hidden": 32, "coupon": False}
+    assert get_entry("rnn").defaults == {"embed_dim": 8, "hidden": 32, "coupon": True, "drop_features": DEFAULT_DROP}
     for name in ("rnn", "gbdt"):
         with pytest.raises(ValueError, match="already registered"):
             register_model(name)(lambda **kw: None)
@@ -140,7 +140,8 @@ def test_rnn_forward_shapes_finite(sim300, streams):
     torch.manual_seed(0)
     model = create_model("rnn", spec, streams=streams).eval()
     assert model.config() == {"name": "rnn", "streams": list(streams), "tasks": ["buy_rt", "buy_long"],
-                              "embed_dim": 8, "hidden": 32, "coupon": False}  # fmt: skip
+                              "embed_dim": 8, "hidden": 32, "coupon": True,
+                              "drop_features": list(DEFAULT_DROP)}  # fmt: skip
     idx = np.arange(16)
     with torch.no_grad():
         out = model(model.prepare_batch(samples, idx))
@@ -153,7 +154,7 @@ def test_rnn_forward_shapes_finite(sim300, streams):
 def test_rnn_all_empty_rows_give_the_heads_bias(sim300):
     spec, samples = sim300
     torch.manual_seed(0)
-    model = create_model("rnn", spec).eval()
+    model = create_model("rnn", spec, coupon=False).eval()
     empty = _with_empty(samples.take(np.arange(8)), np.array([2, 5]), spec.streams)
     with torch.no_grad():
         out = model(model.prepare_batch(empty))

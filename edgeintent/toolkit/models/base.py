@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgeintent.errors import ConfigError
 from edgeintent.toolkit.features import FeatureSpec, Samples
 
 NEG = -1e4
@@ -69,14 +70,25 @@ def length_mask(lengths: torch.Tensor, t: int) -> torch.Tensor:
     return torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]
 
 
+#: Hashed ids (items, categories) rarely recur across users: embedding them lets a model memorise its
+#: training users (Taobao, DIPN: validation AUC 0.47–0.54 while training AUC rose to 0.81). Models
+#: drop these embeddings by default and read the ids as "unknown"; DIPN keeps "seen earlier" flags.
+DEFAULT_DROP = ("cloud.item", "cloud.category")
+
+
 class StreamEmbedding(nn.Module):
     """One embedding per feature (sizes from the FeatureSpec), concatenated per event.
 
-    Implemented as a single table with per-feature offsets (one Gather when exported).
+    Implemented as a single table with per-feature offsets (one Gather when exported). Features listed
+    in ``dropped`` (indices) keep only their padding / unknown rows: their ids are read as unknown.
     """
 
-    def __init__(self, cardinalities: list[int], dim: int) -> None:
+    def __init__(self, cardinalities: list[int], dim: int, dropped: tuple[int, ...] = ()) -> None:
         super().__init__()
+        cardinalities = [2 if j in dropped else c for j, c in enumerate(cardinalities)]
+        keep = torch.tensor([0 if j in dropped else 1 for j in range(len(cardinalities))], dtype=torch.long)
+        self.register_buffer("keep", keep, persistent=False)
+        self.any_dropped = bool(dropped)
         offsets = np.concatenate([[0], np.cumsum(cardinalities)[:-1]]).astype(np.int64)
         self.register_buffer("offsets", torch.from_numpy(offsets), persistent=False)
         self.table = nn.Embedding(int(sum(cardinalities)), dim)
@@ -89,12 +101,25 @@ class StreamEmbedding(nn.Module):
         return self.n_features * self.dim
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:  # (B, T, F) -> (B, T, F*dim)
+        if self.any_dropped:
+            ids = ids * self.keep + (1 - self.keep) * (ids > 0).long()
         e = self.table(ids + self.offsets)
         return e.reshape(ids.shape[0], ids.shape[1], self.out_dim)
 
 
-def stream_embeddings(spec: FeatureSpec, streams: tuple[str, ...], dim: int) -> nn.ModuleDict:
-    return nn.ModuleDict({s: StreamEmbedding(spec.cardinalities(s), dim) for s in streams})
+def stream_embeddings(
+    spec: FeatureSpec, streams: tuple[str, ...], dim: int, drop: tuple[str, ...] = ()
+) -> nn.ModuleDict:
+    """Embeddings per stream; ``drop`` names features as ``stream.feature`` (e.g. ``cloud.item``)."""
+    known = {f"{s}.{f.name}" for s in spec.streams for f in spec.features[s]}
+    unknown = [d for d in drop if d not in known and d.split(".")[0] in spec.streams]
+    if unknown:
+        raise ConfigError(f"drop_features: no feature {unknown[0]!r} (features are named like cloud.item)")
+    return nn.ModuleDict({
+        s: StreamEmbedding(spec.cardinalities(s), dim,
+                           tuple(j for j, f in enumerate(spec.features[s]) if f"{s}.{f.name}" in drop))
+        for s in streams
+    })  # fmt: skip
 
 
 class AttentionPool(nn.Module):

@@ -34,7 +34,13 @@ from torch import nn
 from edgeintent.errors import ConfigError, DataError, SpecError
 from edgeintent.toolkit.features import FeatureSpec, Samples
 from edgeintent.toolkit.models import register_model
-from edgeintent.toolkit.models.base import length_mask, masked_mean, samples_to_batch, stream_embeddings
+from edgeintent.toolkit.models.base import (
+    DEFAULT_DROP,
+    length_mask,
+    masked_mean,
+    samples_to_batch,
+    stream_embeddings,
+)
 
 # ---------------------------------------------------------------------------------------------
 # rnn: one GRU over all events merged in time order
@@ -81,26 +87,29 @@ def add_merge_order(
 
 @register_model(
     "rnn", kind="torch", tasks=("buy_rt", "buy_long"),
-    description="baseline RNN+DNN: one GRU over all events merged in time order, MLP head per task",
-    embed_dim=8, hidden=32, coupon=False,
+    description="baseline: one GRU over time-merged events + MLP",
+    embed_dim=8, hidden=32, coupon=True, drop_features=DEFAULT_DROP,
 )  # fmt: skip
 class RNNBaseline(nn.Module):
     """One GRU over every event of every stream, in time order (the papers' RNN+DNN baseline).
 
-    ``coupon=True`` also feeds ``log1p(coupon / 5)`` to the heads (off by default, like DIPN).
+    ``coupon=True`` (default, as in DIPN and GBDT here) also feeds ``log1p(coupon / 5)`` to the heads;
+    hashed item / category embeddings are dropped by default, as in DIPN (``base.DEFAULT_DROP``), so
+    the comparison is between architectures, not input sets.
     """
 
     def __init__(
         self, spec: FeatureSpec, streams: tuple[str, ...], tasks: tuple[str, ...], embed_dim: int = 8,
-        hidden: int = 32, coupon: bool = False,
+        hidden: int = 32, coupon: bool = True, drop_features: tuple[str, ...] = DEFAULT_DROP,
     ) -> None:  # fmt: skip
         super().__init__()
         if embed_dim < 1 or hidden < 1:
             raise ConfigError(f"rnn: embed_dim and hidden must be positive, got {embed_dim} and {hidden}")
         self.streams = tuple(streams)
         self.tasks = tuple(tasks)
-        self.hparams = {"embed_dim": int(embed_dim), "hidden": int(hidden), "coupon": bool(coupon)}
-        self.embed = stream_embeddings(spec, self.streams, embed_dim)
+        self.hparams = {"embed_dim": int(embed_dim), "hidden": int(hidden), "coupon": bool(coupon),
+                        "drop_features": list(drop_features)}  # fmt: skip
+        self.embed = stream_embeddings(spec, self.streams, embed_dim, tuple(drop_features))
         self.proj = nn.ModuleDict({s: nn.Linear(self.embed[s].out_dim, hidden) for s in self.streams})
         self.gru = nn.GRU(hidden, hidden, batch_first=True)
         width = 2 * hidden + (1 if coupon else 0)
@@ -368,7 +377,7 @@ class _Forest:
 
 @register_model(
     "gbdt", kind="sklearn", tasks=("buy_rt", "buy_long"),
-    description="baseline GBDT (HistGradientBoosting) per task on per-window aggregates",
+    description="baseline: GBDT on window aggregates",
     max_iter=100, learning_rate=0.05, max_leaf_nodes=7, min_samples_leaf=40, l2_regularization=1.0,
     max_bins=63, n_iter_no_change=20, balanced=True,
 )  # fmt: skip

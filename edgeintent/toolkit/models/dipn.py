@@ -38,8 +38,9 @@ from edgeintent.toolkit.models.base import (
     CrossAttention,
     id_dropout,
     length_mask,
-    StreamEmbedding,
+    DEFAULT_DROP,
     masked_mean,
+    stream_embeddings,
 )
 
 
@@ -77,14 +78,12 @@ class _InterGate(nn.Module):
         return torch.sigmoid(self.score(torch.tanh(self.proj(torch.cat([r, u], dim=-1)))).squeeze(-1))
 
 
-@register_model(
-    "dipn-tiny", tasks=("buy_rt", "buy_long"), description="DIPN, embedding 4, hidden 16",
-    embed_dim=4, hidden=16, attention=True, intra=True, inter=True, multitask=True, rnn="gru", id_dropout=0.1, drop_features=("cloud.item", "cloud.category"), use_age=True, coupon=True,
-)  # fmt: skip
-@register_model(
-    "dipn", tasks=("buy_rt", "buy_long"), description="DIPN: GRU per stream, intra/inter-view attention, multi-task",
-    embed_dim=8, hidden=32, attention=True, intra=True, inter=True, multitask=True, rnn="gru", id_dropout=0.1, drop_features=("cloud.item", "cloud.category"), use_age=True, coupon=True,
-)  # fmt: skip
+_OPTIONS = dict(attention=True, intra=True, inter=True, multitask=True, rnn="gru", id_dropout=0.1,
+                drop_features=DEFAULT_DROP, use_age=True, coupon=True)  # fmt: skip
+
+
+@register_model("dipn-tiny", description="DIPN, embedding 4, hidden 16", embed_dim=4, hidden=16, **_OPTIONS)
+@register_model("dipn", description="DIPN: GRU per stream, intra/inter-view attention", embed_dim=8, hidden=32, **_OPTIONS)
 class DIPN(nn.Module):
     def __init__(
         self,
@@ -99,7 +98,7 @@ class DIPN(nn.Module):
         multitask: bool = True,
         rnn: str = "gru",
         id_dropout: float = 0.1,
-        drop_features: tuple[str, ...] = ("cloud.item", "cloud.category"),
+        drop_features: tuple[str, ...] = DEFAULT_DROP,
         use_age: bool = True,
         coupon: bool = True,
     ) -> None:
@@ -111,18 +110,9 @@ class DIPN(nn.Module):
         self.hparams = dict(embed_dim=embed_dim, hidden=hidden, attention=attention, intra=intra, inter=inter,
                             multitask=multitask, rnn=rnn, id_dropout=id_dropout,
                             drop_features=tuple(drop_features), use_age=use_age, coupon=coupon)  # fmt: skip
-        for s in self.streams:
-            names = [f.name for f in spec.features[s]]
-            keep = torch.tensor([0 if f"{s}.{n}" in drop_features else 1 for n in names], dtype=torch.long)
-            self.register_buffer(f"keep_{s}", keep, persistent=False)
         self.use_inter = attention and inter and len(self.streams) > 1
         self.use_intra = attention and intra
-        # a dropped feature keeps only its padding / unknown rows (its ids are read as unknown below)
-        self.embed = nn.ModuleDict({
-            s: StreamEmbedding([2 if f"{s}.{f.name}" in drop_features else f.cardinality for f in spec.features[s]],
-                               embed_dim)
-            for s in self.streams
-        })  # fmt: skip
+        self.embed = stream_embeddings(spec, self.streams, embed_dim, tuple(drop_features))
         # hashed ids (items, categories) rarely recur across users, so besides their embedding each event
         # gets "this id occurred earlier in the window" flags, which do generalise (re-views, cart → buy)
         self.repeat_cols = {s: [j for j, f in enumerate(spec.features[s]) if f.kind == "hash"] for s in self.streams}
@@ -153,8 +143,6 @@ class DIPN(nn.Module):
         for s in self.streams:
             ids = batch[s]
             mask = length_mask(batch[f"{s}_len"], ids.shape[1])
-            keep = getattr(self, f"keep_{s}")
-            ids = ids * keep + (1 - keep) * (ids > 0).long()  # dropped features read as "unknown"
             ids = id_dropout(ids, self.hparams["id_dropout"], self.training)
             e = self.embed[s](ids)
             if self.repeat_cols[s]:

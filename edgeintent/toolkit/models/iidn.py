@@ -37,7 +37,7 @@ from torch import nn
 from edgeintent.errors import ConfigError
 from edgeintent.toolkit.features import FeatureSpec
 from edgeintent.toolkit.models import register_model
-from edgeintent.toolkit.models.base import AttentionPool, length_mask, stream_embeddings
+from edgeintent.toolkit.models.base import DEFAULT_DROP, AttentionPool, length_mask, stream_embeddings
 
 RNNS = ("lstm", "gru")
 
@@ -81,8 +81,7 @@ class DecoderCell(nn.Module):
     "iidn",
     kind="torch",
     tasks=("stay", "buy_rt"),
-    description="IIDN (1688, CIKM 2020): per-stream 2-layer LSTM, attention over every layer, coupon amount, "
-    "seq2seq decoder emitting stay intent S then purchase intent P conditioned on S",
+    description="IIDN: 2-layer LSTMs, coupon, stay → purchase decoder",
     embed_dim=8,
     hidden=32,
     layers=2,
@@ -92,6 +91,7 @@ class DecoderCell(nn.Module):
     static_dim=0,
     dropout=0.0,
     batchnorm=True,
+    drop_features=DEFAULT_DROP,
 )
 class IIDN(nn.Module):
     """Intent identification network; see the module docstring for the data flow."""
@@ -111,6 +111,7 @@ class IIDN(nn.Module):
         static_dim: int = 0,
         dropout: float = 0.0,
         batchnorm: bool = True,
+        drop_features: tuple[str, ...] = DEFAULT_DROP,
     ) -> None:
         super().__init__()
         streams, tasks = tuple(streams), tuple(tasks)
@@ -138,11 +139,11 @@ class IIDN(nn.Module):
         self.hparams = dict(
             embed_dim=int(embed_dim), hidden=int(hidden), layers=int(layers), rnn=rnn, amounts=list(amounts),
             coupon_dim=int(coupon_dim), static_dim=int(static_dim), dropout=float(dropout),
-            batchnorm=bool(batchnorm),
+            batchnorm=bool(batchnorm), drop_features=list(drop_features),
         )
         rnn_cls = nn.LSTM if rnn == "lstm" else nn.GRU
 
-        self.embed = stream_embeddings(spec, streams, embed_dim)
+        self.embed = stream_embeddings(spec, streams, embed_dim, tuple(drop_features))
         self.rnns = nn.ModuleDict()
         self.attn = nn.ModuleDict()
         for s in streams:
