@@ -130,11 +130,14 @@ class AttentionPool(nn.Module):
         self.proj = nn.Linear(hidden, hidden)
         self.score = nn.Linear(hidden, 1, bias=False)
 
-    def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def weights(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, T) attention weights: softmax over real steps, exact zeros on padding."""
         logits = self.score(torch.tanh(self.proj(h))).squeeze(-1)
         logits = logits + (~mask).to(h.dtype) * NEG
-        w = torch.softmax(logits, dim=1) * mask.to(h.dtype)
-        return torch.einsum("bt,bth->bh", w, h)
+        return torch.softmax(logits, dim=1) * mask.to(h.dtype)
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("bt,bth->bh", self.weights(h, mask), h)
 
 
 def masked_mean(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

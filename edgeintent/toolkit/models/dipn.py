@@ -34,11 +34,11 @@ from torch import nn
 
 from edgeintent.toolkit.models import register_model
 from edgeintent.toolkit.models.base import (
-    NEG,
+    DEFAULT_DROP,
+    AttentionPool,
     CrossAttention,
     id_dropout,
     length_mask,
-    DEFAULT_DROP,
     masked_mean,
     stream_embeddings,
 )
@@ -55,17 +55,6 @@ def repeat_flags(ids: torch.Tensor, mask: torch.Tensor, cols: list[int]) -> torc
         same = (col[:, :, None] == col[:, None, :]) & valid
         flags.append(same.any(dim=2).to(torch.float32))
     return torch.stack(flags, dim=-1)
-
-
-class _IntraScore(nn.Module):
-    def __init__(self, hidden: int) -> None:
-        super().__init__()
-        self.proj = nn.Linear(hidden, hidden)
-        self.score = nn.Linear(hidden, 1, bias=False)
-
-    def forward(self, r: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        logits = self.score(torch.tanh(self.proj(r))).squeeze(-1) + (~mask).to(r.dtype) * NEG
-        return torch.softmax(logits, dim=1) * mask.to(r.dtype)
 
 
 class _InterGate(nn.Module):
@@ -122,7 +111,7 @@ class DIPN(nn.Module):
             for s in self.streams
         })  # fmt: skip
         if self.use_intra:
-            self.intra = nn.ModuleDict({s: _IntraScore(hidden) for s in self.streams})
+            self.intra = nn.ModuleDict({s: AttentionPool(hidden) for s in self.streams})
         if self.use_inter:
             self.cross = nn.ModuleDict({s: CrossAttention(hidden) for s in self.streams})
             self.gate = nn.ModuleDict({s: _InterGate(hidden) for s in self.streams})
@@ -159,7 +148,7 @@ class DIPN(nn.Module):
                 pooled.append(masked_mean(r, mask))
                 continue
             m = mask.to(r.dtype)
-            alpha = self.intra[s](r, mask) if self.use_intra else m / m.sum(1, keepdim=True).clamp(min=1.0)
+            alpha = self.intra[s].weights(r, mask) if self.use_intra else m / m.sum(1, keepdim=True).clamp(min=1.0)
             if self.use_inter:
                 others = [o for o in self.streams if o != s]
                 keys = torch.cat([reps[o] for o in others], dim=1)

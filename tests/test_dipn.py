@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from edgeintent.errors import ConfigError
+from edgeintent.toolkit.features import build_samples, fit_spec
+from edgeintent.toolkit.models import create_model
+from edgeintent.toolkit.models.base import samples_to_batch
+from edgeintent.toolkit.models.dipn import repeat_flags
+from edgeintent.toolkit.simulate import SimConfig, simulate
+
+
+@pytest.fixture(scope="module")
+def sim():
+    torch.set_num_threads(1)
+    data = simulate(SimConfig(users=200, seed=4))
+    spec = fit_spec(data.events)
+    return spec, build_samples(data.events, spec, data.decisions)
+
+
+def _batch(model, samples, n=16):
+    return samples_to_batch(samples, model.streams, np.arange(n))
+
+
+@pytest.mark.parametrize("options", [{}, {"attention": False}, {"intra": False}, {"inter": False}, {"multitask": False},
+                                     {"use_age": False, "coupon": False}, {"rnn": "lstm"}])
+def test_forward_finite_with_empty_streams(sim, options):
+    spec, samples = sim
+    torch.manual_seed(0)
+    model = create_model("dipn", spec, **options).eval()
+    batch = _batch(model, samples)
+    for s in model.streams:  # rows 0-2: one stream empty each; row 3: everything empty
+        batch[f"{s}_len"][[0, 3]] = 0
+    out = model(batch)
+    assert set(out) == ({"buy_rt"} if options.get("multitask") is False else {"buy_rt", "buy_long"})
+    for v in out.values():
+        assert v.shape == (16,) and torch.isfinite(v).all() and v.std() > 0
+
+
+def test_ablations_remove_their_modules(sim):
+    spec, _ = sim
+    params = {k: sum(p.numel() for p in create_model("dipn", spec, **o).parameters())
+              for k, o in {"full": {}, "no-attn": {"attention": False}, "no-inter": {"inter": False},
+                           "no-intra": {"intra": False}}.items()}  # fmt: skip
+    assert params["no-attn"] < params["no-inter"] < params["full"]
+    assert params["no-intra"] < params["full"]
+    single = create_model("dipn", spec, streams=("cloud",))
+    assert not single.use_inter  # inter-view attention needs a second stream
+
+
+def test_inter_view_attention_reads_the_other_streams(sim):
+    spec, samples = sim
+    torch.manual_seed(0)
+    model = create_model("dipn", spec, streams=("gesture", "click")).eval()
+    batch = _batch(model, samples)
+    base = model(batch)["buy_rt"]
+    batch["click"] = torch.where(batch["click"] > 1, 2, batch["click"])  # change only the clicks
+    changed = model(batch)["buy_rt"]
+    assert not torch.allclose(base, changed)
+
+
+def test_padding_content_and_width_do_not_matter(sim):
+    spec, samples = sim
+    torch.manual_seed(0)
+    model = create_model("dipn", spec).eval()
+    batch = _batch(model, samples)
+    out = model(batch)
+    wide = {k: v.clone() for k, v in batch.items()}
+    for s in model.streams:
+        x, age = wide[s], wide[f"{s}_age"]
+        wide[s] = torch.cat([x, torch.full((x.shape[0], 5, x.shape[2]), 3)], dim=1)  # junk padding
+        wide[f"{s}_age"] = torch.cat([age, torch.full((age.shape[0], 5), 9.0)], dim=1)
+    out2 = model(wide)
+    for t in out:
+        torch.testing.assert_close(out[t], out2[t], rtol=1e-5, atol=1e-5)
+
+
+def test_dropped_hashed_ids_are_ignored_but_repeats_count(sim):
+    spec, samples = sim
+    torch.manual_seed(0)
+    model = create_model("dipn", spec, streams=("cloud",)).eval()
+    batch = _batch(model, samples)
+    item = [f.name for f in spec.features["cloud"]].index("item")
+    shifted = {k: v.clone() for k, v in batch.items()}
+    real = shifted["cloud"][:, :, item] > 1
+    # a bijective relabelling of items keeps every repeat pattern: the output must not move
+    shifted["cloud"][:, :, item] = torch.where(real, (shifted["cloud"][:, :, item] * 7 + 3) % 4096 + 2, 1)
+    torch.testing.assert_close(model(batch)["buy_rt"], model(shifted)["buy_rt"])
+    keep = create_model("dipn", spec, streams=("cloud",), drop_features=()).eval()
+    assert sum(p.numel() for p in keep.parameters()) > sum(p.numel() for p in model.parameters()) + 4000 * 8
+
+
+def test_repeat_flags_by_hand():
+    ids = torch.tensor([[[5], [6], [5], [7], [6]], [[4], [4], [0], [0], [0]]])
+    mask = torch.tensor([[True] * 5, [True, True, False, False, False]])
+    flags = repeat_flags(ids, mask, [0])[..., 0]
+    assert flags.tolist() == [[0, 0, 1, 0, 1], [0, 1, 0, 0, 0]]
+
+
+def test_coupon_moves_the_prediction(sim):
+    spec, samples = sim
+    torch.manual_seed(0)
+    model = create_model("dipn", spec).eval()
+    batch = _batch(model, samples)
+    a = model(batch)["buy_rt"]
+    batch["coupon"] = batch["coupon"] + 20.0
+    assert not torch.allclose(a, model(batch)["buy_rt"])
+
+
+def test_gradient_reaches_every_stream(sim):
+    spec, samples = sim
+    torch.manual_seed(0)
+    model = create_model("dipn", spec)
+    out = model(_batch(model, samples, 32))
+    (out["buy_rt"].sum() + out["buy_long"].sum()).backward()
+    for s in model.streams:
+        assert model.embed[s].table.weight.grad.abs().sum() > 0
+        assert model.rnn[s].weight_ih_l0.grad.abs().sum() > 0
+
+
+def test_unknown_options_are_config_errors(sim):
+    spec, _ = sim
+    with pytest.raises(ConfigError, match="no option"):
+        create_model("dipn", spec, hiden=3)
+    with pytest.raises(ConfigError, match="no feature 'cloud.itm'"):
+        create_model("dipn", spec, drop_features=("cloud.itm",))
