@@ -232,8 +232,9 @@ def test_age_of_windowed_events():
     log = random_log(12)
     spec = F.fit_spec(log, F.FitConfig(max_len=(("gesture", 6), ("click", 3), ("cloud", 4))))
     s = F.build_samples(log, spec, _decisions(log, 40, 3))
-    for st in spec.streams:
-        m = s.mask(st)
-        assert (s.age_ms[st][m] > 0).all() and (s.age_ms[st][~m] == 0).all()
+    for stream in spec.streams:
+        m = s.mask(stream)
+        age = s.age_ms[stream]
+        assert (age[m] > 0).all() and (age[~m] == 0).all()
         # chronological windows: ages decrease along the window
-        assert (np.diff(np.where(m, s.age_ms[st], 0), axis=1)[m[:, 1:]] <= 0).all()
+        assert (np.diff(np.where(m, age, 0), axis=1)[m[:, 1:]] <= 0).all()

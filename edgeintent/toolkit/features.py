@@ -52,7 +52,6 @@ from edgeintent.toolkit.events import STREAMS, EventLog, atomic_path, atomic_wri
 SPEC_VERSION = 1
 PAD, UNK = 0, 1
 TAN_22_5 = math.tan(math.pi / 8)
-MASK64 = (1 << 64) - 1
 
 #: (feature name, kind, source field or derived value) per stream, in id-column order.
 STREAM_FEATURES: dict[str, tuple[tuple[str, str, str], ...]] = {
