@@ -286,9 +286,14 @@ def test_gbdt_tree_walker_equals_sklearn(gbdt_fitted, heldout):
     for t in gbdt_fitted.tasks:
         clf, forest = gbdt_fitted.classifiers[t], gbdt_fitted.forests[t]
         assert forest.n_trees == len(clf._predictors) > 1
+        # balanced class weights → the intercept recalibration lowers the baseline
+        shift = forest.baseline[0] - float(np.asarray(clf._baseline_prediction).reshape(-1)[0])
+        assert shift < 0
         for Z in (X, X_holes):
-            np.testing.assert_allclose(forest.predict(Z), clf.decision_function(Z), rtol=0, atol=1e-9)
-        np.testing.assert_allclose(gbdt_fitted.predict_logits(heldout)[t], clf.decision_function(X), rtol=0, atol=1e-9)
+            np.testing.assert_allclose(forest.predict(Z), clf.decision_function(Z) + shift, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(
+            gbdt_fitted.predict_logits(heldout)[t], clf.decision_function(X) + shift, rtol=0, atol=1e-9
+        )
         # missing values did take both directions somewhere
         inner = forest.a["is_leaf"] == 0
         assert set(np.unique(forest.a["missing_go_to_left"][inner])) == {0, 1}
@@ -379,3 +384,16 @@ def test_gbdt_unfitted_and_one_class_errors(sim300):
     negatives = samples.take(np.flatnonzero(samples.labels["buy_rt"] == 0))
     with pytest.raises(DataError, match="both classes"):
         model.fit(negatives)
+
+
+def test_gbdt_prior_correction_calibrates(sim300, gbdt_fitted, heldout):
+    _, samples = sim300
+    for t in gbdt_fitted.tasks:
+        obs = samples.observed[t]
+        y = samples.labels[t][obs]
+        p_train = 1 / (1 + np.exp(-gbdt_fitted.predict_logits(samples)[t][obs]))
+        assert p_train.mean() == pytest.approx(y.mean(), rel=1e-6)
+    # on other users the corrected probabilities are near the observed rate (balanced ones are not)
+    p = 1 / (1 + np.exp(-gbdt_fitted.predict_logits(heldout)["buy_rt"]))
+    rate = heldout.labels["buy_rt"][heldout.observed["buy_rt"]].mean()
+    assert abs(p.mean() - rate) < 0.5 * rate

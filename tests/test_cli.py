@@ -127,6 +127,7 @@ def test_demo_runs_every_stage(tmp_path):
     assert 0.0 < out["featurize"]["label_rates"]["buy_rt"] < 0.2
     for name in ("dipn", "gbdt"):
         assert 0.0 <= out["train"][name]["valid"]["buy_rt"]["auc"] <= 1.0
+        assert out["evaluate"][name]["fresh"]["buy_rt"]["n"] > 0  # scored on a population it never saw
         assert (tmp_path / "demo" / name / "manifest.json").exists()
     for name in ("events.parquet", "feature_spec.json", "samples.npz", "demo.json"):
         assert (tmp_path / "demo" / name).exists()

@@ -197,13 +197,19 @@ def run_demo(users: int, seed: int, out_dir: Path, say: Callable[[str], None] | 
         say(f"    {name}: {summary['parameters']:,} parameters, {summary['weight_bytes'] / 1024:.0f} KB, "
             f"{summary['train_seconds']:.0f} s → bundle {out_dir / name}")
 
-    say(f"[bold]5/{n_stages} evaluate[/] on the {len(prep.valid_idx):,} validation decision points (held-out users)")
+    fresh = f"sim:{users}:{seed + 1}"
+    say(f"[bold]5/{n_stages} evaluate[/] on held-out users ({len(prep.valid_idx):,} decision points; they also "
+        f"chose the epoch) and on a fresh population ({fresh})")
+    from edgeintent.toolkit.train import evaluate_bundle
+
+    result["evaluate"] = {}
     for name, summary in result["train"].items():
-        parts = []
-        for task, r in summary["valid"].items():
-            lo, hi = r["auc_ci"]
-            parts.append(f"{task} AUC {r['auc']:.3f} [{lo:.3f}, {hi:.3f}]")
-        say(f"    {name}: " + ", ".join(parts))
+        fresh_report = evaluate_bundle(out_dir / name, fresh, users="all")["tasks"]
+        result["evaluate"][name] = {"valid": summary["valid"], "fresh": fresh_report}
+        for label, rep in (("held-out users", summary["valid"]), ("fresh population", fresh_report)):
+            r = rep["buy_rt"]
+            say(f"    {name:5s} {label:17s} buy_rt AUC {r['auc']:.3f} [{r['auc_ci'][0]:.3f}, {r['auc_ci'][1]:.3f}]"
+                f"  ECE {r['ece']:.3f}")
     atomic_write_text(out_dir / "demo.json", json.dumps(result, indent=1, default=str))
     say(f"wrote {out_dir}/: events.parquet (+ .decisions.parquet), feature_spec.json, samples.npz, "
         "dipn/ and gbdt/ bundles, demo.json")

@@ -17,10 +17,14 @@ order**, masked mean of its outputs plus its output at the last real step, then 
 
 ``gbdt`` — scikit-learn ``HistGradientBoostingClassifier`` per task on per-window aggregates
 (``aggregate_features``; the list is in its docstring). Trained only on rows whose label is observed,
-with ``class_weight="balanced"``, early stopping on the validation samples when given. The fitted
-trees are kept as plain numeric arrays (``state()``, safetensors-ready, no pickle) and prediction walks
-them in numpy (vectorised over samples and trees, iterative over depth), summing tree outputs in
-sklearn's order so the logits equal ``decision_function``.
+with ``class_weight="balanced"``, early stopping on the validation samples when given. Balanced class
+weights inflate the positives' odds, so after fitting the forest's baseline is shifted by the one
+constant that makes the mean predicted probability on the training rows equal their positive rate
+(intercept recalibration; the boosted trees are too shrunk for the exact −log(n_neg / n_pos) prior
+correction the torch trainer applies): probabilities are calibrated again, the ranking is unchanged. The fitted trees are kept as plain numeric arrays
+(``state()``, safetensors-ready, no pickle) and prediction walks them in numpy (vectorised over samples
+and trees, iterative over depth), summing tree outputs in sklearn's order, so the logits equal
+``decision_function`` plus that shift.
 """
 
 from __future__ import annotations
@@ -289,6 +293,18 @@ NODE_FIELDS = {
 }
 
 
+def intercept_shift(logits: np.ndarray, rate: float) -> float:
+    """The constant b with mean(sigmoid(logits + b)) = rate (bisection; the mean is monotone in b)."""
+    lo, hi = -30.0, 30.0
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        if np.mean(1.0 / (1.0 + np.exp(-np.clip(logits + mid, -60, 60)))) < rate:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
 class _Forest:
     """The trees of one binary HistGradientBoostingClassifier as flat numeric arrays.
 
@@ -477,14 +493,17 @@ class GBDT:
             clf.fit(X[obs], y, **kwargs)
             if list(clf.classes_) != [0, 1]:  # pragma: no cover - guarded above
                 raise DataError(f"gbdt: task {task!r} labels must be 0/1, got {clf.classes_}")
-            forests[task] = _Forest.from_sklearn(clf)
+            forest = _Forest.from_sklearn(clf)
+            if self.hparams["balanced"]:
+                forest.baseline = forest.baseline + intercept_shift(forest.predict(X[obs]), float(y.mean()))
+            forests[task] = forest
             classifiers[task] = clf
         self.forests, self.classifiers = forests, classifiers
         return self
 
     # -- prediction ------------------------------------------------------------------------------
     def predict_logits(self, samples: Samples) -> dict[str, np.ndarray]:
-        """Per task, the logit of the positive class (= sklearn's ``decision_function``)."""
+        """Per task, the logit of the positive class (sklearn's ``decision_function`` + the prior correction)."""
         if not self.forests:
             raise ConfigError("gbdt: the model is not fitted")
         X = self.features(samples)
