@@ -216,7 +216,7 @@ def train(
     torch.set_num_threads(cfg.threads)
     t0 = time.perf_counter()
     prep = prepared or prepare(ds, cfg.seed, cfg.valid_share, fit)
-    streams = tuple(streams or [s for s in prep.spec.streams])
+    streams = tuple(streams or prep.spec.streams)
     torch.manual_seed(cfg.seed)
     model = create_model(name, prep.spec, streams=streams, tasks=tasks, **(options or {}))
     history, best = [], 0
