@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import click
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -43,15 +42,9 @@ def main() -> None:
 
 
 def _print_json(obj) -> None:
-    click.echo(json.dumps(obj, indent=2, default=_json_default))
+    from edgeintent.toolkit.bundle import json_default
 
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o).__name__)
+    click.echo(json.dumps(obj, indent=2, default=json_default))
 
 
 # ---------------------------------------------------------------------------------------------

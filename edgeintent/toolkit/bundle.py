@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from edgeintent.errors import BundleError, SpecError
+from edgeintent.toolkit.events import default_mode
 from edgeintent.toolkit.features import FeatureSpec
 
 BUNDLE_FORMAT = "edgeintent-bundle"
@@ -101,7 +102,8 @@ class Bundle:
 # ---------------------------------------------------------------------------------------------
 
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
+    """``json.dumps`` default: numpy scalars / arrays become numbers / lists, paths strings."""
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):
@@ -117,7 +119,7 @@ def canonical_json(obj: Any, what: str = "JSON") -> bytes:
     NaN and inf are kept as Python's json writes them (``NaN``), so undefined metrics round-trip.
     """
     try:
-        text = json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, default=_json_default)
+        text = json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, default=json_default)
     except (TypeError, ValueError) as exc:
         raise BundleError(f"{what}: cannot be written as JSON ({exc})") from None
     return (text + "\n").encode("utf-8")
@@ -236,12 +238,6 @@ def _check_relpath(rel: Any, where: str) -> str:
     return rel
 
 
-def _default_mode(base: int) -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return base & ~umask
-
-
 def _write_file(path: Path, data: bytes) -> None:
     with open(path, "wb") as fh:
         fh.write(data)
@@ -346,7 +342,7 @@ def write_bundle(
     except OSError as exc:
         raise BundleError(f"{name}: cannot create the bundle directory ({exc.strerror or exc})") from None
     try:
-        os.chmod(tmp, _default_mode(0o777))  # mkdtemp makes it 0700
+        os.chmod(tmp, default_mode(0o777))  # mkdtemp makes it 0700
         for rel in sorted(contents, key=lambda r: r == MANIFEST):  # manifest last
             dest = tmp / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -431,7 +427,7 @@ def add_files(path: str | Path, files: Mapping[str, bytes]) -> None:
                 os.close(fd)
                 staged.append((Path(tmp_name), dest))
                 _write_file(Path(tmp_name), bytes(files[rel]))
-                os.chmod(tmp_name, _default_mode(0o666))
+                os.chmod(tmp_name, default_mode(0o666))
         except BaseException as exc:
             for tmp, _ in staged:
                 tmp.unlink(missing_ok=True)
@@ -452,7 +448,7 @@ def add_files(path: str | Path, files: Mapping[str, bytes]) -> None:
             os.close(fd)
             try:
                 _write_file(Path(tmp_name), canonical_json(new_manifest, f"{name}: {MANIFEST}"))
-                os.chmod(tmp_name, _default_mode(0o666))
+                os.chmod(tmp_name, default_mode(0o666))
                 os.replace(tmp_name, root / MANIFEST)
             except BaseException:
                 Path(tmp_name).unlink(missing_ok=True)

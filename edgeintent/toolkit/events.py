@@ -530,7 +530,10 @@ class _LogBuilder:
             if not self.parts[s]:
                 continue
             t = pa.concat_tables(self.parts[s], promote_options="permissive").unify_dictionaries().combine_chunks()
-            out_of_order += _count_out_of_order(t)
+            file_order = np.argsort(t.column("_row").to_numpy(), kind="stable")
+            out_of_order += count_out_of_order(
+                t.column("user_id").to_numpy()[file_order], t.column("ts_ms").to_numpy()[file_order]
+            )
             streams[s] = _sort(t, by_row=True).drop_columns(["_row"])
         self.report.out_of_order = out_of_order
         if out_of_order:
@@ -538,11 +541,11 @@ class _LogBuilder:
         return EventLog(streams, self.report)
 
 
-def _count_out_of_order(t: pa.Table) -> int:
-    """Rows whose ts_ms is earlier than the previous row of the same user, in file order."""
-    user = t.column("user_id").to_numpy()
-    ts = t.column("ts_ms").to_numpy()
-    order = np.lexsort((t.column("_row").to_numpy(), user))
+def count_out_of_order(user: np.ndarray, ts: np.ndarray) -> int:
+    """Rows whose ts_ms is earlier than the same user's previous row; the arrays are in file order."""
+    if user.size < 2:
+        return 0
+    order = np.argsort(user, kind="stable")  # group by user, keeping file order within a user
     u, s = user[order], ts[order]
     return int(np.count_nonzero((u[1:] == u[:-1]) & (s[1:] < s[:-1])))
 
@@ -600,7 +603,7 @@ class EventWriter:
             pacsv.write_csv(LONG_SCHEMA.empty_table(), self.tmp)
         if self._fh is not None:
             self._fh.close()
-        os.chmod(self.tmp, _default_mode())
+        os.chmod(self.tmp, default_mode())
         os.replace(self.tmp, self.path)
 
     def abort(self) -> None:
@@ -626,10 +629,11 @@ def write_events(log: EventLog, path: str | Path) -> Path:
     return Path(path)
 
 
-def _default_mode() -> int:
+def default_mode(base: int = 0o666) -> int:
+    """``base`` under the process umask: the mode ``open`` would give (``mkstemp`` gives 0600)."""
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return base & ~umask
 
 
 @contextlib.contextmanager
@@ -643,7 +647,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, _default_mode())  # mkstemp creates 0600; give the file normal permissions
+        os.chmod(tmp, default_mode())  # mkstemp creates 0600; give the file normal permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

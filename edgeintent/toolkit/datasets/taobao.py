@@ -38,7 +38,7 @@ import pyarrow.csv as pacsv
 import pyarrow.compute as pc
 
 from edgeintent.errors import DataError
-from edgeintent.toolkit.events import EventLog, ReadReport, stream_schema
+from edgeintent.toolkit.events import EventLog, ReadReport, count_out_of_order, stream_schema
 from edgeintent.toolkit.sources import Dataset
 
 FILE_NAME = "UserBehavior_sample.csv"
@@ -94,7 +94,7 @@ def load_taobao(path: str | Path, block_size: int = 1 << 24) -> Dataset:
     # file is grouped by user, so the common case is "already sorted" and costs one pass.
     same_user = user[1:] == user[:-1]
     ordered = bool(np.all((user[1:] > user[:-1]) | (same_user & (ts_ms[1:] >= ts_ms[:-1]))))
-    out_of_order = 0 if ordered else _count_out_of_order(user, ts_ms)
+    out_of_order = 0 if ordered else count_out_of_order(user, ts_ms)
     n_users = int(np.count_nonzero(~same_user)) + 1 if ordered else int(np.unique(user).size)
     del same_user
     columns = {
@@ -244,12 +244,3 @@ def _action_codes(behaviour: pa.ChunkedArray) -> np.ndarray:
         pos = pc.index_in(chunk.dictionary, value_set=pa.array(list(ACTION_MAP))).to_numpy(zero_copy_only=False)
         parts.append(pos.astype(np.int32)[chunk.indices.to_numpy(zero_copy_only=False)])
     return np.concatenate(parts) if parts else np.empty(0, np.int32)
-
-
-def _count_out_of_order(user: np.ndarray, ts: np.ndarray) -> int:
-    """Rows whose timestamp is earlier than the same user's previous row in file order."""
-    if user.size < 2:
-        return 0
-    order = np.argsort(user, kind="stable")
-    u, s = user[order], ts[order]
-    return int(np.count_nonzero((u[1:] == u[:-1]) & (s[1:] < s[:-1])))
