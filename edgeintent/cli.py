@@ -288,8 +288,7 @@ def train_cmd(model_name, source, out, epochs, batch_size, lr, seed, patience, p
 
     if out.exists() and not overwrite:
         raise ConfigError(f"{out} already exists; pass --overwrite to replace it")
-    if not out.parent.exists():
-        raise DataError(f"{out}: directory {out.parent} does not exist")
+    _check_out_dir(out)
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, patience=patience,
                       pos_weight=pos_weight, threads=threads)  # fmt: skip
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),

@@ -545,11 +545,7 @@ def build_samples(
     streams: list[str] | None = None,
 ) -> Samples:
     """Featurize ``log`` at ``decisions`` (default rule if None) under ``spec``."""
-    if decisions is None:
-        decisions = default_decision_points(log)
-    decisions = decisions.sort_by([("user_id", "ascending"), ("t_ms", "ascending")])
-    d_user = _np(decisions, "user_id").astype(np.int64)
-    d_t = _np(decisions, "t_ms").astype(np.int64)
+    decisions, d_user, d_t = _sorted_decisions(log, decisions)
     streams = streams or spec.streams
     missing = [s for s in streams if s not in spec.features]
     if missing:
@@ -578,14 +574,18 @@ def label_decisions(
     log: EventLog, decisions: pa.Table | None = None, cfg: LabelConfig | None = None
 ) -> tuple[pa.Table, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Labels (and whether each is observed) at the decision points, without building windows."""
-    if decisions is None:
-        decisions = default_decision_points(log)
-    decisions = decisions.sort_by([("user_id", "ascending"), ("t_ms", "ascending")])
-    d_user = _np(decisions, "user_id").astype(np.int64)
-    d_t = _np(decisions, "t_ms").astype(np.int64)
+    decisions, d_user, d_t = _sorted_decisions(log, decisions)
     keys = _keys_for(log, d_user, d_t)
     labels, observed = _labels(log, cfg or LabelConfig(), keys, d_user, d_t, keys(d_user, d_t))
     return decisions, labels, observed
+
+
+def _sorted_decisions(log: EventLog, decisions: pa.Table | None) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+    """Decision points (the default rule if None) sorted by (user, t), with their user and t arrays."""
+    if decisions is None:
+        decisions = default_decision_points(log)
+    decisions = decisions.sort_by([("user_id", "ascending"), ("t_ms", "ascending")])
+    return decisions, _np(decisions, "user_id").astype(np.int64), _np(decisions, "t_ms").astype(np.int64)
 
 
 def _keys_for(log: EventLog, d_user: np.ndarray, d_t: np.ndarray) -> _Keys:

@@ -34,7 +34,7 @@ from edgeintent.toolkit.features import (
     split_users,
 )
 from edgeintent.toolkit.models import create_model, get_entry, model_config
-from edgeintent.toolkit.models.base import count_parameters, samples_to_batch
+from edgeintent.toolkit.models.base import count_parameters, coupon_values, samples_to_batch
 from edgeintent.toolkit.sources import Dataset
 
 
@@ -332,8 +332,7 @@ def golden_set(result: TrainResult, cfg: TrainConfig) -> dict[str, np.ndarray]:
     g, cases = golden_inputs(prep.spec, prep.samples, prep.valid_idx, streams, cfg.golden_rows, cfg.seed)
     logits = predict_logits(model, g)
     out: dict[str, np.ndarray] = {"case": cases.astype("U32")}
-    batch = samples_to_batch(g, streams)
-    out["coupon"] = batch["coupon"].numpy()
+    out["coupon"] = coupon_values(g)
     for s in streams:
         out[f"x_{s}"] = g.x[s].astype(np.int64)
         out[f"len_{s}"] = g.length[s].astype(np.int64)

@@ -39,13 +39,15 @@ def samples_to_batch(
         batch[s] = torch.from_numpy(np.ascontiguousarray(x[:, :t_max])).long()
         batch[f"{s}_len"] = torch.from_numpy(np.asarray(length, dtype=np.int64))
         batch[f"{s}_age"] = torch.from_numpy(log_age(samples.age_ms[s][sel][:, :t_max]))
-    n = len(samples.user_id[sel])
-    if samples.extra is not None and coupon_column in samples.extra.column_names:
-        coupon = samples.extra.column(coupon_column).to_numpy().astype(np.float32)[sel]
-    else:
-        coupon = np.zeros(n, np.float32)
-    batch["coupon"] = torch.from_numpy(np.ascontiguousarray(coupon))
+    batch["coupon"] = torch.from_numpy(coupon_values(samples, sel, coupon_column))
     return batch
+
+
+def coupon_values(samples: Samples, sel=slice(None), column: str = "offer") -> np.ndarray:
+    """(n,) float32 coupon offered at each decision point (0 where the source logs none)."""
+    if samples.extra is not None and column in samples.extra.column_names:
+        return np.ascontiguousarray(samples.extra.column(column).to_numpy().astype(np.float32)[sel])
+    return np.zeros(len(samples.user_id[sel]), np.float32)
 
 
 def id_dropout(ids: torch.Tensor, p: float, training: bool) -> torch.Tensor:
