@@ -555,14 +555,16 @@ def build_samples(
         raise DataError(f"{log.report.source}: no decision points to featurize")
     keys = _keys_for(log, d_user, d_t)
     d_key = keys(d_user, d_t)
+    d_user_key = d_key - (d_t - keys.t_lo)  # the same user at the earliest time: rank * span
 
     x, length, age = {}, {}, {}
     for s in streams:
         table = log.stream(s)
         ids = event_ids(s, table, spec)
         ts = _np(table, "ts_ms")
-        x[s], length[s], idx = _windows(ids, keys(_np(table, "user_id"), ts), keys, d_user, d_key, spec.max_len[s])
-        age[s] = np.where(idx > 0, d_t[:, None] - np.concatenate([[0], ts])[idx], 0)
+        ev_key = keys(_np(table, "user_id"), ts)
+        x[s], length[s], idx, real = _windows(ids, ev_key, d_key, d_user_key, spec.max_len[s])
+        age[s] = np.where(real, d_t[:, None] - np.concatenate([[0], ts])[idx], 0)
 
     labels, observed = _labels(log, spec.labels, keys, d_user, d_t, d_key)
     extra_cols = [c for c in decisions.column_names if c not in ("user_id", "t_ms")]
@@ -595,20 +597,21 @@ def _keys_for(log: EventLog, d_user: np.ndarray, d_t: np.ndarray) -> _Keys:
 
 
 def _windows(
-    ids: np.ndarray, ev_key: np.ndarray, keys: _Keys, d_user: np.ndarray, d_key: np.ndarray, max_len: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Windows of ids, their lengths, and the 1-based event index of each slot (0 = padding)."""
-    n, n_feat = len(d_key), ids.shape[1]
+    ids: np.ndarray, ev_key: np.ndarray, d_key: np.ndarray, d_user_key: np.ndarray, max_len: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Windows of ids, their lengths, the 1-based event index of each slot (0 = padding), and the
+    mask of real slots. ``d_user_key`` is the key of each decision's user at the earliest time."""
+    n_feat = ids.shape[1]
     # position of the first event at or after t, and of the user's first event
     hi = np.searchsorted(ev_key, d_key, side="left")
-    user_start = np.searchsorted(ev_key, keys(d_user, np.full(n, keys.t_lo)), side="left")
+    user_start = np.searchsorted(ev_key, d_user_key, side="left")
     lo = np.maximum(user_start, hi - max_len)
     length = (hi - lo).astype(np.int32)
     padded = np.concatenate([np.zeros((1, n_feat), np.int32), ids])  # row 0 = padding
     steps = np.arange(max_len)
-    idx = lo[:, None] + 1 + steps[None, :]
-    idx = np.where(steps[None, :] < length[:, None], idx, 0)
-    return np.take(padded, idx, axis=0), length, idx
+    real = steps[None, :] < length[:, None]
+    idx = np.where(real, lo[:, None] + 1 + steps[None, :], 0)
+    return np.take(padded, idx, axis=0), length, idx, real
 
 
 def _labels(
