@@ -38,6 +38,16 @@ last event, so no real-time or stay horizon reaches into the next session.
 
 Every event of a step lies strictly inside the step's time span.
 
+**Review-then-cart episodes** (``EPISODE_P``, mostly comparing and ready_to_buy steps): an episode
+step is on the detail or reviews page and holds, besides its usual events, one slow reading scroll
+(vertical, finger up, ~0.75 s and ~0.08 screens: a third of a typical scroll's speed) and one
+add_to_cart click. Each session is **convinced** with probability ``CONVINCED_P``: in a convinced
+session every episode's click comes 0.3-2.5 s after its scroll ends ("read the reviews, then put it
+in the cart"); otherwise the click falls anywhere in the step (often before the scroll, or many
+seconds after it). Convinced or not, a session has the same number of episodes, slow scrolls and
+add_to_cart clicks, so counts and per-stream aggregates do not tell the two apart: only the
+cross-stream timing does.
+
 **Frequencies.** DIPN reports swipes ~38x and taps ~9x as frequent as browse events. To keep data
 sizes sane this simulator scales that down: gestures are about 14x and clicks about 3x as frequent
 as cloud events (about 34 gestures, 7.5 clicks and 2.5 cloud events per session, 3.5 sessions per
@@ -49,14 +59,17 @@ timestamp. ``state`` is the intent state of the last step before t. The simulato
 offer drawn from ``amounts`` with ``offer_probs`` (uniform by default). The true probability of a
 purchase within ``rt_horizon_ms`` under amount ``a`` is::
 
-    p[a] = sigmoid(base_user + W[state] + coupon_sensitivity_user * h(a) * M[state]),  h(a) = log(1 + a/5)
+    p[a] = sigmoid(base_user + W[state] + coupon_sensitivity_user * h(a) * M[state] + E),  h(a) = log(1 + a/5)
 
 with uplift largest for comparing and about_to_leave users and small for ready_to_buy users (who
-mostly buy anyway). Potential outcomes use common random numbers: one ``u ~ U(0, 1)`` per decision
-and ``buy[a] = u < p[a]``, so they are monotone in the amount. The realised trajectory follows the
-offered amount: if ``buy[offer]``, the next step is a ready_to_buy buying step (usually an
-add_to_cart / buy_now click and a cloud ``cart``) that ends with a cloud ``buy`` inside
-``(t, t + rt_horizon_ms]``, then the session may go on; otherwise the user either stays
+mostly buy anyway). ``E`` is the episode term: ``EPISODE_SHIFT`` for a session with an episode
+before t (+1.1 if convinced, −1.6 if not, so that episodes alone barely move the purchase rate), 0
+without one, plus ``EPISODE_CARRY`` in the session after a convinced one with an episode (the user
+comes back for the item in the cart: a long-term purchase signal). Potential outcomes use common
+random numbers: one ``u ~ U(0, 1)`` per decision and ``buy[a] = u < p[a]``, so they are monotone in
+the amount. The realised trajectory follows the offered amount: if ``buy[offer]``, the next step is a
+ready_to_buy buying step (usually an add_to_cart / buy_now click and a cloud ``cart``) that ends with
+a cloud ``buy`` inside ``(t, t + rt_horizon_ms]``, then the session may go on; otherwise the user either stays
 (probability ``STAY_P[state]``: low for about_to_leave) and goes on with the Markov chain without any
 buy, or leaves at t. Buys happen **only** through this mechanism, so a buy lies in a decision's
 horizon exactly when that decision's ``buy[offer]`` is true.
@@ -78,6 +91,13 @@ Calibration
 
 Learnability
 ============
+
+**The cross-stream timing signal.** The episode term ``E`` is visible only in *when* a slow reading
+scroll (gesture stream) and an add_to_cart click (click stream) happened relative to each other:
+a click within seconds after the scroll means convinced, the same two events in the other order or
+far apart carry nothing. Reading it needs both streams and their relative times (DIPN's inter-view
+attention with its relative-time terms); a merged-order model sees only adjacency, per-stream models
+see only each stream's own order and the events' ages, and window aggregates see nothing of it.
 
 The real-time purchase signal is spread over the streams: the state shows in gesture kinds, pages,
 speeds and tap positions, in widget clicks, and only faintly in the sparse cloud stream; the user's
@@ -252,6 +272,22 @@ STAY_P = np.array([0.86, 0.88, 0.80, 0.18])
 BUY_DWELL_MEDIAN_MS = 60_000.0
 BUY_CART_P = 0.75
 BUY_NOW_P = 0.45
+
+#: Review-then-cart episodes (the cross-stream timing signal, see "Learnability"): P(a step is an
+#: episode step) per state; an episode step is on the detail or reviews page and holds one extra slow
+#: reading scroll and one extra add_to_cart click.
+EPISODE_P = np.array([0.02, 0.25, 0.35, 0.01])
+#: P(a session is "convinced"): its episodes are *coupled* (the click 0.3–2.5 s after the scroll ends);
+#: otherwise the click falls anywhere in the step (before the scroll, or seconds to a minute after).
+CONVINCED_P = 0.3
+EPISODE_GAP_MS = (300.0, 2500.0)
+#: Logit shift at the decision for a session with at least one episode before t: convinced, not convinced.
+EPISODE_SHIFT = (1.1, -1.6)
+#: Logit shift at the decision of the user's next session after a convinced session with an episode
+#: before its decision (they come back for the item in the cart: a long-term purchase signal).
+EPISODE_CARRY = 1.0
+#: The slow reading scroll: median duration (ms), median distance (screen units), log-sd of both.
+SLOW_SCROLL_MS, SLOW_SCROLL_DIST, SLOW_SCROLL_LOG_SD = 750.0, 0.08, 0.35
 
 N_CATEGORIES = 400
 ITEMS_PER_CATEGORY = 5000
@@ -552,12 +588,22 @@ def _simulate_block(
     if max_pre > 1:
         pre[:, 1:] = _markov(rng, pre[:, 0], max_pre - 1)
     dec_state = pre[np.arange(S), n_pre - 1].astype(np.int64)
+    pre_mask = np.arange(max_pre)[None, :] < n_pre[:, None]
+    # review-then-cart episodes before t; their timing (not their count) carries the convinced flag
+    pre_ep = pre_mask & (rng.random((S, max_pre)) < EPISODE_P[pre])
+    convinced = rng.random(S) < CONVINCED_P
+    has_ep = pre_ep.any(axis=1)
+    ep_shift = np.where(has_ep, np.where(convinced, EPISODE_SHIFT[0], EPISODE_SHIFT[1]), 0.0)
+    carry = np.zeros(S, bool)  # the user's previous session was convinced with an episode before t
+    carry[1:] = (convinced & has_ep)[:-1] & (s_user[1:] == s_user[:-1])
+    ep_shift = ep_shift + EPISODE_CARRY * carry
 
     # decision: offer, potential outcomes, realised path
     probs = cfg.probs
     offer_idx = _draw(rng, np.broadcast_to(_cum(probs), (S, K)))
     h = np.log1p(amounts / COUPON_SCALE)
     logit = (base[s_user] + W_STATE[dec_state])[:, None] + (sens[s_user] * M_STATE[dec_state])[:, None] * h[None, :]
+    logit = logit + ep_shift[:, None]  # the episode signal (not a coupon response)
     p_buy = 1.0 / (1.0 + np.exp(-logit))
     u = rng.random(S)
     buy = u[:, None] < p_buy
@@ -574,8 +620,8 @@ def _simulate_block(
         post[bought, 0] = S_READY  # the buying step
 
     # -- steps (session-major, pre before post) -----------------------------------------------
-    pre_mask = np.arange(max_pre)[None, :] < n_pre[:, None]
     post_mask = np.arange(post.shape[1])[None, :] < n_post[:, None]
+    post_ep = post_mask & (rng.random(post.shape) < EPISODE_P[post])
     n_steps = n_pre + n_post
     st_sess = np.concatenate([np.nonzero(pre_mask)[0], np.nonzero(post_mask)[0]])
     st_state = np.concatenate([pre[pre_mask], post[post_mask]]).astype(np.int64)
@@ -583,9 +629,11 @@ def _simulate_block(
     post_first = np.zeros(post.shape, bool)
     post_first[:, 0] = True
     st_first_post = np.concatenate([np.zeros(int(pre_mask.sum()), bool), post_first[post_mask]])
+    st_ep = np.concatenate([pre_ep[pre_mask], post_ep[post_mask]])
     order = np.argsort(st_sess, kind="stable")
     st_sess, st_state, st_post, st_first_post = st_sess[order], st_state[order], st_post[order], st_first_post[order]
     st_buy = st_first_post & bought[st_sess]
+    st_ep = st_ep[order] & ~st_buy
     st_user = s_user[st_sess]
     n_st = st_sess.size
 
@@ -595,6 +643,7 @@ def _simulate_block(
     page_cum = _cum(page_p)
     st_page = _draw(rng, page_cum)
     st_page[st_buy] = np.where(rng.random(int(st_buy.sum())) < 0.6, P_CART, P_DETAIL)
+    st_page[st_ep] = np.where(rng.random(int(st_ep.sum())) < 0.5, P_REVIEWS, P_DETAIL)
 
     # dwell
     dwell = DWELL_MEDIAN_MS[st_state] * np.exp(rng.normal(0.0, DWELL_LOG_SD, n_st))
@@ -617,9 +666,12 @@ def _simulate_block(
     st_start = s_start[st_sess] + st_start_rel
 
     # -- gestures -----------------------------------------------------------------------------
-    g_count = 1 + rng.poisson(GESTURE_RATE[st_state] * np.sqrt(activity[st_user]))
+    g_count = 1 + rng.poisson(GESTURE_RATE[st_state] * np.sqrt(activity[st_user])) + st_ep
+    g_first = _group_starts(g_count)  # an episode step's slow reading scroll is its first gesture
+    g_slow = np.zeros(int(g_count.sum()), bool)
+    g_slow[g_first[st_ep]] = True
     gestures = _gestures(rng, gp, np.repeat(np.arange(n_st), g_count), st_state, st_page, st_start, dwell, st_user,
-                         style_dur, style_dist, size_base, s_orient[st_sess])  # fmt: skip
+                         style_dur, style_dist, size_base, s_orient[st_sess], g_slow)  # fmt: skip
     gestures["user_id"] = user_ids[gestures.pop("_user")]
 
     # -- clicks -------------------------------------------------------------------------------
@@ -633,11 +685,19 @@ def _simulate_block(
     b_steps = np.nonzero(st_buy)[0]
     b_widget = np.where(rng.random(b_steps.size) < BUY_NOW_P, W_BUY, W_ADD)
     b_ts = st_start[b_steps] + 1 + np.floor(rng.random(b_steps.size) * 0.5 * (dwell[b_steps] - 2)).astype(np.int64)
-    c_step = np.concatenate([c_step, b_steps])
+    # the episode steps' add_to_cart click: 0.3-2.5 s after the slow scroll ends in convinced sessions,
+    # anywhere in the step otherwise (capped inside the step either way)
+    e_steps = np.nonzero(st_ep)[0]
+    e_end = gestures["ts_ms"][g_first[e_steps]] + gestures["duration_ms"][g_first[e_steps]].astype(np.int64)
+    gap = np.round(EPISODE_GAP_MS[0] + (EPISODE_GAP_MS[1] - EPISODE_GAP_MS[0]) * rng.random(e_steps.size))
+    anywhere = st_start[e_steps] + 1 + np.floor(rng.random(e_steps.size) * (dwell[e_steps] - 1)).astype(np.int64)
+    e_ts = np.where(convinced[st_sess[e_steps]], e_end + gap.astype(np.int64), anywhere)
+    e_ts = np.minimum(e_ts, st_start[e_steps] + dwell[e_steps] - 1)
+    c_step = np.concatenate([c_step, b_steps, e_steps])
     clicks = {
         "user_id": user_ids[st_user[c_step]],
-        "ts_ms": np.concatenate([c_ts, b_ts]),
-        "widget": np.concatenate([c_widget, b_widget]),
+        "ts_ms": np.concatenate([c_ts, b_ts, e_ts]),
+        "widget": np.concatenate([c_widget, b_widget, np.full(e_steps.size, W_ADD)]),
         "page": st_page[c_step],
     }
 
@@ -722,12 +782,17 @@ def _gestures(
     style_dist: np.ndarray,
     size_base: np.ndarray,
     st_orient: np.ndarray,
+    slow: np.ndarray,
 ) -> dict[str, np.ndarray]:
+    """Gestures of the steps ``g_step``; ``slow`` marks episodes' slow reading scrolls (vertical, finger
+    up, long and short, started in the first 10-70 % of the step)."""
     n = g_step.size
     state = st_state[g_step]
     user = st_user[g_step]
-    kind = _draw(rng, _cum(KIND_P)[state])
-    ts = st_start[g_step] + 1 + np.floor(rng.random(n) * (dwell[g_step] - 1)).astype(np.int64)
+    kind = np.where(slow, K_SCROLL, _draw(rng, _cum(KIND_P)[state]))
+    frac = rng.random(n)
+    frac = np.where(slow, 0.1 + 0.6 * frac, frac)
+    ts = st_start[g_step] + 1 + np.floor(frac * (dwell[g_step] - 1)).astype(np.int64)
 
     z1, z2, z3 = rng.standard_normal((3, n))
     log_dur = np.empty(n)
@@ -748,6 +813,8 @@ def _gestures(
     mu_avg = sw["distance"][0] - sw["duration_ms"][0] + math.log(1000.0)
     la = log_dist[m] - log_dur[m] + math.log(1000.0)
     log_vel[m] = sw["speed"][0] + VEL_SLOPE * (la - mu_avg) + gp.vel[state[m]] + gp.vel_resid * z3[m]
+    log_dur[slow] = math.log(SLOW_SCROLL_MS) + 0.5 * style_dur[user[slow]] + SLOW_SCROLL_LOG_SD * z1[slow]
+    log_dist[slow] = math.log(SLOW_SCROLL_DIST) + 0.5 * style_dist[user[slow]] + SLOW_SCROLL_LOG_SD * z2[slow]
     for kname, k in (("tap", K_TAP), ("pinch", K_PINCH)):
         m = kind == k
         md, sd = OTHER_MARGINALS[kname]["duration_ms"]
@@ -761,8 +828,8 @@ def _gestures(
     # direction
     is_move = (kind == K_SWIPE) | (kind == K_SCROLL)
     col = np.where(kind == K_SCROLL, 1, 0)
-    vertical = is_move & (rng.random(n) < VERTICAL_P[state, col])
-    up = rng.random(n) < UP_P[state]
+    vertical = is_move & ((rng.random(n) < VERTICAL_P[state, col]) | slow)
+    up = (rng.random(n) < UP_P[state]) | slow
     horizontal = is_move & ~vertical
     back = horizontal & (kind == K_SWIPE) & (rng.random(n) < BACK_SWIPE_P[state])
     theta = rng.uniform(-math.pi, math.pi, n)  # taps and pinches: any direction
