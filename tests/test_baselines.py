@@ -386,14 +386,21 @@ def test_gbdt_unfitted_and_one_class_errors(sim300):
         model.fit(negatives)
 
 
-def test_gbdt_prior_correction_calibrates(sim300, gbdt_fitted, heldout):
+def test_gbdt_prior_correction_calibrates(sim300, gbdt_fitted):
     _, samples = sim300
     for t in gbdt_fitted.tasks:
         obs = samples.observed[t]
         y = samples.labels[t][obs]
         p_train = 1 / (1 + np.exp(-gbdt_fitted.predict_logits(samples)[t][obs]))
         assert p_train.mean() == pytest.approx(y.mean(), rel=1e-6)
-    # on other users the corrected probabilities are near the observed rate (balanced ones are not)
-    p = 1 / (1 + np.exp(-gbdt_fitted.predict_logits(heldout)["buy_rt"]))
-    rate = heldout.labels["buy_rt"][heldout.observed["buy_rt"]].mean()
-    assert abs(p.mean() - rate) < 0.5 * rate
+    # on other users the corrected probabilities are near the observed rate (balanced ones are not).
+    # Trained on 1,500 users: 300 users hold only ~30-60 real-time purchases, whose rate alone is off by
+    # a third from one seed to the next
+    sim = simulate(SimConfig(users=1500, seed=1))
+    spec = fit_spec(sim.events)
+    model = create_model("gbdt", spec).fit(build_samples(sim.events, spec, sim.decisions), seed=0)
+    other = simulate(SimConfig(users=1500, seed=99))
+    other = build_samples(other.events, spec, other.decisions)
+    p = 1 / (1 + np.exp(-model.predict_logits(other)["buy_rt"]))
+    rate = other.labels["buy_rt"][other.observed["buy_rt"]].mean()
+    assert abs(p.mean() - rate) < 0.25 * rate

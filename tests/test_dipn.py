@@ -8,7 +8,7 @@ from edgeintent.errors import ConfigError
 from edgeintent.toolkit.features import build_samples, fit_spec
 from edgeintent.toolkit.models import create_model
 from edgeintent.toolkit.models.base import samples_to_batch
-from edgeintent.toolkit.models.dipn import repeat_flags
+from edgeintent.toolkit.models.dipn import TimeCrossAttention, repeat_flags
 from edgeintent.toolkit.simulate import SimConfig, simulate
 
 
@@ -25,7 +25,7 @@ def _batch(model, samples, n=16):
 
 
 @pytest.mark.parametrize("options", [{}, {"attention": False}, {"intra": False}, {"inter": False}, {"multitask": False},
-                                     {"use_age": False, "coupon": False}, {"rnn": "lstm"}])
+                                     {"use_age": False, "coupon": False}, {"rnn": "lstm"}, {"time_bias": False}])
 def test_forward_finite_with_empty_streams(sim, options):
     spec, samples = sim
     torch.manual_seed(0)
@@ -48,6 +48,48 @@ def test_ablations_remove_their_modules(sim):
     assert params["no-intra"] < params["full"]
     single = create_model("dipn", spec, streams=("cloud",))
     assert not single.use_inter  # inter-view attention needs a second stream
+
+
+def _attention_weights(att: TimeCrossAttention, q, k, mask, age_q, age_k) -> torch.Tensor:
+    """The attention weights on the keys: the module's output with identity values and no time values."""
+    with torch.no_grad():
+        att.v.weight.copy_(torch.eye(k.shape[-1]))
+        att.v.bias.zero_()
+        att.time_value.weight.zero_()
+    return att(q, k, mask, age_q, age_k)
+
+
+def test_time_cross_attention_starts_local_and_masks():
+    torch.manual_seed(0)
+    att = TimeCrossAttention(8)
+    with torch.no_grad():  # content-blind: only the relative-time bias and the null key decide
+        att.q.weight.zero_()
+        att.q.bias.zero_()
+    secs = torch.tensor([[1.0, 3.0, 20.0, 300.0, 5000.0, 9.5]])  # key ages; the query happened 10 s before t
+    n = secs.shape[1]
+    keys = torch.eye(n)[None, :, :8] if n >= 8 else torch.nn.functional.pad(torch.eye(n), (0, 8 - n))[None]
+    mask = torch.ones(1, n, dtype=torch.bool)
+    q = torch.zeros(1, 1, 8)
+    w = _attention_weights(att, q, keys, mask, torch.log1p(torch.tensor([[10.0]])), torch.log1p(secs))[0, 0, :n]
+    # the key 0.5 s before the query weighs most; the far ones (4990 s, 290 s before) least
+    assert int(w.argmax()) == 5 and w[5] > 2 * w[1]
+    assert w[4] < w[3] < w[2] and w[4] < w[0]
+    assert w.sum() < 1.0  # the null key takes the rest
+    # masked keys get nothing; a row with every key masked returns zeros
+    mask[0, 5] = False
+    w2 = _attention_weights(att, q, keys, mask, torch.log1p(torch.tensor([[10.0]])), torch.log1p(secs))[0, 0, :n]
+    assert w2[5] == 0 and w2[1] == w2.max() and w2[1] > w2[2]  # keys 0 and 1 (9 s and 7 s after) share a bucket
+    out = att(q, keys, torch.zeros_like(mask), torch.log1p(torch.tensor([[10.0]])), torch.log1p(secs))
+    assert torch.equal(out, torch.zeros_like(out))
+
+
+def test_time_bias_is_part_of_inter_view_attention_only(sim):
+    spec, _ = sim
+    full = create_model("dipn", spec)
+    assert full.hparams["time_bias"] and all(isinstance(m, TimeCrossAttention) for m in full.cross.values())
+    assert not any(isinstance(m, TimeCrossAttention) for m in create_model("dipn", spec, inter=False).modules())
+    plain = create_model("dipn", spec, time_bias=False)
+    assert not any(isinstance(m, TimeCrossAttention) for m in plain.modules())
 
 
 def test_inter_view_attention_reads_the_other_streams(sim):

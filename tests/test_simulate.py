@@ -510,3 +510,35 @@ def test_purchase_signal_is_spread_across_streams(sim20k):
     assert auc_all - single[best_name] >= 0.05, report
     # the label is not given away by the number of add_to_cart / buy_now clicks either
     assert max(single[f"c{w}_w_{x}"] for w in (20, 10, 4) for x in ("add_to_cart", "buy_now")) < 0.62, report
+
+
+def test_review_then_cart_timing_carries_the_signal(sim20k):
+    """A slow review scroll followed within seconds by add_to_cart raises the purchase rate; the same two
+    events in another order or further apart do not (the cross-stream timing signal, see the docstring)."""
+    sim, _ = sim20k
+    d = sim.decisions
+    du, dt = d.column("user_id").to_numpy(), d.column("t_ms").to_numpy()
+    y = _realised_buy(sim)
+    g, c = sim.events.stream("gesture"), sim.events.stream("click")
+    gk = _key(g.column("user_id").to_numpy(), g.column("ts_ms").to_numpy())
+    dur = g.column("duration_ms").to_numpy().astype(np.int64)
+    slow = (_strings(g.column("kind")) == "scroll") & (dur >= 500)
+    slow &= np.isin(_strings(g.column("page")), ["detail", "reviews"])
+    ends = np.sort(gk[slow] + dur[slow])
+    ck = _key(c.column("user_id").to_numpy(), c.column("ts_ms").to_numpy())
+    add = ck[_strings(c.column("widget")) == "add_to_cart"]
+    i = np.searchsorted(ends, add, "right")
+    since_scroll = add - np.where(i > 0, ends[np.maximum(i - 1, 0)], -(10**18))
+    coupled = np.sort(add[since_scroll <= 3000])
+    window = 20 * 60 * 1000  # this session's events before t (sessions are over an hour apart)
+
+    def n_in_window(keys: np.ndarray) -> np.ndarray:
+        return np.searchsorted(keys, _key(du, dt)) - np.searchsorted(keys, _key(du, dt - window))
+
+    has_coupled = n_in_window(coupled) > 0
+    both = (n_in_window(np.sort(add)) > 0) & (n_in_window(np.sort(gk[slow])) > 0)
+    rate_coupled, rate_apart, rate_neither = y[has_coupled].mean(), y[both & ~has_coupled].mean(), y[~both].mean()
+    report = f"coupled {rate_coupled:.3f}, same events apart {rate_apart:.3f}, neither {rate_neither:.3f}"
+    assert has_coupled.mean() > 0.08, report
+    assert rate_coupled > 2.5 * rate_apart, report
+    assert rate_apart < 1.2 * rate_neither, report  # having the events at all does not raise the rate
