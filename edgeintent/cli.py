@@ -18,7 +18,8 @@ from rich.table import Table
 from edgeintent import __version__
 from edgeintent.errors import ConfigError, DataError, EdgeIntentError
 
-console = Console()
+# tables are wide: when output is not a terminal (CI logs, pipes), do not squeeze them into 80 columns
+console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
 SOURCE_HELP = "a file (.csv/.parquet/.jsonl), sim:USERS[:SEED], taobao:PATH or hmog:PATH"
@@ -343,6 +344,83 @@ def eval_cmd(bundle: Path, source: str | None, users: str, plot: Path | None, as
 # ---------------------------------------------------------------------------------------------
 # demo
 # ---------------------------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------------------------
+# export and parity
+# ---------------------------------------------------------------------------------------------
+
+
+@main.command("targets")
+@click.option("--json", "as_json", is_flag=True)
+def targets_cmd(as_json: bool) -> None:
+    """List the export targets and what each can do on this host."""
+    from edgeintent.exporters import capability_table
+
+    rows = capability_table()
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table(title="export targets")
+    for col in ("target", "extension", "precisions", "dynamic batch", "dynamic lengths", "runtime here", "runs here"):
+        table.add_column(col)
+    for r in rows:
+        runs = "yes" if r["runs_here"] else f"no: {r['why_not']}"
+        table.add_row(r["target"], r["extension"], ", ".join(r["precisions"]), str(r["dynamic_batch"]).lower(),
+                      str(r["dynamic_length"]).lower(), r["runtime"], runs)  # fmt: skip
+    console.print(table)
+
+
+@main.command("export")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--target", "target", default="all", show_default=True, help="onnx, coreml, mnn, a comma list or all")
+@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def export_cmd(bundle: Path, target: str, precision: str, as_json: bool) -> None:
+    """Export a bundle's model into BUNDLE/exports/<target>/ and record it in the manifest."""
+    from edgeintent.exporters import export_bundle, parse_targets
+
+    metas = []
+    for name in parse_targets(target):
+        t0 = time.perf_counter()
+        meta = export_bundle(bundle, name, precision)
+        meta["seconds"] = round(time.perf_counter() - t0, 2)
+        metas.append(meta)
+        if not as_json:
+            console.print(f"exported {meta['artifact']} ({meta['bytes']:,} bytes, {precision}) in {meta['seconds']:.1f} s")
+    if as_json:
+        _print_json(metas)
+
+
+@main.command("parity")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--target", "target", default="all", show_default=True, help="onnx, coreml, mnn, a comma list or all (exported)")
+@click.option("--device", default="host", show_default=True, help="host (emulated devices: see `edgeintent devices`)")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), default=None, help="write JUnit XML here")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+def parity_cmd(bundle: Path, target: str, device: str, as_json: bool, junit: Path | None, threads: int) -> None:
+    """Check every exported artifact against torch on the golden set. Exit 0 pass, 1 breach, 2 usage error."""
+    from edgeintent.exporters import parse_targets
+    from edgeintent.parity import run_parity
+    from edgeintent.parity.report import failures, junit_xml, table
+    from edgeintent.toolkit.events import atomic_write_bytes
+
+    if device != "host":
+        raise ConfigError(f"--device {device}: only host parity is available so far (emulated ARM runtimes are not set up)")
+    targets = None if target.strip() == "all" else parse_targets(target)
+    report = run_parity(bundle, targets, threads=threads)
+    if junit is not None:
+        atomic_write_bytes(junit, junit_xml(report))
+    if as_json:
+        _print_json(report)
+    else:
+        console.print(table(report))
+        for line in failures(report):
+            err_console.print(line, highlight=False, soft_wrap=True)
+        console.print("parity: [green]pass[/green]" if report["passed"] else "parity: [red]FAIL[/red]")
+    if not report["passed"]:
+        sys.exit(1)
 
 
 @main.command()

@@ -101,9 +101,11 @@ def main_task(tasks: tuple[str, ...]) -> str:
     return "buy_rt" if "buy_rt" in tasks else tasks[0]
 
 
-def batch_for(model, samples: Samples, idx: np.ndarray) -> dict[str, torch.Tensor]:
+def batch_for(model, samples: Samples, idx: np.ndarray, widths: dict[str, int] | None = None) -> dict[str, torch.Tensor]:
     prep = getattr(model, "prepare_batch", None)
-    return prep(samples, idx) if prep is not None else samples_to_batch(samples, model.streams, idx)
+    if prep is not None:
+        return prep(samples, idx, widths=widths)
+    return samples_to_batch(samples, model.streams, idx, widths=widths)
 
 
 @torch.no_grad()
@@ -340,6 +342,9 @@ def golden_set(result: TrainResult, cfg: TrainConfig) -> dict[str, np.ndarray]:
     for t, v in logits.items():
         out[f"logit_{t}"] = v.astype(np.float32)
         out[f"prob_{t}"] = sigmoid(v).astype(np.float32)
+        if t in g.labels:  # parity's AUC delta; -1 where unobserved or an edge case
+            known = g.observed[t] & (cases == "recorded")
+            out[f"label_{t}"] = np.where(known, g.labels[t], -1).astype(np.int8)
     return out
 
 

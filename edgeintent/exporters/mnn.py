@@ -1,0 +1,135 @@
+"""MNN target (the runtime of the DIPN deployment): ONNX → ``.mnn``, run by MNN's Python runtime.
+
+- Conversion uses the converter's native RNN op (``--useOriginRNNImpl``). Without it MNN rewrites
+  GRU/LSTM into a While loop that is ~6x slower here and runs only through the Module API.
+- **Never** ``import MNN.tools`` or run the ``mnn`` / ``mnnconvert`` / ``mnnquant`` commands: that code
+  runs ``pip install -U aliyun-log-python-sdk`` and sends the converter's arguments and a machine id
+  to a remote log endpoint. We call the compiled converter (the top-level ``_tools`` extension that
+  the MNN wheel installs) directly, in a child process so its C++ logging and any crash stay out of
+  ours. ``tests/test_export.py`` converts with the network cut off and checks that nothing was
+  installed and that ``MNN.tools`` was never imported.
+- fp16 stores weights as fp16 (``--fp16``); x86 computes in fp32 either way.
+- Inference uses the session API (``Interpreter``), resizing inputs when a request's shapes change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edgeintent.exporters import Runner, Target, register_target
+from edgeintent.exporters.common import ExportError
+
+_CONVERT = """
+import sys
+import _tools  # MNN's compiled converter; never MNN.tools (see edgeintent/exporters/mnn.py)
+argv = ["mnnconvert", "-f", "ONNX", "--modelFile", sys.argv[1], "--MNNModel", sys.argv[2], "--bizCode", "edgeintent"]
+_tools.mnnconvert(argv + sys.argv[3:])
+assert "MNN.tools" not in sys.modules
+"""
+
+
+def convert_onnx(onnx_path: Path, out: Path, native_rnn: bool = True, fp16: bool = False) -> str:
+    """Run MNN's converter on an ONNX file; returns its log. Raises ExportError on failure."""
+    flags = (["--useOriginRNNImpl"] if native_rnn else []) + (["--fp16"] if fp16 else [])
+    try:
+        proc = subprocess.run([sys.executable, "-c", _CONVERT, str(onnx_path), str(out), *flags],
+                              capture_output=True, text=True, timeout=600)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise ExportError("MNN conversion did not finish in 600 s") from None
+    log = proc.stdout + proc.stderr
+    if proc.returncode != 0 or not out.is_file() or out.stat().st_size == 0 or "Converted Success" not in log:
+        last = next((ln for ln in reversed(log.strip().splitlines()) if ln.strip()), "no output")
+        raise ExportError(f"MNN conversion failed (exit {proc.returncode}): {last.strip()}")
+    return log
+
+
+@contextlib.contextmanager
+def _quiet_fd1():
+    """MNN's C++ code prints a CPU-feature line to stdout when a runtime is created: drop it."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+class MnnRunner(Runner):
+    """MNN session API with ``precision`` ``normal`` (``low`` allows fp16 arithmetic on ARM)."""
+
+    def __init__(self, path: Path, threads: int = 1, precision: str = "normal", inputs: list[str] | None = None,
+                 outputs: list[str] | None = None) -> None:  # fmt: skip
+        with _quiet_fd1():
+            import MNN
+
+            self.interpreter = MNN.Interpreter(str(path))
+            self.session = self.interpreter.createSession({"numThread": threads, "precision": precision})
+        self._mnn = MNN
+        self.runtime = f"MNN {getattr(MNN, 'version', lambda: '?')()}"
+        self.inputs = list(inputs) if inputs else list(self.interpreter.getSessionInputAll(self.session))
+        self.outputs = list(outputs) if outputs else list(self.interpreter.getSessionOutputAll(self.session))
+        self._shapes: dict[str, tuple[int, ...]] = {}
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        MNN, it = self._mnn, self.interpreter
+        arrays = {}
+        for n in self.inputs:
+            if n not in feeds:
+                raise ExportError(f"mnn artifact needs input {n!r}")
+            a = np.asarray(feeds[n])
+            arrays[n] = np.ascontiguousarray(a, np.int32 if np.issubdtype(a.dtype, np.integer) else np.float32)
+        shapes = {n: a.shape for n, a in arrays.items()}
+        if shapes != self._shapes:
+            for n, a in arrays.items():
+                it.resizeTensor(it.getSessionInput(self.session, n), tuple(a.shape))
+            it.resizeSession(self.session)
+            self._shapes = shapes
+        for n, a in arrays.items():
+            kind = MNN.Halide_Type_Int if a.dtype == np.int32 else MNN.Halide_Type_Float
+            it.getSessionInput(self.session, n).copyFrom(MNN.Tensor(tuple(a.shape), kind, a, MNN.Tensor_DimensionType_Caffe))
+        it.runSession(self.session)
+        out = {}
+        for n in self.outputs:
+            t = it.getSessionOutput(self.session, n)
+            shape = tuple(t.getShape())
+            host = MNN.Tensor(shape, MNN.Halide_Type_Float, np.zeros(shape, np.float32), MNN.Tensor_DimensionType_Caffe)
+            t.copyToHostTensor(host)
+            out[n] = np.array(host.getData(), dtype=np.float32).reshape(shape)
+        return out
+
+
+@register_target("mnn")
+class MnnTarget(Target):
+    extension = ".mnn"
+    precisions = ("fp32", "fp16")
+    runtime = "MNN (session API)"
+    notes = "from ONNX with the native RNN op; converter called directly, never MNN.tools"
+
+    def missing(self) -> str | None:
+        import importlib.util
+
+        if importlib.util.find_spec("MNN") is None or importlib.util.find_spec("_tools") is None:
+            return "MNN is not installed (pip install 'edgeintent[mnn]')"
+        return None
+
+    def export(self, model, spec, samples, out: Path, precision: str) -> dict:
+        from edgeintent.exporters.onnx import export_proto, serialize
+
+        with tempfile.TemporaryDirectory(prefix="edgeintent-mnn-") as tmp:
+            src = Path(tmp) / "model.onnx"
+            src.write_bytes(serialize(export_proto(model, spec, samples, "fp32")))
+            convert_onnx(src, out, native_rnn=True, fp16=precision == "fp16")
+        return {"converter_flags": ["--useOriginRNNImpl"] + (["--fp16"] if precision == "fp16" else [])}
+
+    def runner(self, path: Path, meta: dict, threads: int = 1) -> Runner:
+        return MnnRunner(path, threads, inputs=[i["name"] for i in meta["inputs"]], outputs=meta["outputs"])
