@@ -129,8 +129,8 @@ def _read_tree(path: Path) -> dict[str, bytes]:
 
 def export_bundle(bundle_dir, target: str, precision: str = "fp32") -> dict:
     """Export the bundle's model to ``target`` into ``bundle/exports/<target>/``; returns the metadata."""
-    from edgeintent.toolkit.bundle import add_files, canonical_json, environment_versions, load_bundle
-    from edgeintent.toolkit.train import golden_samples, load_model
+    from edgeintent.toolkit.bundle import load_bundle
+    from edgeintent.toolkit.train import load_model
 
     t = get_target(target)
     if precision not in t.precisions:
@@ -139,12 +139,34 @@ def export_bundle(bundle_dir, target: str, precision: str = "fp32") -> dict:
     if why:
         raise ExportError(f"cannot export to {target}: {why}")
     bundle = load_bundle(bundle_dir)
-    model = torch_model(load_model(bundle))
-    samples = golden_samples(bundle.golden)
+    return install_artifact(bundle, target, precision, torch_model(load_model(bundle)))
+
+
+def _tool_versions() -> dict[str, str | None]:
+    from importlib import metadata
+
+    out = {}
+    for pkg in ("onnx", "onnxruntime", "coremltools", "MNN"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def install_artifact(bundle, target: str, precision: str, model) -> dict:
+    """Export ``model`` (normally the bundle's own) into ``bundle``'s slot for ``target``/``precision``.
+
+    Tests pass a deliberately broken copy of the model here to check that parity catches it.
+    """
+    from edgeintent.toolkit.bundle import add_files, canonical_json, environment_versions
+    from edgeintent.toolkit.train import golden_samples
+
+    t = get_target(target)
     name = t.artifact_name(precision)
     with tempfile.TemporaryDirectory(prefix="edgeintent-export-") as tmp:
         out = Path(tmp) / name
-        extra = t.export(model, bundle.spec, samples, out, precision)
+        extra = t.export(model, bundle.spec, golden_samples(bundle.golden), out, precision)
         tree = _read_tree(out)
     rel = f"exports/{target}/{name}"
     files = {(rel if k == "" else f"{rel}/{k}"): v for k, v in tree.items()}
@@ -156,11 +178,11 @@ def export_bundle(bundle_dir, target: str, precision: str = "fp32") -> dict:
         "inputs": [{"name": s.name, "dtype": s.dtype, "dims": list(s.dims)} for s in input_specs(model, bundle.spec)],
         "outputs": output_names(model),
         "bytes": sum(len(v) for v in tree.values()),
-        "versions": environment_versions(),
+        "versions": {**environment_versions(), **_tool_versions()},
         **extra,
     }
     files[f"{rel}.meta.json"] = canonical_json(meta)
-    add_files(bundle_dir, files)
+    add_files(bundle.path, files)
     return meta
 
 

@@ -58,10 +58,10 @@ def _register_unsafe_chunk() -> None:
         total = x.shape[dim]
         size = -(-total // chunks)
         sizes = [size] * (total // size) + ([total % size] if total % size else [])
-        for val, name in zip(mb.split(x=x, split_sizes=sizes, axis=dim, name=node.name), node.outputs, strict=True):
-            context.add(val, name)
+        # a list output, as coremltools' own ``split`` does (a ListUnpack node takes it apart)
+        context.add(mb.split(x=x, split_sizes=sizes, axis=dim, name=node.name), torch_name=node.name)
 
-    if "unsafe_chunk" not in _TORCH_OPS_REGISTRY:
+    if "unsafe_chunk" not in _TORCH_OPS_REGISTRY.name_to_func_mapping:
         register_torch_op(unsafe_chunk)
     _REGISTERED = True
 

@@ -244,6 +244,15 @@ def _concat(values, axis, interleave=False):
     return np.concatenate(values, axis=int(axis))
 
 
+@kernel("split")
+def _split(x, axis, split_sizes=None, num_splits=None):
+    axis = int(axis)
+    if split_sizes is not None:
+        cuts = np.cumsum([int(v) for v in np.atleast_1d(split_sizes)])[:-1]
+        return tuple(np.split(x, cuts, axis=axis))
+    return tuple(np.split(x, int(num_splits), axis=axis))
+
+
 @kernel("stack")
 def _stack(values, axis):
     return np.stack(values, axis=int(axis))
@@ -419,6 +428,7 @@ class MilProgram:
         self.input_dtypes = {n: _DTYPES.get(_dtype_name(v), np.float32) for n, v in self.function.inputs.items()}
         self.outputs = [v.name for v in self.function.outputs]
         self.op_types = sorted(_op_types(self.function))
+        self.dtypes = sorted(_dtypes(self.function))  # e.g. fp16 appears only in fp16 programs
         unknown = [t for t in self.op_types if t not in KERNELS and t not in ("const", "while_loop", "cond")]
         if unknown:
             raise MilReferenceError(f"MIL reference: no kernel for op {unknown[0]!r} (ops here: {', '.join(self.op_types)})")
@@ -498,6 +508,20 @@ def _dtype_name(var) -> str:
     from coremltools.converters.mil.mil import types
 
     return types.builtin_to_string(var.dtype)
+
+
+def _dtypes(block) -> set[str]:
+    found = set()
+    for op in block.operations:
+        for v in op.outputs:
+            if getattr(v, "dtype", None) is not None:
+                try:
+                    found.add(_dtype_name(v))
+                except Exception:  # list / tuple types have no scalar dtype name
+                    pass
+        for b in op.blocks:
+            found |= _dtypes(b)
+    return found
 
 
 def _op_types(block) -> set[str]:
