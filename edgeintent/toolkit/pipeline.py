@@ -148,7 +148,7 @@ def run_demo(users: int, seed: int, out_dir: Path, say: Callable[[str], None] | 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     result: dict = {"out_dir": str(out_dir)}
-    n_stages = 5
+    n_stages = 6
 
     say(f"[bold]1/{n_stages} simulate[/] {users:,} users (seed {seed})")
     t0 = time.perf_counter()
@@ -210,7 +210,35 @@ def run_demo(users: int, seed: int, out_dir: Path, say: Callable[[str], None] | 
             r = rep["buy_rt"]
             say(f"    {name:5s} {label:17s} buy_rt AUC {r['auc']:.3f} [{r['auc_ci'][0]:.3f}, {r['auc_ci'][1]:.3f}]"
                 f"  ECE {r['ece']:.3f}")
+    say(f"[bold]6/{n_stages} export[/] dipn to every target and [bold]check parity[/] against torch on the golden set")
+    result["export"], result["parity"] = _export_and_check(out_dir / "dipn", say)
+
     atomic_write_text(out_dir / "demo.json", json.dumps(result, indent=1, default=str))
     say(f"wrote {out_dir}/: events.parquet (+ .decisions.parquet), feature_spec.json, samples.npz, "
-        "dipn/ and gbdt/ bundles, demo.json")
+        "dipn/ (with exports/) and gbdt/ bundles, demo.json")
     return result
+
+
+def _export_and_check(bundle_dir: Path, say: Callable[[str], None]) -> tuple[list[dict], dict]:
+    """Export a bundle to every target (fp32) and run the parity gate; one line per artifact."""
+    from edgeintent.exporters import export_bundle, list_targets
+    from edgeintent.parity import run_parity
+    from edgeintent.parity.report import short_runtime
+
+    metas = []
+    for target in list_targets():
+        t0 = time.perf_counter()
+        meta = export_bundle(bundle_dir, target)
+        metas.append(dict(meta, seconds=round(time.perf_counter() - t0, 2)))
+    report = run_parity(bundle_dir)
+    by_target: dict[tuple[str, str], list[dict]] = {}
+    for r in report["results"]:
+        by_target.setdefault((r["target"], r["precision"]), []).append(r)
+    sizes = {m["target"]: m["bytes"] for m in metas}
+    for (target, precision), rows in by_target.items():
+        worst = max(r["metrics"]["prob_max_abs"] for r in rows)
+        size = f"{sizes[target] / 1024:.0f} KB, " if target in sizes else ""
+        status = "pass" if all(r["passed"] for r in rows) else "FAIL"
+        say(f"    {target:6s} {precision} {size}{short_runtime(rows[0])}: max |Δp| {worst:.1e} over "
+            f"{report['golden_rows']} golden rows × {len(report['variants'])} input variants → {status}")
+    return metas, report
