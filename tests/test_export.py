@@ -261,11 +261,12 @@ def _pip_freeze() -> str:
 
 
 @pytest.mark.mnn
-def test_mnn_export_works_offline_installs_nothing_and_never_imports_mnn_tools(trained, tmp_path):
-    path = fresh(trained, "dipn", tmp_path)
+def test_export_works_offline_installs_nothing_and_never_imports_mnn_tools(trained, tmp_path):
+    path = fresh(trained, "rnn", tmp_path)
     before = _pip_freeze()
     code = (
-        "import sys; from edgeintent.exporters import export_bundle; export_bundle(sys.argv[1], 'mnn');"
+        "import sys; from edgeintent.exporters import export_bundle, list_targets;"
+        "[export_bundle(sys.argv[1], t) for t in list_targets()];"
         "assert 'MNN.tools' not in sys.modules, 'MNN.tools was imported'; print('ok')"
     )
     cmd = [sys.executable, "-c", code, str(path)]
@@ -281,7 +282,8 @@ def test_mnn_export_works_offline_installs_nothing_and_never_imports_mnn_tools(t
     env = None if offline else {**__import__("os").environ, "PYTHONPATH": str(tmp_path)}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]
-    assert (path / "exports/mnn/model.mnn").is_file()
+    for artifact in ("onnx/model.onnx", "coreml/model.mlpackage", "mnn/model.mnn"):
+        assert (path / "exports" / artifact).exists(), artifact
     assert _pip_freeze() == before
     assert "aliyun" not in _pip_freeze().lower()
 
