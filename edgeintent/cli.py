@@ -276,11 +276,13 @@ def _split_list(text: str | None) -> tuple[str, ...] | None:
 @click.option("--pos-weight", default="auto", show_default=True, help="auto, none or a number")
 @click.option("--streams", default=None, help="comma-separated subset, e.g. cloud (default: all in the data)")
 @click.option("--tasks", default=None, help="comma-separated labels, e.g. buy_rt,buy_long")
+@click.option("--rnn", type=click.Choice(["gru", "lstm"]), default=None,
+              help="recurrent cell for dipn / iidn (lstm lets int8 quantization cover the recurrent weights)")
 @click.option("--set", "options", multiple=True, help="model option KEY=VALUE, e.g. --set inter=false")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--overwrite", is_flag=True, help="replace an existing bundle")
 @click.option("--json", "as_json", is_flag=True)
-def train_cmd(model_name, source, out, epochs, batch_size, lr, seed, patience, pos_weight, streams, tasks, options,
+def train_cmd(model_name, source, out, epochs, batch_size, lr, seed, patience, pos_weight, streams, tasks, rnn, options,
               threads, overwrite, as_json) -> None:  # fmt: skip
     """Train a model on SOURCE (split by user) and write a verified bundle to OUT."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -301,7 +303,7 @@ def train_cmd(model_name, source, out, epochs, batch_size, lr, seed, patience, p
                        info=f"epoch {row['epoch']} loss {row['loss']:.4f} valid AUC {row['valid_auc']:.4f}")  # fmt: skip
 
         summary = train_bundle(model_name, source, out, cfg, streams=_split_list(streams), tasks=_split_list(tasks),
-                               options=_parse_options(options), overwrite=overwrite, on_epoch=on_epoch)  # fmt: skip
+                               options={**_parse_options(options), **({"rnn": rnn} if rnn else {})}, overwrite=overwrite, on_epoch=on_epoch)  # fmt: skip
     if as_json:
         _print_json(summary)
         return
@@ -390,6 +392,39 @@ def export_cmd(bundle: Path, target: str, precision: str, as_json: bool) -> None
             console.print(f"exported {meta['artifact']} ({meta['bytes']:,} bytes, {precision}) in {meta['seconds']:.1f} s")
     if as_json:
         _print_json(metas)
+
+
+@main.command("quantize")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--target", "target", required=True, help="onnx, coreml or mnn")
+@click.option("--mode", default="auto", show_default=True, help="a recipe of the target (see README) or auto")
+@click.option("--data", "source", default=None, help=f"{SOURCE_HELP} (default: the training data's validation users)")
+@click.option("--budget-auc", type=float, default=0.002, show_default=True, help="auto: largest AUC drop allowed")
+@click.option("--runs", type=click.IntRange(min=10), default=200, show_default=True, help="latency runs per candidate")
+@click.option("--json", "as_json", is_flag=True)
+def quantize_cmd(bundle: Path, target: str, mode: str, source: str | None, budget_auc: float, runs: int, as_json: bool) -> None:
+    """Quantize a bundle's export for TARGET; report size, AUC, flips and latency per candidate."""
+    from edgeintent.quantization import quantize_bundle
+
+    report = quantize_bundle(bundle, target, mode, source, budget_auc, runs, say=None if as_json else console.print)
+    if as_json:
+        _print_json(report)
+        return
+    table = Table(title=f"quantize {target}: {report['rows']:,} decision points of {report['data']} ({report['users']} users)")
+    for col in ("mode", "size", "vs fp32", *[f"AUC {t}" for t in report["candidates"][0]["tasks"]], "max |Δlogit|", "flips",
+                "p50 ms", "within budget"):  # fmt: skip
+        table.add_column(col)
+    for c in report["candidates"]:
+        aucs = [f"{v['auc']:.4f} ({v['auc_delta']:+.4f})" if v["auc"] is not None else "n/a" for v in c["tasks"].values()]
+        lat = c["latency"]["p50_ms"]
+        table.add_row(c["mode"], f"{c['bytes'] / 1024:.0f} KB", f"{c['size_ratio']:.0%}", *aucs,
+                      f"{max(v['logit_max_abs'] for v in c['tasks'].values()):.3g}",
+                      f"{max(v['flip_share'] for v in c['tasks'].values()):.1%}",
+                      "n/a" if lat is None else f"{lat:.3f}", "yes" if c["within_budget"] else "no")  # fmt: skip
+    console.print(table)
+    if "choice" in report:
+        console.print(f"auto: {report['choice']}")
+    console.print(f"installed: {', '.join(report['installed']) or 'nothing'} (report: exports/{target}/quantize-report.json)")
 
 
 @main.command("parity")

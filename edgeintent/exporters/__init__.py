@@ -23,7 +23,7 @@ from edgeintent.exporters.common import ExportError, input_specs, output_names, 
 _MODULES = ("onnx", "coreml", "mnn")
 _REGISTRY: dict[str, Target] = {}
 
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16")  # quantization recipes add modes such as dynamic-int8
 
 
 class Runner:
@@ -154,20 +154,32 @@ def _tool_versions() -> dict[str, str | None]:
     return out
 
 
-def install_artifact(bundle, target: str, precision: str, model) -> dict:
+def install_artifact(bundle, target: str, precision: str, model, build: Callable[[Path], dict] | None = None) -> dict:
     """Export ``model`` (normally the bundle's own) into ``bundle``'s slot for ``target``/``precision``.
 
-    Tests pass a deliberately broken copy of the model here to check that parity catches it.
+    ``build(out) -> extra metadata`` writes the artifact instead of the target's own export (the
+    quantization recipes use it). Tests pass a deliberately broken copy of the model here to check
+    that parity catches it.
     """
-    from edgeintent.toolkit.bundle import add_files, canonical_json, environment_versions
     from edgeintent.toolkit.train import golden_samples
 
     t = get_target(target)
     name = t.artifact_name(precision)
     with tempfile.TemporaryDirectory(prefix="edgeintent-export-") as tmp:
         out = Path(tmp) / name
-        extra = t.export(model, bundle.spec, golden_samples(bundle.golden), out, precision)
-        tree = _read_tree(out)
+        if build is None:
+            extra = t.export(model, bundle.spec, golden_samples(bundle.golden), out, precision)
+        else:
+            extra = build(out)
+        return install_tree(bundle, target, precision, model, out, extra)
+
+
+def install_tree(bundle, target: str, precision: str, model, out: Path, extra: dict) -> dict:
+    """Record an artifact already written at ``out`` (file or directory) in the bundle, with its meta."""
+    from edgeintent.toolkit.bundle import add_files, canonical_json, environment_versions
+
+    name = get_target(target).artifact_name(precision)
+    tree = _read_tree(out)
     rel = f"exports/{target}/{name}"
     files = {(rel if k == "" else f"{rel}/{k}"): v for k, v in tree.items()}
     meta = {

@@ -356,6 +356,28 @@ def _scatter(data, indices, updates, axis=0, mode="add", validate_indices=False)
     return out
 
 
+# -- compressed weights (coremltools.optimize output), decompressed with coremltools' own reference --
+
+
+@kernel("constexpr_affine_dequantize")
+def _affine_dequantize(quantized_data, zero_point, scale, axis):
+    from coremltools.converters.mil.mil.ops.defs.iOS16.constexpr_ops import constexpr_affine_dequantize
+
+    return constexpr_affine_dequantize.decompress(quantized_data, zero_point, scale, int(axis))
+
+
+@kernel("constexpr_lut_to_dense")
+def _lut_to_dense(lut, indices, shape):
+    from coremltools.converters.mil.mil.ops.defs.iOS16.constexpr_ops import constexpr_lut_to_dense
+
+    return constexpr_lut_to_dense.decompress(lut, indices, np.asarray(shape))
+
+
+@kernel("constexpr_cast")
+def _constexpr_cast(source_val, output_dtype):
+    return np.asarray(source_val).astype(_DTYPES[output_dtype])
+
+
 # -- recurrent ---------------------------------------------------------------------------------
 
 _ACT = {"sigmoid": _sigmoid, "tanh": lambda x: _same(x, np.tanh(x)), "relu": _relu,
@@ -427,6 +449,7 @@ class MilProgram:
         self.inputs = list(self.function.inputs)
         self.input_dtypes = {n: _DTYPES.get(_dtype_name(v), np.float32) for n, v in self.function.inputs.items()}
         self.outputs = [v.name for v in self.function.outputs]
+        self._constexpr: dict[str, np.ndarray] = {}
         self.op_types = sorted(_op_types(self.function))
         self.dtypes = sorted(_dtypes(self.function))  # e.g. fp16 appears only in fp16 programs
         unknown = [t for t in self.op_types if t not in KERNELS and t not in ("const", "while_loop", "cond")]
@@ -457,6 +480,12 @@ class MilProgram:
             outs = op.outputs
             if op.op_type == "const":
                 env[outs[0].name] = _const(outs[0])
+                continue
+            if op.op_type.startswith("constexpr_"):  # compressed weights: decompress once per program
+                if outs[0].name not in self._constexpr:
+                    args = {k: self._value(v, env) for k, v in op.inputs.items()}
+                    self._constexpr[outs[0].name] = KERNELS[op.op_type](**args)
+                env[outs[0].name] = self._constexpr[outs[0].name]
                 continue
             if op.op_type == "while_loop":
                 vals = self._while(op, env, trace)

@@ -35,9 +35,9 @@ assert "MNN.tools" not in sys.modules
 """
 
 
-def convert_onnx(onnx_path: Path, out: Path, native_rnn: bool = True, fp16: bool = False) -> str:
+def convert_onnx(onnx_path: Path, out: Path, native_rnn: bool = True, fp16: bool = False, extra_flags: list[str] = ()) -> str:
     """Run MNN's converter on an ONNX file; returns its log. Raises ExportError on failure."""
-    flags = (["--useOriginRNNImpl"] if native_rnn else []) + (["--fp16"] if fp16 else [])
+    flags = (["--useOriginRNNImpl"] if native_rnn else []) + (["--fp16"] if fp16 else []) + list(extra_flags)
     try:
         proc = subprocess.run([sys.executable, "-c", _CONVERT, str(onnx_path), str(out), *flags],
                               capture_output=True, text=True, timeout=600)  # fmt: skip

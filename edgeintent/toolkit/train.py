@@ -434,13 +434,11 @@ def load_model(bundle):
     return model
 
 
-def evaluate_bundle(path, source: str | None = None, users: str = "auto", plot=None) -> dict:
-    """Metrics of a bundle's model on ``source`` (default: the training source's validation users)."""
-    from edgeintent.toolkit.bundle import load_bundle
+def evaluation_rows(bundle, model, source: str | None = None, users: str = "auto") -> tuple[Samples, np.ndarray, str, str]:
+    """(samples, rows to evaluate, source, users) for a bundle: by default the training source's
+    validation users; another source is evaluated on all its users."""
     from edgeintent.toolkit.sources import load_source
 
-    bundle = load_bundle(path)
-    model = load_model(bundle)
     trained_on = bundle.config["data"]["source"]
     source = source or trained_on
     ds = load_source(source)
@@ -457,6 +455,16 @@ def evaluate_bundle(path, source: str | None = None, users: str = "auto", plot=N
         raise ConfigError(f"--users must be auto, valid or all, got {users!r}")
     if len(idx) == 0:
         raise DataError(f"{source}: no decision points to evaluate on")
+    return samples, idx, source, users
+
+
+def evaluate_bundle(path, source: str | None = None, users: str = "auto", plot=None) -> dict:
+    """Metrics of a bundle's model on ``source`` (default: the training source's validation users)."""
+    from edgeintent.toolkit.bundle import load_bundle
+
+    bundle = load_bundle(path)
+    model = load_model(bundle)
+    samples, idx, source, users = evaluation_rows(bundle, model, source, users)
     logits = predict_logits(model, samples, idx)
     report = evaluate_logits(samples, idx, logits)
     if plot is not None:
