@@ -364,12 +364,13 @@ def targets_cmd(as_json: bool) -> None:
         _print_json(rows)
         return
     table = Table(title="export targets")
-    for col in ("target", "extension", "precisions", "dynamic batch", "dynamic lengths", "runtime here", "runs here"):
+    for col in ("target", "extension", "precisions", "quantization", "dynamic batch", "dynamic lengths", "runtime here",
+                "runs here"):  # fmt: skip
         table.add_column(col)
     for r in rows:
         runs = "yes" if r["runs_here"] else f"no: {r['why_not']}"
-        table.add_row(r["target"], r["extension"], ", ".join(r["precisions"]), str(r["dynamic_batch"]).lower(),
-                      str(r["dynamic_length"]).lower(), r["runtime"], runs)  # fmt: skip
+        table.add_row(r["target"], r["extension"], ", ".join(r["precisions"]), ", ".join(r["quantization"]),
+                      str(r["dynamic_batch"]).lower(), str(r["dynamic_length"]).lower(), r["runtime"], runs)  # fmt: skip
     console.print(table)
 
 

@@ -46,13 +46,16 @@ class Target:
     precisions: tuple[str, ...] = ("fp32",)
     dynamic_batch: bool = True
     dynamic_length: bool = True
-    quantization: tuple[str, ...] = ()
     runtime: str = ""
     notes: str = ""
+    requires: tuple[str, ...] = ()  # importable modules the target needs
 
     def missing(self) -> str | None:
         """Why this target cannot export here (a package is missing), or None."""
-        return None
+        import importlib.util
+
+        absent = [m for m in self.requires if importlib.util.find_spec(m) is None]
+        return f"{', '.join(absent)} not installed" if absent else None
 
     def run_missing(self) -> str | None:
         """Why artifacts cannot run here, or None."""
@@ -108,13 +111,15 @@ def parse_targets(text: str) -> list[str]:
 
 
 def capability_table() -> list[dict]:
+    from edgeintent.quantization import recipes
+
     rows = []
     for name in list_targets():
         t = _REGISTRY[name]
         rows.append({
             "target": name, "extension": t.extension, "precisions": list(t.precisions),
             "dynamic_batch": t.dynamic_batch, "dynamic_length": t.dynamic_length,
-            "quantization": list(t.quantization), "runtime": t.runtime,
+            "quantization": [r.mode for r in recipes(name)], "runtime": t.runtime,
             "exports_here": t.missing() is None, "runs_here": t.run_missing() is None,
             "why_not": t.run_missing() or "", "notes": t.notes,
         })  # fmt: skip

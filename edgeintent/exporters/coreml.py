@@ -145,11 +145,8 @@ class CoremlTarget(Target):
     precisions = ("fp32", "fp16")
     runtime = "MIL reference on Linux; CoreML on macOS"
     notes = f"mlprogram, min target {MIN_TARGET}, RangeDim batch and lengths, explicit compute precision"
+    requires = ("coremltools",)
 
-    def missing(self) -> str | None:
-        import importlib.util
-
-        return None if importlib.util.find_spec("coremltools") else "coremltools is not installed"
 
     def export(self, model, spec, samples, out: Path, precision: str) -> dict:
         mlmodel = convert(model, spec, samples, precision)

@@ -114,13 +114,11 @@ class MnnTarget(Target):
     precisions = ("fp32", "fp16")
     runtime = "MNN (session API)"
     notes = "from ONNX with the native RNN op; converter called directly, never MNN.tools"
+    requires = ("MNN", "_tools")
 
     def missing(self) -> str | None:
-        import importlib.util
-
-        if importlib.util.find_spec("MNN") is None or importlib.util.find_spec("_tools") is None:
-            return "MNN is not installed (pip install 'edgeintent[mnn]')"
-        return None
+        why = super().missing()
+        return f"{why} (pip install 'edgeintent[mnn]')" if why else None
 
     def export(self, model, spec, samples, out: Path, precision: str) -> dict:
         from edgeintent.exporters.onnx import export_proto, serialize

@@ -152,14 +152,7 @@ class OnnxTarget(Target):
     precisions = ("fp32", "fp16")
     runtime = "onnxruntime"
     notes = "TorchScript exporter, opset 17; fp16 keeps fp32 inputs/outputs"
-
-    def missing(self) -> str | None:
-        try:
-            import onnx  # noqa: F401
-            import onnxruntime  # noqa: F401
-        except ImportError as exc:
-            return f"{exc.name} is not installed"
-        return None
+    requires = ("onnx", "onnxruntime")
 
     def export(self, model, spec, samples, out: Path, precision: str) -> dict:
         out.write_bytes(serialize(export_proto(model, spec, samples, precision)))
