@@ -17,9 +17,10 @@ ratio ``Δg/Δc > λ``. Ratios fall along a user's hull, so the spend ``Σ Δc·
 
 1. Per user, the hull segments with a positive ratio (a user with none has no profitable coupon and
    never gets one), vectorised across users (a gift-wrapping step per option, K is small).
-2. Bisection on λ: keep ``lo`` (spend too high) and ``hi`` (spend ≤ B), halving the value interval
-   and shrinking the set of segments whose ratio lies inside it, until few are left (or the
-   interval stops shrinking, e.g. when many users tie).
+2. Bisection on λ: keep ``lo`` (spend too high) and ``hi`` (spend ≤ B) and split the segments
+   whose ratio lies between them at a pivot (the median of a small sample of their ratios, so each
+   step halves them however skewed the ratios are), until few are left (or no pivot separates
+   them: many users tie).
 3. The boundary, exactly: the segments inside (lo, hi] are sorted by ratio (stable, so ties keep the
    user order and each user's own order) and taken while they fit. The first that does not fit is
    the *break* segment: its ratio is λ*, and "everything taken + that fraction of the break segment"
@@ -142,39 +143,52 @@ def eligibility(n: int, stay: np.ndarray | None, gamma: float) -> np.ndarray:
 
 
 def hull_segments(g: np.ndarray, costs: np.ndarray, eligible: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Upper-hull steps from "no coupon", vectorised over users.
+    """Upper-hull steps from "no coupon", vectorised over users (one column of ``g`` at a time).
 
-    Returns ``(ratio, dcost, dgain, target)``, each (n, K-1): step ``k`` of user ``i`` moves to option
-    ``target[i, k]``; steps that do not exist (no profitable move, or ineligible user) have ratio NaN.
-    Along a user's steps the ratio does not increase; among equal ratios the cheaper target comes first.
+    Returns ``(ratio, dcost, dgain, target)``, each (K-1, n), step-major: step ``k`` of user ``i``
+    moves to option ``target[k, i]``; steps that do not exist (no profitable move, or an ineligible
+    user) have ratio NaN. Along a user's steps the ratio does not increase; among equal slopes the
+    cheaper target is taken first (collinear options stay separate steps).
     """
     n, K = g.shape
-    cur = np.zeros(n, dtype=np.int64)
-    active = eligible.copy()
-    ratio = np.full((n, K - 1), np.nan)
-    dcost = np.zeros((n, K - 1))
-    dgain = np.zeros((n, K - 1))
-    target = np.zeros((n, K - 1), dtype=np.int64)
-    for k in range(K - 1):
-        idx = np.flatnonzero(active)
-        if idx.size == 0:
-            break
-        c0 = costs[cur[idx]]
-        g0 = g[idx, cur[idx]]
-        dc = costs[None, :] - c0[:, None]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r = np.where(dc > 0, (g[idx] - g0[:, None]) / dc, -np.inf)
-        nxt = np.argmax(r, axis=1)  # the first maximum: the cheapest among equal slopes
-        best = r[np.arange(idx.size), nxt]
-        ok = best > 0
-        idx, nxt, best = idx[ok], nxt[ok], best[ok]
-        ratio[idx, k] = best
-        dcost[idx, k] = costs[nxt] - costs[cur[idx]]
-        dgain[idx, k] = g[idx, nxt] - g[idx, cur[idx]]
-        target[idx, k] = nxt
-        active[:] = False
-        active[idx] = True
-        cur[idx] = nxt
+    gt = np.ascontiguousarray(g.T)  # (K, n): contiguous columns
+    ratio = np.full((K - 1, n), np.nan)
+    dcost = np.zeros((K - 1, n))
+    dgain = np.zeros((K - 1, n))
+    target = np.zeros((K - 1, n), dtype=np.int64)
+    idx = None if eligible.all() else np.flatnonzero(eligible)  # None: every user (no gathers)
+    m = n if idx is None else idx.size
+    cur = np.zeros(m, dtype=np.int64)
+    g_cur = gt[0].copy() if idx is None else gt[0, idx]
+    c_cur = np.zeros(m)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for k in range(K - 1):
+            if m == 0:
+                break
+            best_r = np.full(m, -np.inf)
+            best_j = np.zeros(m, dtype=np.int64)
+            best_g = g_cur.copy()
+            for j in range(k + 1, K):  # after k steps a user sits at option ≥ k
+                gj = gt[j] if idx is None else gt[j, idx]
+                r = (gj - g_cur) / (costs[j] - c_cur)
+                if k:
+                    r[costs[j] <= c_cur] = -np.inf
+                better = r > best_r  # strict: the first (cheapest) of equal slopes wins
+                np.copyto(best_r, r, where=better)
+                np.copyto(best_j, j, where=better)
+                np.copyto(best_g, gj, where=better)
+            ok = best_r > 0
+            if not ok.all():
+                idx = np.flatnonzero(ok) if idx is None else idx[ok]
+                best_r, best_j, best_g, g_cur, c_cur = best_r[ok], best_j[ok], best_g[ok], g_cur[ok], c_cur[ok]
+            sel = slice(None) if idx is None else idx
+            c_new = costs[best_j]
+            ratio[k, sel] = best_r
+            dcost[k, sel] = c_new - c_cur
+            dgain[k, sel] = best_g - g_cur
+            target[k, sel] = best_j
+            g_cur, c_cur = best_g, c_new
+            m = best_r.size
     return ratio, dcost, dgain, target
 
 
@@ -199,8 +213,9 @@ def solve(
     base = float(g[:, 0].sum())
     ratio, dcost, dgain, target = hull_segments(g, costs, eligible)
 
+    # segments, step-major: a user's step k comes before its step k+1 in this order
     flat_r = ratio.ravel()
-    seg = np.flatnonzero(~np.isnan(flat_r))  # user-major, step order within a user
+    seg = np.flatnonzero(~np.isnan(flat_r))
     r, dc = flat_r[seg], dcost.ravel()[seg]
     total = float(dc.sum())
     taken = np.zeros(seg.size, dtype=bool)
@@ -209,67 +224,70 @@ def solve(
         taken[:] = True
     else:
         # -- bisection on λ: spend(λ) = Σ dc[r > λ] -------------------------------------------
-        lo, hi = 0.0, float(r.max())  # spend(lo) > B (lo may be 0 exactly), spend(hi) = 0 ≤ B
-        inside = np.flatnonzero(r > lo)  # candidates with lo < r ≤ hi
+        # Each step splits the candidates (lo < r ≤ hi) at a pivot: the median of a small sample of
+        # their ratios (halving the candidates however skewed the ratios are), or the midpoint of
+        # (lo, hi) when the sample cannot split; ties that no pivot separates end the bisection.
+        lo, hi = 0.0, float(r.max())  # spend(lo) > B (every r is > 0), spend(hi) = 0 ≤ B
+        r_in, dc_in = r, dc  # the candidates' ratios and costs (values only: cheaper to compress)
         spend_hi = 0.0  # spend of the segments with r > hi
+        rng = np.random.default_rng(0)  # speed only: the answer does not depend on the pivots
         for _ in range(_MAX_BISECTIONS):
-            if inside.size <= _BOUNDARY_SEGMENTS:
+            if r_in.size <= _BOUNDARY_SEGMENTS:
                 break
-            mid = 0.5 * (lo + hi)
+            mid = float(np.median(r_in[rng.integers(0, r_in.size, 1023)]))
             if not lo < mid < hi:
-                break
-            above = r[inside] > mid
-            s_mid = spend_hi + float(dc[inside[above]].sum())
+                mid = 0.5 * (lo + hi)
+                if not lo < mid < hi:
+                    break
+            above = r_in > mid
+            s_mid = spend_hi + float(np.sum(dc_in, where=above))
             if s_mid <= budget:
                 hi, spend_hi = mid, s_mid
-                inside = inside[~above]
+                np.logical_not(above, out=above)
             else:
                 lo = mid
-                inside = inside[above]
-        taken[r > hi] = True
+            r_in, dc_in = r_in[above], dc_in[above]
+        above_hi = r > hi
+        taken[above_hi] = True
+        inside = np.flatnonzero((r > lo) & ~above_hi)
         # -- the boundary: sort the candidates, take while they fit, the first misfit is the break --
         order = inside[np.argsort(-r[inside], kind="stable")]
         cum = spend_hi + np.cumsum(dc[order])
         n_fit = int(np.searchsorted(cum, budget, side="right"))
         taken[order[:n_fit]] = True
-        if n_fit < order.size:
-            brk = order[n_fit]
-            lam = float(r[brk])
-            room = budget - (cum[n_fit - 1] if n_fit else spend_hi)
-            frac_gain = float(dgain.ravel()[seg[brk]]) * room / float(dc[brk])
-        else:  # cannot happen (spend(lo) > B), kept for safety
-            lam = hi
+        brk = order[n_fit]  # exists: spend(lo) > B
+        lam = float(r[brk])
+        room = budget - (cum[n_fit - 1] if n_fit else spend_hi)
+        frac_gain = float(dgain.ravel()[seg[brk]]) * room / float(dc[brk])
     lp_bound = base + float(dgain.ravel()[seg[taken]].sum()) + frac_gain
 
     # -- choice from the taken segments (each user's taken steps form a prefix of its hull) ---------
-    steps = np.zeros(n * (K - 1), dtype=bool)
+    steps = np.zeros((K - 1) * n, dtype=bool)
     steps[seg[taken]] = True
-    steps = steps.reshape(n, K - 1)
-    n_steps = steps.sum(axis=1)
+    n_steps = steps.reshape(K - 1, n).sum(axis=0)
     choice = np.zeros(n, dtype=np.int64)
-    has = n_steps > 0
-    choice[has] = target[has, n_steps[has] - 1]
+    has = np.flatnonzero(n_steps)
+    choice[has] = target[n_steps[has] - 1, has]
     spend = float(costs[choice].sum())
 
     # -- greedy fill of the leftover budget by falling ratio ---------------------------------------
     filled = 0
     if total > budget:
         left = budget - spend
-        k = n_steps.copy()  # each user's next hull step
-        cand = np.flatnonzero(k < K - 1)
-        k = k[cand]
-        cr, cdc = ratio[cand, k], dcost[cand, k]
+        cand = np.flatnonzero(n_steps < K - 1)
+        k = n_steps[cand]
+        cr, cdc = ratio[k, cand], dcost[k, cand]
         keep = ~np.isnan(cr) & (cdc <= left)
         cand, k, cr, cdc = cand[keep], k[keep], cr[keep], cdc[keep]
         while cand.size:
             b = int(np.argmax(cr))  # the first maximum: the earliest user among ties
             i = int(cand[b])
-            choice[i] = target[i, k[b]]
+            choice[i] = target[k[b], i]
             left -= cdc[b]
             filled += 1
             k[b] += 1
-            if k[b] < K - 1 and not np.isnan(ratio[i, k[b]]):
-                cr[b], cdc[b] = ratio[i, k[b]], dcost[i, k[b]]
+            if k[b] < K - 1 and not np.isnan(ratio[k[b], i]):
+                cr[b], cdc[b] = ratio[k[b], i], dcost[k[b], i]
             else:
                 cdc[b] = np.inf
             keep = cdc <= left
