@@ -368,9 +368,10 @@ def allocate_cmd(bundle, source, budget, amounts, gamma, objective, order_value,
         return
     counts = ", ".join(f"{a}: {c:,}" for a, c in r["counts"].items())
     console.print(f"{r['users']:,} decision points ({r['eligible']:,} eligible), budget {r['budget']:,.0f}, "
-                  f"spend {r['spend']:,.0f}, λ = {r['lambda']:.6g}; amounts {counts}")  # fmt: skip
-    console.print(f"{r['objective']} objective {r['value']:.2f}, LP bound {r['lp_bound']:.2f} (gap {r['lp_gap']:.3%}); "
-                  f"on-device rule agrees on {r['device_parity']:.3%}")  # fmt: skip
+                  f"spend {r['spend']:,.0f}, λ = {r['lambda']:.6g}")  # fmt: skip
+    console.print(f"coupons per amount: {counts}")
+    console.print(f"{r['objective']} objective {r['value']:.2f}, LP bound {r['lp_bound']:.2f} (gap {r['lp_gap']:.2e})")
+    console.print(f"on-device rule picks the solver's amount for {r['device_parity']:.3%}")
     console.print(f"wrote {r['out']} and {r['rule_file']}")
 
 
@@ -394,12 +395,13 @@ def policy_eval_cmd(bundle, source, budgets, gamma, objective, order_value, seed
         _print_json(r)
         return
     console.print(f"[bold]{r['model']}[/] on {r['data']}: {r['decision_points']:,} decision points, "
-                  f"amounts {r['amounts']}, {r['objective']} objective, gamma {r['gamma']}")  # fmt: skip
+                  f"{r['objective']} objective, gamma {r['gamma']:g}")  # fmt: skip
     for line in policy_table_lines(r):
         console.print(line, highlight=False)
+    console.print("mckp's incremental purchases per unit cost, as a multiple of each other policy's:", highlight=False)
     for q in r["mckp_per_cost_ratio"]:
-        console.print(f"budget {q['budget']:,.0f}: mckp incremental purchases per unit cost = "
-                      + ", ".join(f"{v:.2f}x {k[3:]}" for k, v in q.items() if k.startswith("vs_")), highlight=False)
+        console.print(f"  budget {q['budget']:,.0f}: " + ", ".join(f"{v:.2f}x {k[3:]}" for k, v in q.items()
+                                                              if k.startswith("vs_")), highlight=False)  # fmt: skip
     for note in r["notes"]:
         console.print(f"note: {note}")
     if plot is not None:

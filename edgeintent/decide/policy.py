@@ -10,9 +10,10 @@ Policies, each at a budget B (total face value of the coupons handed out, ``spen
 - ``give-all``: everyone gets the largest amount with ``n·a ≤ B``; when even the smallest coupon for
   everyone exceeds B, the smallest coupon goes to random decision points until B is used up;
 - ``random``: random decision points, each with a uniformly random coupon, until B is used up;
-- ``middle-band`` (DIPN's online test): only the decision points in the middle band (25th–75th
-  percentile) of the model's real-time purchase probability without a coupon, each getting the
-  largest amount with ``band·a ≤ B`` (or, when none fits, the smallest amount, nearest the median first);
+- ``middle-band`` (DIPN's online test): only the middle half of the decision points by the model's
+  real-time purchase probability without a coupon (the half nearest the median: 25th–75th
+  percentile), each getting the largest amount with ``band·a ≤ B`` (or, when none fits, the
+  smallest amount, nearest the median first);
 - ``mckp``: the primal-dual MCKP (``allocation``) on the model's predicted ``P_ij`` (and stay S with γ);
 - ``oracle``: the same solver on the true probabilities ``p_buy``; an upper reference for ``mckp``.
 
@@ -147,9 +148,11 @@ def middle_band(inp: PolicyInputs, budget: float, rng: np.random.Generator) -> n
     a = inp.truth.amounts
     n = inp.p_model.shape[0]
     p0 = inp.p_model[:, 0]
-    rank = (np.argsort(np.argsort(p0, kind="stable"), kind="stable") + 0.5) / n
-    band = np.flatnonzero((rank > BAND[0]) & (rank < BAND[1]))
-    band = band[np.argsort(np.abs(rank[band] - 0.5), kind="stable")]  # nearest the median first
+    rank = np.empty(n)
+    rank[np.argsort(p0, kind="stable")] = np.arange(n)
+    # the middle half by count: the floor((hi - lo)·n) decision points nearest the median rank
+    near = np.argsort(np.abs(rank - (n - 1) * (BAND[0] + BAND[1]) / 2), kind="stable")
+    band = near[: int((BAND[1] - BAND[0]) * n)]
     j = _largest_affordable(a, band.size, budget)
     choice = np.zeros(n, dtype=np.int64)
     if j:

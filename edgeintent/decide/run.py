@@ -92,7 +92,8 @@ def _default_amounts(model, decisions: pa.Table | None) -> tuple[float, ...]:
 
 
 def run_allocate(bundle_path, source: str, budget: float, out: Path, amounts: tuple[float, ...] | None = None,
-                 gamma: float = 1.0, objective: str = "incremental", order_value: float = 1.0) -> dict:  # fmt: skip
+                 gamma: float = 1.0, objective: str = "incremental", order_value: float = 1.0,
+                 scored: Scored | None = None) -> dict:  # fmt: skip
     """Allocate coupons over SOURCE's decision points, write them (Parquet, atomically) and decision.json."""
     import pyarrow.parquet as pq
 
@@ -104,7 +105,7 @@ def run_allocate(bundle_path, source: str, budget: float, out: Path, amounts: tu
         raise ConfigError(f"--out must be a .parquet file, got {out}")
     if not out.parent.exists():
         raise DataError(f"{out}: directory {out.parent} does not exist")
-    sc = score_source(bundle_path, source, amounts)
+    sc = scored or score_source(bundle_path, source, amounts)
     if gamma < 1.0 and sc.stay is None:
         raise ConfigError(f"--gamma {gamma} needs a stay task, and {sc.model.registry_name} has none (use iidn)")
     t0 = time.perf_counter()
@@ -144,17 +145,19 @@ def run_allocate(bundle_path, source: str, budget: float, out: Path, amounts: tu
 
 def run_policy_eval(bundle_path, source: str, budgets: tuple[float, ...] | None = None, gamma: float = 1.0,
                     objective: str = "incremental", order_value: float = 1.0, seed: int = 0, plot: Path | None = None,
-                    ds=None) -> dict:  # fmt: skip
+                    ds=None, scored: Scored | None = None) -> dict:  # fmt: skip
     """Every policy at every budget on SOURCE's potential outcomes (the simulator's)."""
     check_objective(objective)
     if plot is not None and not Path(plot).parent.exists():
         raise DataError(f"{plot}: directory {Path(plot).parent} does not exist")
-    if ds is None:
-        from edgeintent.toolkit.sources import load_source
+    if scored is None:
+        if ds is None:
+            from edgeintent.toolkit.sources import load_source
 
-        ds = load_source(source)
-    truth = outcomes_from_decisions(ds.decisions, source)  # fails early without potential outcomes
-    sc = score_source(bundle_path, source, tuple(truth.amounts), ds=ds)
+            ds = load_source(source)
+        truth = outcomes_from_decisions(ds.decisions, source)  # fails early without potential outcomes
+        scored = score_source(bundle_path, source, tuple(truth.amounts), ds=ds)
+    sc = scored
     truth = outcomes_from_decisions(sc.decisions, source)
     if gamma < 1.0 and sc.stay is None:
         raise ConfigError(f"--gamma {gamma} needs a stay task, and {sc.model.registry_name} has none (use iidn)")
@@ -180,11 +183,11 @@ def run_policy_eval(bundle_path, source: str, budgets: tuple[float, ...] | None 
 
 
 def policy_table_lines(result: dict) -> list[str]:
-    """The policy table as fixed-width lines (the demo prints these; the CLI uses a rich table)."""
-    lines = [f"{'budget':>9} {'/point':>6}  {'policy':12} {'spend':>9} {'coupons':>8} {'incr. buys':>10} "
-             f"{'per 1k':>7} {'redeemed':>8}"]  # fmt: skip
+    """The policy table as fixed-width lines of at most 70 characters (the CLI and the demo print these)."""
+    lines = [f"{'budget':>8} {'/pt':>5}  {'policy':11} {'spend':>8} {'coupons':>7} {'incr.buy':>8} {'per 1k':>6} "
+             f"{'redeem':>6}"]  # fmt: skip
     for r in result["rows"]:
-        lines.append(f"{r['budget']:>9,.0f} {r['budget_per_decision_point']:>6.2f}  {r['policy']:12} {r['spend']:>9,.0f} "
-                     f"{r['coupons']:>8,} {r['incremental']:>10.1f} {1000 * r['incremental_per_cost']:>7.2f} "
-                     f"{r['redemption_rate']:>8.1%}")  # fmt: skip
+        lines.append(f"{r['budget']:>8,.0f} {r['budget_per_decision_point']:>5.2f}  {r['policy']:11} {r['spend']:>8,.0f} "
+                     f"{r['coupons']:>7,} {r['incremental']:>8.1f} {1000 * r['incremental_per_cost']:>6.2f} "
+                     f"{r['redemption_rate']:>6.1%}")  # fmt: skip
     return lines
