@@ -49,6 +49,7 @@ class Target:
     quantization: tuple[str, ...] = ()
     runtime: str = ""
     notes: str = ""
+    options: tuple[str, ...] = ()  # keyword options of ``export`` (``edgeintent export --set KEY=VALUE``)
 
     def missing(self) -> str | None:
         """Why this target cannot export here (a package is missing), or None."""
@@ -127,7 +128,7 @@ def _read_tree(path: Path) -> dict[str, bytes]:
     return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 
 
-def export_bundle(bundle_dir, target: str, precision: str = "fp32") -> dict:
+def export_bundle(bundle_dir, target: str, precision: str = "fp32", options: dict | None = None) -> dict:
     """Export the bundle's model to ``target`` into ``bundle/exports/<target>/``; returns the metadata."""
     from edgeintent.toolkit.bundle import load_bundle
     from edgeintent.toolkit.train import load_model
@@ -139,7 +140,7 @@ def export_bundle(bundle_dir, target: str, precision: str = "fp32") -> dict:
     if why:
         raise ExportError(f"cannot export to {target}: {why}")
     bundle = load_bundle(bundle_dir)
-    return install_artifact(bundle, target, precision, torch_model(load_model(bundle)))
+    return install_artifact(bundle, target, precision, torch_model(load_model(bundle)), options)
 
 
 def _tool_versions() -> dict[str, str | None]:
@@ -154,19 +155,25 @@ def _tool_versions() -> dict[str, str | None]:
     return out
 
 
-def install_artifact(bundle, target: str, precision: str, model) -> dict:
+def install_artifact(bundle, target: str, precision: str, model, options: dict | None = None) -> dict:
     """Export ``model`` (normally the bundle's own) into ``bundle``'s slot for ``target``/``precision``.
 
     Tests pass a deliberately broken copy of the model here to check that parity catches it.
+    ``options`` are the target's export options (``Target.options``), e.g. ``{"rnn": "while-loop"}`` for mnn.
     """
     from edgeintent.toolkit.bundle import add_files, canonical_json, environment_versions
     from edgeintent.toolkit.train import golden_samples
 
     t = get_target(target)
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(t.options))
+    if unknown:
+        known = ", ".join(t.options) or "none"
+        raise ConfigError(f"target {target} has no export option {unknown[0]!r} (options: {known})")
     name = t.artifact_name(precision)
     with tempfile.TemporaryDirectory(prefix="edgeintent-export-") as tmp:
         out = Path(tmp) / name
-        extra = t.export(model, bundle.spec, golden_samples(bundle.golden), out, precision)
+        extra = t.export(model, bundle.spec, golden_samples(bundle.golden), out, precision, **options)
         tree = _read_tree(out)
     rel = f"exports/{target}/{name}"
     files = {(rel if k == "" else f"{rel}/{k}"): v for k, v in tree.items()}

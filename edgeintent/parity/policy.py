@@ -35,11 +35,22 @@ TOLERANCES: dict[tuple[str, str], Tolerance] = {
     ("torch", "fp32"): Tolerance(prob_abs=1e-5, logit_abs=1e-4, spearman_min=0.9999, auc_delta=1e-4, flip_share=0.0),
 }
 
+#: (target, precision, arch) → tolerance, where a runtime's kernels on that architecture differ by design.
+#: MNN's aarch64 fp32 kernels compute the sigmoid with an approximate exp: on an iidn bundle under
+#: emulation (``parity --device cpu-arm``) probabilities differed from torch by up to 1.6e-5 while
+#: logits differed by 1.3e-5 (a sigmoid is 1/4-Lipschitz: the logits alone explain ≤ 3.3e-6).
+#: Probabilities get 5e-5 there (3x the measured); logits, ranking and decisions keep the fp32 bounds.
+ARCH_TOLERANCES: dict[tuple[str, str, str], Tolerance] = {
+    ("mnn", "fp32", "aarch64"): Tolerance(prob_abs=5e-5, logit_abs=1e-4, spearman_min=0.9999, auc_delta=1e-4, flip_share=0.0),
+}
+
 #: decisions are "probability ≥ the torch probability's quantile q" on the recorded rows
 DECISION_QUANTILES = (0.5, 0.8, 0.9)
 
 
-def tolerance(target: str, precision: str) -> Tolerance:
+def tolerance(target: str, precision: str, arch: str | None = None) -> Tolerance:
+    if arch is not None and (target, precision, arch) in ARCH_TOLERANCES:
+        return ARCH_TOLERANCES[(target, precision, arch)]
     for key in ((target, precision), ("*", precision)):
         if key in TOLERANCES:
             return TOLERANCES[key]
@@ -47,4 +58,5 @@ def tolerance(target: str, precision: str) -> Tolerance:
 
 
 def table() -> list[dict]:
-    return [{"target": t, "precision": p, **tol.as_dict()} for (t, p), tol in TOLERANCES.items()]
+    rows = [{"target": t, "precision": p, "arch": "*", **tol.as_dict()} for (t, p), tol in TOLERANCES.items()]
+    return rows + [{"target": t, "precision": p, "arch": a, **tol.as_dict()} for (t, p, a), tol in ARCH_TOLERANCES.items()]
