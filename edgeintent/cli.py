@@ -446,15 +446,23 @@ def targets_cmd(as_json: bool) -> None:
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--target", "target", default="all", show_default=True, help="onnx, coreml, mnn, a comma list or all")
 @click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True)
+@click.option("--set", "options", multiple=True,
+              help="target export option KEY=VALUE, e.g. --set rnn=while-loop (mnn: convert RNNs without the native op)")
 @click.option("--json", "as_json", is_flag=True)
-def export_cmd(bundle: Path, target: str, precision: str, as_json: bool) -> None:
+def export_cmd(bundle: Path, target: str, precision: str, options: tuple[str, ...], as_json: bool) -> None:
     """Export a bundle's model into BUNDLE/exports/<target>/ and record it in the manifest."""
-    from edgeintent.exporters import export_bundle, parse_targets
+    from edgeintent.exporters import export_bundle, get_target, parse_targets
 
+    names = parse_targets(target)
+    opts = _parse_options(options)
+    for key in opts:
+        if not any(key in get_target(n).options for n in names):
+            raise ConfigError(f"--set {key}: no export option {key!r} on {', '.join(names)}")
     metas = []
-    for name in parse_targets(target):
+    for name in names:
         t0 = time.perf_counter()
-        meta = export_bundle(bundle, name, precision)
+        mine = {k: v for k, v in opts.items() if k in get_target(name).options}
+        meta = export_bundle(bundle, name, precision, mine)
         meta["seconds"] = round(time.perf_counter() - t0, 2)
         metas.append(meta)
         if not as_json:
@@ -499,7 +507,8 @@ def quantize_cmd(bundle: Path, target: str, mode: str, source: str | None, budge
 @main.command("parity")
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--target", "target", default="all", show_default=True, help="onnx, coreml, mnn, a comma list or all (exported)")
-@click.option("--device", default="host", show_default=True, help="host (emulated devices: see `edgeintent devices`)")
+@click.option("--device", default="host", show_default=True,
+              help="host, or cpu-arm: the aarch64 builds of onnxruntime and MNN under qemu (`edgeintent devices setup cpu-arm` first)")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), default=None, help="write JUnit XML here")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
@@ -510,21 +519,81 @@ def parity_cmd(bundle: Path, target: str, device: str, as_json: bool, junit: Pat
     from edgeintent.parity.report import failures, junit_xml, table
     from edgeintent.toolkit.events import atomic_write_bytes
 
-    if device != "host":
-        raise ConfigError(f"--device {device}: only host parity is available so far (emulated ARM runtimes are not set up)")
     targets = None if target.strip() == "all" else parse_targets(target)
-    report = run_parity(bundle, targets, threads=threads)
+    if device not in ("host", "cpu-arm"):
+        raise ConfigError(f"--device {device}: choose host or cpu-arm")
+    if device == "host":
+        report = run_parity(bundle, targets, threads=threads)
+    else:
+        import contextlib
+
+        status = err_console.status(f"parity on {device}: aarch64 runtimes under emulation (~60x slower than native)")
+        with status if not as_json else contextlib.nullcontext():
+            report = run_parity(bundle, targets, threads=threads, device=device)
     if junit is not None:
         atomic_write_bytes(junit, junit_xml(report))
     if as_json:
         _print_json(report)
     else:
         console.print(table(report))
+        for skip in report.get("skipped", []):
+            console.print(f"skipped {skip['target']} {skip['precision']}: {skip['why']}", highlight=False)
         for line in failures(report):
             err_console.print(line, highlight=False, soft_wrap=True)
         console.print("parity: [green]pass[/green]" if report["passed"] else "parity: [red]FAIL[/red]")
     if not report["passed"]:
         sys.exit(1)
+
+
+# ---------------------------------------------------------------------------------------------
+# devices
+# ---------------------------------------------------------------------------------------------
+
+
+@main.group("devices", invoke_without_command=True)
+@click.pass_context
+def devices(ctx: click.Context) -> None:
+    """Devices that exported artifacts run on; `devices setup cpu-arm` builds the emulated ARM one."""
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+@devices.command("setup")
+@click.argument("device", type=click.Choice(["cpu-arm"]))
+@click.option("--force", is_flag=True, help="rebuild from scratch")
+@click.option("--json", "as_json", is_flag=True)
+def devices_setup(device: str, force: bool, as_json: bool) -> None:
+    """Build the emulated aarch64 environment once (qemu, arm64 Debian python, aarch64 onnxruntime
+    and MNN wheels) in ~/.cache/edgeintent/cpu-arm ($EDGEINTENT_ARM_CACHE). Needs root the first time."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from edgeintent.runtime_sim import emulation
+
+    t0 = time.perf_counter()
+    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TextColumn("{task.fields[info]}"),
+                  TimeElapsedColumn(), console=err_console, disable=as_json, transient=True) as bar:  # fmt: skip
+        tasks = {s: bar.add_task(s, total=1, info="", start=False) for s in emulation.STEPS}
+
+        def on_step(step: str, status: str) -> None:
+            if status == "start":
+                bar.start_task(tasks[step])
+                bar.update(tasks[step], info="running")
+            else:
+                bar.start_task(tasks[step])
+                bar.update(tasks[step], completed=1, info=status)
+
+        summary = emulation.setup(force=force, on_step=on_step)
+    summary["total_seconds"] = round(time.perf_counter() - t0, 1)
+    if as_json:
+        _print_json(summary)
+        return
+    steps = ", ".join(f"{k} {v:.0f} s" for k, v in summary["seconds"].items())
+    built = ", ".join(summary["built"]) or "nothing (cached)"
+    rt = summary["runtimes"]
+    console.print(f"{device} ready in {summary['total_seconds']:.0f} s (built: {built}; {steps}): "
+                  f"{rt['machine']} python {rt['python']}, numpy {rt['numpy']}, onnxruntime {rt['onnxruntime']}, "
+                  f"MNN {rt['MNN']} under {summary['qemu'].split(' (')[0]} -cpu {summary['cpu']}; "
+                  f"{summary['bytes'] / 2**20:.0f} MB in {summary['cache']}", highlight=False)  # fmt: skip
 
 
 @main.command()

@@ -315,7 +315,7 @@ def test_export_cli_writes_all_targets_and_refuses_bad_input(trained, tmp_path):
     for args, msg in [
         (["export", str(path), "--target", "tflite"], "unknown target 'tflite'"),
         (["export", str(tmp_path / "nope"), "--target", "onnx"], "nope"),
-        (["parity", str(path), "--device", "cpu-arm"], "--device cpu-arm"),
+        (["parity", str(path), "--device", "phone"], "--device phone: choose host or cpu-arm"),
         (["parity", str(path), "--target", "coreml"], "nothing exported for coreml"),
     ]:
         res = runner.invoke(main, args)

@@ -49,6 +49,7 @@ class Target:
     runtime: str = ""
     notes: str = ""
     requires: tuple[str, ...] = ()  # importable modules the target needs
+    options: tuple[str, ...] = ()  # keyword options of ``export`` (``edgeintent export --set KEY=VALUE``)
 
     def missing(self) -> str | None:
         """Why this target cannot export here (a package is missing), or None."""
@@ -132,7 +133,7 @@ def _read_tree(path: Path) -> dict[str, bytes]:
     return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 
 
-def export_bundle(bundle_dir, target: str, precision: str = "fp32") -> dict:
+def export_bundle(bundle_dir, target: str, precision: str = "fp32", options: dict | None = None) -> dict:
     """Export the bundle's model to ``target`` into ``bundle/exports/<target>/``; returns the metadata."""
     from edgeintent.toolkit.bundle import load_bundle
     from edgeintent.toolkit.train import load_model
@@ -144,7 +145,7 @@ def export_bundle(bundle_dir, target: str, precision: str = "fp32") -> dict:
     if why:
         raise ExportError(f"cannot export to {target}: {why}")
     bundle = load_bundle(bundle_dir)
-    return install_artifact(bundle, target, precision, torch_model(load_model(bundle)))
+    return install_artifact(bundle, target, precision, torch_model(load_model(bundle)), options)
 
 
 def _tool_versions() -> dict[str, str | None]:
@@ -159,21 +160,28 @@ def _tool_versions() -> dict[str, str | None]:
     return out
 
 
-def install_artifact(bundle, target: str, precision: str, model, build: Callable[[Path], dict] | None = None) -> dict:
+def install_artifact(bundle, target: str, precision: str, model, options: dict | None = None,
+                     build: Callable[[Path], dict] | None = None) -> dict:  # fmt: skip
     """Export ``model`` (normally the bundle's own) into ``bundle``'s slot for ``target``/``precision``.
 
-    ``build(out) -> extra metadata`` writes the artifact instead of the target's own export (the
-    quantization recipes use it). Tests pass a deliberately broken copy of the model here to check
-    that parity catches it.
+    ``options`` are the target's export options (``Target.options``), e.g. ``{"rnn": "while-loop"}``
+    for mnn. ``build(out) -> extra metadata`` writes the artifact instead of the target's own export
+    (the quantization recipes use it). Tests pass a deliberately broken copy of the model here to
+    check that parity catches it.
     """
     from edgeintent.toolkit.train import golden_samples
 
     t = get_target(target)
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(t.options))
+    if unknown:
+        known = ", ".join(t.options) or "none"
+        raise ConfigError(f"target {target} has no export option {unknown[0]!r} (options: {known})")
     name = t.artifact_name(precision)
     with tempfile.TemporaryDirectory(prefix="edgeintent-export-") as tmp:
         out = Path(tmp) / name
         if build is None:
-            extra = t.export(model, bundle.spec, golden_samples(bundle.golden), out, precision)
+            extra = t.export(model, bundle.spec, golden_samples(bundle.golden), out, precision, **options)
         else:
             extra = build(out)
         return install_tree(bundle, target, precision, model, out, extra)

@@ -8,8 +8,13 @@
   the MNN wheel installs) directly, in a child process so its C++ logging and any crash stay out of
   ours. ``tests/test_export.py`` converts with the network cut off and checks that nothing was
   installed and that ``MNN.tools`` was never imported.
-- fp16 stores weights as fp16 (``--fp16``); x86 computes in fp32 either way.
+- fp16 stores weights as fp16 (``--fp16``) and runs with ``precision=low``, as an app that ships an
+  fp16 model does: fp16 arithmetic on ARM cores that have it (ARMv8.2+); x86 computes in fp32 either
+  way, so only ``edgeintent parity --device cpu-arm`` sees the fp16 arithmetic.
 - Inference uses the session API (``Interpreter``), resizing inputs when a request's shapes change.
+- ``rnn="while-loop"`` (export option) converts without ``--useOriginRNNImpl``; such an artifact runs
+  through the Module API (the session API cannot run the loop). At ``precision=low`` on aarch64 it
+  is far from torch while the host passes: the ARM-only failure ``tests/test_emulation.py`` keeps.
 """
 
 from __future__ import annotations
@@ -62,6 +67,20 @@ def _quiet_fd1():
     finally:
         os.dup2(saved, 1)
         os.close(saved)
+
+
+RNN_IMPLS = ("native", "while-loop")
+
+
+def mnn_runtime(meta: dict) -> tuple[str, str]:
+    """``(api, precision)`` an artifact runs with: ``session``/``module`` and ``normal``/``low``.
+
+    Artifacts exported before these were recorded run like their first exports did: session API,
+    ``low`` for fp16 (identical to ``normal`` on x86).
+    """
+    api = meta.get("mnn_api", "session")
+    precision = meta.get("mnn_precision", "low" if meta.get("precision") == "fp16" else "normal")
+    return api, precision
 
 
 class MnnRunner(Runner):
@@ -120,14 +139,39 @@ class MnnTarget(Target):
         why = super().missing()
         return f"{why} (pip install 'edgeintent[mnn]')" if why else None
 
-    def export(self, model, spec, samples, out: Path, precision: str) -> dict:
+    options = ("rnn",)
+
+    def export(self, model, spec, samples, out: Path, precision: str, rnn: str = "native") -> dict:
         from edgeintent.exporters.onnx import export_proto, serialize
 
+        if rnn not in RNN_IMPLS:
+            raise ExportError(f"mnn option rnn={rnn!r}: choose one of {', '.join(RNN_IMPLS)}")
+        native = rnn == "native"
         with tempfile.TemporaryDirectory(prefix="edgeintent-mnn-") as tmp:
             src = Path(tmp) / "model.onnx"
             src.write_bytes(serialize(export_proto(model, spec, samples, "fp32")))
-            convert_onnx(src, out, native_rnn=True, fp16=precision == "fp16")
-        return {"converter_flags": ["--useOriginRNNImpl"] + (["--fp16"] if precision == "fp16" else [])}
+            convert_onnx(src, out, native_rnn=native, fp16=precision == "fp16")
+        flags = (["--useOriginRNNImpl"] if native else []) + (["--fp16"] if precision == "fp16" else [])
+        return {"converter_flags": flags, "mnn_rnn": rnn, "mnn_api": "session" if native else "module",
+                "mnn_precision": "low" if precision == "fp16" else "normal"}  # fmt: skip
 
     def runner(self, path: Path, meta: dict, threads: int = 1) -> Runner:
-        return MnnRunner(path, threads, inputs=[i["name"] for i in meta["inputs"]], outputs=meta["outputs"])
+        api, precision = mnn_runtime(meta)
+        inputs, outputs = [i["name"] for i in meta["inputs"]], meta["outputs"]
+        if api == "module":
+            return MnnModuleRunner(path, threads, precision, inputs, outputs)
+        return MnnRunner(path, threads, precision, inputs=inputs, outputs=outputs)
+
+
+class MnnModuleRunner(Runner):
+    """MNN's Module API (runs the While-loop RNNs); the same code as the cpu-arm worker's."""
+
+    def __init__(self, path: Path, threads: int, precision: str, inputs: list[str], outputs: list[str]) -> None:
+        from edgeintent.runtime_sim.arm_worker import MnnModuleRunner as _Impl
+
+        with _quiet_fd1():
+            self._impl = _Impl(str(path), precision, threads, inputs, outputs)
+        self.runtime, self.inputs, self.outputs = self._impl.runtime, self._impl.inputs, self._impl.outputs
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self._impl.run(feeds)

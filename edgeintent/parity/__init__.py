@@ -31,6 +31,7 @@ VARIANTS = ("full_width", "trimmed", "batch1", "garbage_pad")
 BATCH = 64
 BATCH1_RECORDED = 8
 MIN_CLASS_ROWS = 10  # AUC delta only with at least this many labelled positives and negatives
+THRESHOLD_WINDOW = 0.05  # decision thresholds sit in the widest gap within ±5 % of ranks of their quantile
 
 
 @dataclass
@@ -89,13 +90,34 @@ def _garbage(f: dict[str, np.ndarray], model, spec, seed: int) -> dict[str, np.n
     return f
 
 
-def _thresholds(ref_prob: np.ndarray) -> np.ndarray:
-    """Decision thresholds at DECISION_QUANTILES, each halfway between two neighbouring probabilities."""
+def _thresholds(ref_prob: np.ndarray, all_prob: np.ndarray | None = None) -> np.ndarray:
+    """Decision thresholds near DECISION_QUANTILES of ``ref_prob`` (the recorded rows), each in the
+    middle of the widest gap between neighbouring probabilities of ``all_prob`` (every row whose
+    decision is counted) within ±THRESHOLD_WINDOW of the quantile's rank.
+
+    Not simply halfway between the quantile's two neighbours: when those happen to be 4e-8 apart
+    (seen on a 256-row golden set), or an edge-case row sits 7e-7 from the threshold, a change far
+    below the value bound flips a decision, and fp32 kernels that agree with torch to 2e-6 (MNN on
+    aarch64) fail the zero-flip rule on a near-tie of the sample, not on a behaviour change. The
+    widest nearby gap keeps each threshold at its quantile (±5 % of ranks) while a decision flips
+    only when an output moves by more than half a real gap.
+    """
     p = np.sort(ref_prob)
     if len(p) < 2:
         return np.array([0.5])
-    ks = np.clip((np.array(DECISION_QUANTILES) * (len(p) - 1)).astype(int), 0, len(p) - 2)
-    return (p[ks] + p[ks + 1]) / 2
+    every = np.sort(all_prob if all_prob is not None else ref_prob)
+    w = max(1, int(round(THRESHOLD_WINDOW * len(p))))
+    out = []
+    for q in DECISION_QUANTILES:
+        k0 = int(np.clip(q * (len(p) - 1), 0, len(p) - 2))
+        lo, hi = p[max(0, k0 - w)], p[min(len(p) - 1, k0 + w + 1)]
+        cand = every[(every >= lo) & (every <= hi)]
+        if len(cand) < 2 or hi <= lo:
+            out.append((p[k0] + p[k0 + 1]) / 2)
+            continue
+        k = int(np.argmax(np.diff(cand)))
+        out.append((cand[k] + cand[k + 1]) / 2)
+    return np.array(out)
 
 
 def compare(ref: dict[str, np.ndarray], got: dict[str, np.ndarray], task: str, labels: np.ndarray | None,
@@ -121,7 +143,7 @@ def compare(ref: dict[str, np.ndarray], got: dict[str, np.ndarray], task: str, l
     if ranking and finite:
         spearman = float(spearmanr(rl, gl).statistic) if np.std(rl) > 0 and np.std(gl) > 0 else float(np.array_equal(rl, gl))
     if ranking:
-        thr = _thresholds(rp[recorded])
+        thr = _thresholds(rp[recorded], rp)
         flips = float(np.mean([(np.nan_to_num(gp, nan=-1) >= t) != (rp >= t) for t in thr]))
     if ranking and labels is not None and finite:
         sel = recorded & (labels >= 0)
@@ -164,7 +186,7 @@ def check_runner(name: str, precision: str, runtime: str, arch: str, run: Callab
     g = bundle.golden
     n = len(g["case"])
     outputs = output_names(model)
-    tol = tol or tolerance(name, precision)
+    tol = tol or tolerance(name, precision, arch=arch)
     per_variant = _run_variants(run, batches, n, outputs)
     results = []
     for task in model.tasks:
@@ -198,11 +220,27 @@ def _worse(a: dict, b: dict) -> bool:
     return a["logit_max_abs"] > b["logit_max_abs"]
 
 
-def run_parity(bundle_dir, targets: list[str] | None = None, threads: int = 1, diagnose: bool = True) -> dict:
-    """Parity of every exported artifact of ``targets`` (default: all exported); returns the report."""
+def run_parity(bundle_dir, targets: list[str] | None = None, threads: int = 1, diagnose: bool = True,
+               device: str = "host") -> dict:  # fmt: skip
+    """Parity of every exported artifact of ``targets`` (default: all exported); returns the report.
+
+    ``device="cpu-arm"`` runs the artifacts in the aarch64 builds of their runtimes under qemu
+    (``edgeintent.runtime_sim.emulation``); the torch reference stays on the host.
+    """
+    import contextlib
+    import platform
+
     from edgeintent.toolkit.bundle import load_bundle
     from edgeintent.toolkit.train import load_model
 
+    emu = env = None
+    if device != "host":
+        from edgeintent.runtime_sim import emulation as emu
+
+        if device != emu.DEVICE:
+            raise ConfigError(f"--device {device}: choose host or {emu.DEVICE}")
+        emu.check_requested(targets)
+        env = emu.environment()  # fails fast, before any work, when the device is not set up
     bundle = load_bundle(bundle_dir)
     model = torch_model(load_model(bundle))
     metas = exported_artifacts(bundle, targets)
@@ -212,28 +250,45 @@ def run_parity(bundle_dir, targets: list[str] | None = None, threads: int = 1, d
             raise ConfigError(f"{bundle_dir}: nothing exported for {', '.join(missing)}; run: edgeintent export {bundle_dir} --target {missing[0]}")
     if not metas:
         raise ConfigError(f"{bundle_dir}: no exported artifacts; run: edgeintent export {bundle_dir} --target all")
+    skipped: list[dict] = []
+    if emu is not None:
+        metas, skipped = emu.select_artifacts(metas, targets)
     batches = variant_batches(model, bundle)
-    import platform
 
     results = check_runner("torch", "fp32", f"torch {__import__('torch').__version__}", platform.machine(),
                            lambda f: torch_outputs(model, f), model, bundle, batches)  # fmt: skip
     for meta in metas:
-        runner = load_runner(bundle, meta, threads=threads)
-        tol = tolerance(meta["target"], meta["precision"], meta)
-        res = check_runner(meta["target"], meta["precision"], runner.runtime, runner.arch, runner.run, model, bundle, batches, tol)
-        if diagnose and meta["target"] == "onnx" and not all(r.passed for r in res):
+        if emu is not None:
+            runner = emu.emulated_runner(bundle, meta, threads=threads, env=env)
+        else:
+            runner = load_runner(bundle, meta, threads=threads)
+        with contextlib.ExitStack() as stack:
+            if hasattr(runner, "close"):
+                stack.callback(runner.close)
+            tol = tolerance(meta["target"], meta["precision"], meta, runner.arch)
+            res = check_runner(meta["target"], meta["precision"], runner.runtime, runner.arch, runner.run, model, bundle,
+                               batches, tol)  # fmt: skip
+        # the divergent-node trace replays ONNX on the host: meaningless for an ARM-only divergence
+        if diagnose and emu is None and meta["target"] == "onnx" and not all(r.passed for r in res):
             from edgeintent.parity.onnx_debug import first_divergent_node
 
             node = first_divergent_node(bundle, model, meta, batches["trimmed"][0][1])
             for r in res:
                 r.first_divergent_node = node
         results += res
-    return {
+    report = {
         "bundle": str(bundle_dir),
         "model": bundle.config["model"]["name"],
+        "device": device,
         "golden_rows": int(len(bundle.golden["case"])),
         "variants": list(VARIANTS),
         "passed": all(r.passed for r in results),
         "results": [r.as_dict() for r in results],
         "targets": [t for t in list_targets() if any(m["target"] == t for m in metas)],
     }
+    if emu is not None:
+        report["skipped"] = skipped
+        report["emulation"] = {"qemu": (env.info or {}).get("qemu"), "cpu": env.cpu, "cache": str(env.root.parent),
+                               "note": "aarch64 runtimes under user-mode emulation: numerics are the ARM kernels', "
+                                       "timings are not a phone's"}  # fmt: skip
+    return report

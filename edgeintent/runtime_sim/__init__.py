@@ -1,0 +1,1 @@
+"""Device profiles, emulated devices and runners per runtime (see ``emulation.py`` for cpu-arm)."""
