@@ -423,6 +423,121 @@ def parity_cmd(bundle: Path, target: str, device: str, as_json: bool, junit: Pat
         sys.exit(1)
 
 
+# ---------------------------------------------------------------------------------------------
+# devices and bench
+# ---------------------------------------------------------------------------------------------
+
+
+@main.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def devices(ctx: click.Context, as_json: bool) -> None:
+    """List the device profiles bench emulates (sources in devices.md)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from edgeintent.runtime_sim.devices import list_devices
+
+    rows = [d.as_dict() for d in list_devices()]
+    if as_json:
+        _print_json(rows)
+        return
+    t = Table("device", "core", "threads", "speed vs host", "bandwidth vs host", "memory budget", "runtime", "reference device",
+              title="device profiles (sources: devices.md)")  # fmt: skip
+    for d in rows:
+        t.add_row(d["name"], d["core"], str(d["threads"]), f"{d['speed_vs_host']:.3f}", f"{d['bandwidth_vs_host']:.3f}",
+                  f"{d['memory_mb']} MB", d["runtime"], d["reference_device"])  # fmt: skip
+    console.print(t)
+
+
+def _ms(v) -> str:
+    if v is None:
+        return "–"
+    return f"{v:.3f}" if v < 10 else f"{v:.1f}"
+
+
+def _bench_table(r: dict) -> Table:
+    dev = r["device"]["name"]
+    t = Table(title=f"bench: {r['model']} on {dev} — measured on host under {dev} limits ({r['limits']['label']}); "
+                    f"projected on {dev} = host × {r['projection']['factor']:.2f}",
+              caption=f"request: {', '.join(f'{s} {n}' for s, n in r['request']['window_events'].items())} events; "
+                      f"featurizer p50 {_ms(r['featurizer']['p50_ms'])} ms measured / "
+                      f"{_ms(r['featurizer']['projected']['p50_ms'])} ms projected; latencies in ms over {r['runs']} runs")  # fmt: skip
+    cols = ["target", "prec", "runtime", "status", "size", "init", "first", "p50", "p90", "p99", "mean",
+            f"p50 projected on {dev}", "peak RSS", "request measured", f"request projected on {dev}", "featurizer share",
+            "vs torch"]  # fmt: skip
+    for c in cols:
+        t.add_column(c, justify="left" if c in ("target", "prec", "runtime", "status") else "right")
+    for row in r["rows"]:
+        st = row["status"]
+        status = " / ".join(x for x in (
+            "exported" if st["exported"] else "reference",
+            {"ok": "parity ok", "FAIL": "[red]parity FAIL[/red]", "reference": "", "not run": "parity not run"}[st["parity"]],
+            "benched" if st["benched"] is True else str(st["benched"]),
+        ) if x)  # fmt: skip
+        size = "–" if row["artifact_bytes"] is None else f"{row['artifact_bytes'] / 1024:.0f} KB"
+        if "measured" not in row:
+            t.add_row(row["target"], row["precision"], row["runtime"], status, size, *["–"] * 12)
+            continue
+        m, p = row["measured"], row["projected"]
+        vs = row.get("speedup_vs_torch_eager")
+        t.add_row(row["target"], row["precision"], row["runtime"].split(" (")[0], status, size, _ms(m["init_ms"]),
+                  _ms(m["first_ms"]), _ms(m["p50_ms"]), _ms(m["p90_ms"]), _ms(m["p99_ms"]), _ms(m["mean_ms"]),
+                  _ms(p["p50_ms"]), f"{row['peak_rss_bytes'] / 2**20:.0f} MB", _ms(row["request_ms"]["measured"]),
+                  _ms(row["request_ms"]["projected"]), f"{row['featurizer_share']['measured']:.0%}",
+                  "–" if vs is None or row["reference"] else f"{vs:.1f}x")  # fmt: skip
+    return t
+
+
+def print_bench(r: dict, say=None) -> None:
+    say = say or console.print
+    say(_bench_table(r))
+    s = r["summary"]
+    if s["default_vs_fastest_p50"] is not None:
+        say(f"default runtime for {r['device']['name']}: {s['default_artifact']} — {s['default_vs_fastest_p50']:.2f}x the "
+            f"fastest ({s['fastest']}), {s['default_speedup_vs_torch_eager']:.1f}x faster than torch eager (measured on host)")
+    else:
+        say(f"default runtime for {r['device']['name']} ({s['default_target']}) is not timed on this host; fastest: {s['fastest']}")
+    for row in r["rows"]:
+        if "deterministic" in row:
+            d = row["deterministic"]
+            say(f"{row['target']} {row['precision']}: {d['instructions_per_inference']:,.0f} instructions per inference "
+                f"(callgrind, {d['runs']} runs)")
+
+
+@main.command("bench")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--device", default="cpu-arm", show_default=True, help="a profile from `edgeintent devices`")
+@click.option("--targets", default="all", show_default=True, help="onnx, coreml, mnn, a comma list or all (exported)")
+@click.option("--runs", type=click.IntRange(min=1), default=200, show_default=True, help="steady runs per artifact")
+@click.option("--warmup", type=click.IntRange(min=0), default=20, show_default=True)
+@click.option("--memory-mb", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="override the profile's memory budget (MB the model may add to its process)")
+@click.option("--no-parity", is_flag=True, help="skip the parity gate (status column says 'parity not run')")
+@click.option("--deterministic", is_flag=True, help="also count instructions per inference under valgrind's callgrind (slow)")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, help="latency histogram PNG")
+@click.option("--json", "as_json", is_flag=True)
+def bench_cmd(bundle: Path, device: str, targets: str, runs: int, warmup: int, memory_mb: float | None, no_parity: bool,
+              deterministic: bool, plot: Path | None, as_json: bool) -> None:  # fmt: skip
+    """Measure every exported artifact in its runtime on this host under DEVICE's limits; project to DEVICE."""
+    from edgeintent.exporters import parse_targets
+    from edgeintent.runtime_sim.bench import BenchConfig, run_bench
+    from edgeintent.runtime_sim.devices import get_device
+
+    get_device(device)
+    if plot is not None:
+        _check_out_dir(plot)
+    names = None if targets.strip() == "all" else tuple(parse_targets(targets))
+    cfg = BenchConfig(device=device, targets=names, runs=runs, warmup=warmup, memory_mb=memory_mb, parity=not no_parity,
+                      deterministic=deterministic)  # fmt: skip
+    report = run_bench(bundle, cfg, say=None if as_json else err_console.print, plot=plot)
+    if as_json:
+        _print_json(report)
+        return
+    print_bench(report)
+    if plot is not None:
+        console.print(f"wrote {plot}")
+
+
 @main.command()
 @click.option("--users", type=click.IntRange(min=50), default=3000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
