@@ -449,61 +449,6 @@ def devices(ctx: click.Context, as_json: bool) -> None:
     console.print(t)
 
 
-def _ms(v) -> str:
-    if v is None:
-        return "–"
-    return f"{v:.3f}" if v < 10 else f"{v:.1f}"
-
-
-def _bench_table(r: dict) -> Table:
-    dev = r["device"]["name"]
-    t = Table(title=f"bench: {r['model']} on {dev} — measured on host under {dev} limits ({r['limits']['label']}); "
-                    f"projected on {dev} = host × {r['projection']['factor']:.2f}",
-              caption=f"request: {', '.join(f'{s} {n}' for s, n in r['request']['window_events'].items())} events; "
-                      f"featurizer p50 {_ms(r['featurizer']['p50_ms'])} ms measured / "
-                      f"{_ms(r['featurizer']['projected']['p50_ms'])} ms projected; latencies in ms over {r['runs']} runs")  # fmt: skip
-    cols = ["target", "prec", "runtime", "status", "size", "init", "first", "p50", "p90", "p99", "mean",
-            f"p50 projected on {dev}", "peak RSS", "request measured", f"request projected on {dev}", "featurizer share",
-            "vs torch"]  # fmt: skip
-    for c in cols:
-        t.add_column(c, justify="left" if c in ("target", "prec", "runtime", "status") else "right")
-    for row in r["rows"]:
-        st = row["status"]
-        status = " / ".join(x for x in (
-            "exported" if st["exported"] else "reference",
-            {"ok": "parity ok", "FAIL": "[red]parity FAIL[/red]", "reference": "", "not run": "parity not run"}[st["parity"]],
-            "benched" if st["benched"] is True else str(st["benched"]),
-        ) if x)  # fmt: skip
-        size = "–" if row["artifact_bytes"] is None else f"{row['artifact_bytes'] / 1024:.0f} KB"
-        if "measured" not in row:
-            t.add_row(row["target"], row["precision"], row["runtime"], status, size, *["–"] * 12)
-            continue
-        m, p = row["measured"], row["projected"]
-        vs = row.get("speedup_vs_torch_eager")
-        t.add_row(row["target"], row["precision"], row["runtime"].split(" (")[0], status, size, _ms(m["init_ms"]),
-                  _ms(m["first_ms"]), _ms(m["p50_ms"]), _ms(m["p90_ms"]), _ms(m["p99_ms"]), _ms(m["mean_ms"]),
-                  _ms(p["p50_ms"]), f"{row['peak_rss_bytes'] / 2**20:.0f} MB", _ms(row["request_ms"]["measured"]),
-                  _ms(row["request_ms"]["projected"]), f"{row['featurizer_share']['measured']:.0%}",
-                  "–" if vs is None or row["reference"] else f"{vs:.1f}x")  # fmt: skip
-    return t
-
-
-def print_bench(r: dict, say=None) -> None:
-    say = say or console.print
-    say(_bench_table(r))
-    s = r["summary"]
-    if s["default_vs_fastest_p50"] is not None:
-        say(f"default runtime for {r['device']['name']}: {s['default_artifact']} — {s['default_vs_fastest_p50']:.2f}x the "
-            f"fastest ({s['fastest']}), {s['default_speedup_vs_torch_eager']:.1f}x faster than torch eager (measured on host)")
-    else:
-        say(f"default runtime for {r['device']['name']} ({s['default_target']}) is not timed on this host; fastest: {s['fastest']}")
-    for row in r["rows"]:
-        if "deterministic" in row:
-            d = row["deterministic"]
-            say(f"{row['target']} {row['precision']}: {d['instructions_per_inference']:,.0f} instructions per inference "
-                f"(callgrind, {d['runs']} runs)")
-
-
 @main.command("bench")
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--device", default="cpu-arm", show_default=True, help="a profile from `edgeintent devices`")
@@ -533,7 +478,11 @@ def bench_cmd(bundle: Path, device: str, targets: str, runs: int, warmup: int, m
     if as_json:
         _print_json(report)
         return
-    print_bench(report)
+    from edgeintent.runtime_sim.report import bench_table, summary_lines
+
+    console.print(bench_table(report))
+    for line in summary_lines(report):
+        console.print(line, highlight=False)
     if plot is not None:
         console.print(f"wrote {plot}")
 

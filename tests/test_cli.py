@@ -131,3 +131,6 @@ def test_demo_runs_every_stage(tmp_path):
         assert (tmp_path / "demo" / name / "manifest.json").exists()
     for name in ("events.parquet", "feature_spec.json", "samples.npz", "demo.json"):
         assert (tmp_path / "demo" / name).exists()
+    bench = out["bench"]  # stage 7: the demo ends with the bench table
+    assert bench["device"]["name"] == "cpu-arm" and bench["runs"] >= 200
+    assert {r["target"] for r in bench["rows"] if r["status"]["benched"] is True} >= {"torch", "onnx"}
