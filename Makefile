@@ -28,6 +28,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/featurize.py --json
+	$(BIN)/python benchmarks/runtimes.py --json
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -50,6 +50,7 @@ class BenchConfig:
     parity: bool = True
     deterministic: bool = False
     deterministic_runs: int = 200
+    deterministic_warmup: int = 50  # lazy initialisation and arena growth stay out of the counted loop
     request_source: str = "sim:200:7"
     profile_runs: int = 100
 
@@ -171,7 +172,8 @@ class Bench:
         det_dir = workdir / f"{name}.callgrind"
         det_dir.mkdir()
         wrap = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={det_dir}/callgrind.out.%p", "--dump-line=no"]
-        dj = dict(job, deterministic=True, runs=self.cfg.deterministic_runs, warmup=5, profile=False, memory_bytes=None)
+        dj = dict(job, deterministic=True, runs=self.cfg.deterministic_runs, warmup=self.cfg.deterministic_warmup, profile=False,
+                  memory_bytes=None)  # fmt: skip
         code, res, stage = _run_child(dj, workdir, name + ".det", self.device.threads, wrap=wrap)
         if code != 0 or not res or "error" in res:
             raise BenchError(f"{name}: callgrind run failed at the {stage} stage: {(res or {}).get('error', _describe_exit(code))}")
