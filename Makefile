@@ -28,6 +28,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/featurize.py --json
+	$(BIN)/python benchmarks/runtimes.py --json
 
 # cpu-arm: qemu + arm64 Debian python + aarch64 onnxruntime/MNN in ~/.cache/edgeintent/cpu-arm (root, once).
 # `make test` builds it too when it is missing (tests/test_emulation.py); it skips only without root or network.

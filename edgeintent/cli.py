@@ -546,16 +546,30 @@ def parity_cmd(bundle: Path, target: str, device: str, as_json: bool, junit: Pat
 
 
 # ---------------------------------------------------------------------------------------------
-# devices
+# devices and bench
 # ---------------------------------------------------------------------------------------------
 
 
-@main.group("devices", invoke_without_command=True)
+@main.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def devices(ctx: click.Context) -> None:
-    """Devices that exported artifacts run on; `devices setup cpu-arm` builds the emulated ARM one."""
-    if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+def devices(ctx: click.Context, as_json: bool) -> None:
+    """List the device profiles bench emulates (sources in devices.md); `devices setup cpu-arm` builds
+    the emulated ARM environment that `parity --device cpu-arm` runs in."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from edgeintent.runtime_sim.devices import list_devices
+
+    rows = [d.as_dict() for d in list_devices()]
+    if as_json:
+        _print_json(rows)
+        return
+    t = Table("device", "core", "threads", "speed vs host", "bandwidth vs host", "memory budget", "runtime", "reference device",
+              title="device profiles (sources: devices.md)")  # fmt: skip
+    for d in rows:
+        t.add_row(d["name"], d["core"], str(d["threads"]), f"{d['speed_vs_host']:.3f}", f"{d['bandwidth_vs_host']:.3f}",
+                  f"{d['memory_mb']} MB", d["runtime"], d["reference_device"])  # fmt: skip
+    console.print(t)
 
 
 @devices.command("setup")
@@ -594,6 +608,44 @@ def devices_setup(device: str, force: bool, as_json: bool) -> None:
                   f"{rt['machine']} python {rt['python']}, numpy {rt['numpy']}, onnxruntime {rt['onnxruntime']}, "
                   f"MNN {rt['MNN']} under {summary['qemu'].split(' (')[0]} -cpu {summary['cpu']}; "
                   f"{summary['bytes'] / 2**20:.0f} MB in {summary['cache']}", highlight=False)  # fmt: skip
+
+
+@main.command("bench")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--device", default="cpu-arm", show_default=True, help="a profile from `edgeintent devices`")
+@click.option("--targets", default="all", show_default=True, help="onnx, coreml, mnn, a comma list or all (exported)")
+@click.option("--runs", type=click.IntRange(min=1), default=200, show_default=True, help="steady runs per artifact")
+@click.option("--warmup", type=click.IntRange(min=0), default=20, show_default=True)
+@click.option("--memory-mb", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="override the profile's memory budget (MB the model may add to its process)")
+@click.option("--no-parity", is_flag=True, help="skip the parity gate (status column says 'parity not run')")
+@click.option("--deterministic", is_flag=True, help="also count instructions per inference under valgrind's callgrind (slow)")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, help="latency histogram PNG")
+@click.option("--json", "as_json", is_flag=True)
+def bench_cmd(bundle: Path, device: str, targets: str, runs: int, warmup: int, memory_mb: float | None, no_parity: bool,
+              deterministic: bool, plot: Path | None, as_json: bool) -> None:  # fmt: skip
+    """Measure every exported artifact in its runtime on this host under DEVICE's limits; project to DEVICE."""
+    from edgeintent.exporters import parse_targets
+    from edgeintent.runtime_sim.bench import BenchConfig, run_bench
+    from edgeintent.runtime_sim.devices import get_device
+
+    get_device(device)
+    if plot is not None:
+        _check_out_dir(plot)
+    names = None if targets.strip() == "all" else tuple(parse_targets(targets))
+    cfg = BenchConfig(device=device, targets=names, runs=runs, warmup=warmup, memory_mb=memory_mb, parity=not no_parity,
+                      deterministic=deterministic)  # fmt: skip
+    report = run_bench(bundle, cfg, say=None if as_json else err_console.print, plot=plot)
+    if as_json:
+        _print_json(report)
+        return
+    from edgeintent.runtime_sim.report import bench_table, summary_lines
+
+    console.print(bench_table(report))
+    for line in summary_lines(report):
+        console.print(line, highlight=False)
+    if plot is not None:
+        console.print(f"wrote {plot}")
 
 
 @main.command()

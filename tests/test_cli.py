@@ -132,6 +132,9 @@ def test_demo_runs_every_stage(tmp_path):
     for name in ("events.parquet", "feature_spec.json", "samples.npz", "demo.json", "decisions.parquet", "policy.png",
                  "iidn/decision.json"):  # fmt: skip
         assert (tmp_path / "demo" / name).exists()
+    bench = out["bench"]  # stage 7: bench
+    assert bench["device"]["name"] == "cpu-arm" and bench["runs"] >= 200
+    assert {r["target"] for r in bench["rows"] if r["status"]["benched"] is True} >= {"torch", "onnx"}
     rows = out["decide"]["policy_eval"]["rows"]
     assert {r["policy"] for r in rows} >= {"give-all", "mckp", "oracle"} and all(r["spend"] <= r["budget"] for r in rows)
     assert out["decide"]["allocate"]["spend"] <= out["decide"]["allocate"]["budget"]

@@ -148,7 +148,7 @@ def run_demo(users: int, seed: int, out_dir: Path, say: Callable[[str], None] | 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     result: dict = {"out_dir": str(out_dir)}
-    n_stages = 7
+    n_stages = 8
 
     say(f"[bold]1/{n_stages} simulate[/] {users:,} users (seed {seed})")
     t0 = time.perf_counter()
@@ -212,6 +212,16 @@ def run_demo(users: int, seed: int, out_dir: Path, say: Callable[[str], None] | 
                 f"  ECE {r['ece']:.3f}")
     say(f"[bold]6/{n_stages} export[/] dipn to every target and [bold]check parity[/] against torch on the golden set")
     result["export"], result["parity"] = _export_and_check(out_dir / "dipn", say)
+
+    # stage 7: bench (edgeintent/runtime_sim); the parity report of stage 6 fills the status column
+    from edgeintent.runtime_sim.bench import BenchConfig, run_bench
+    from edgeintent.runtime_sim.report import bench_table, summary_lines
+
+    say(f"[bold]7/{n_stages} bench[/] dipn's artifacts under the cpu-arm profile (200 runs each, a fresh process per artifact)")
+    result["bench"] = run_bench(out_dir / "dipn", BenchConfig(device="cpu-arm", runs=200), parity_report=result["parity"])
+    say(bench_table(result["bench"]))
+    for line in summary_lines(result["bench"]):
+        say(f"    {line}")
 
     say(f"[bold]{n_stages}/{n_stages} decide[/] train iidn; coupon policies on {fresh}'s potential outcomes")
     result["decide"] = _demo_decide(source, fresh, out_dir, cfg, prep, say)

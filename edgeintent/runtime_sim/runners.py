@@ -1,0 +1,206 @@
+"""Runners with one interface, light enough to load in a measuring process without torch.
+
+``edgeintent.exporters`` imports torch (its wrapper module is a ``torch.nn.Module``), which would put
+~200 MB of torch into the RSS of an onnxruntime or MNN measurement. These runners import only numpy
+and their runtime. ``tests/test_bench.py`` checks that they give the same outputs as the exporters'
+runners on the golden set, and that the onnxruntime session options are the exporter's.
+
+- ``onnxruntime`` runs ``.onnx`` artifacts (the exporter's session options: fp16 at ENABLE_EXTENDED);
+- ``mnn`` runs ``.mnn`` artifacts through the session API (as ``exporters/mnn.py``);
+- ``torch`` runs the bundle's torch model eagerly (the reference);
+- ``mil-reference`` runs CoreML packages through the numpy MIL reference: functional only, never timed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Runtime:
+    name: str
+    target: str | None  # the export target whose artifacts it runs (None: the torch reference)
+    timed: bool  # False: functional only (never timed as if it were a phone)
+    load: Callable[..., object]  # (path, precision, threads, meta) -> object with .run(feeds)
+    version: Callable[[], str]
+    preload: Callable[[], None]  # import the runtime library (before the memory cap)
+
+
+class _Ort:
+    def __init__(self, path: Path, precision: str, threads: int, meta: dict) -> None:
+        import onnxruntime as ort
+
+        self.session = ort.InferenceSession(str(path), ort_session_options(precision, threads),
+                                            providers=["CPUExecutionProvider"])  # fmt: skip
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        self._dtypes = {i.name: np.int64 if "int64" in i.type else np.float32 for i in self.session.get_inputs()}
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        res = self.session.run(self.outputs, {n: np.ascontiguousarray(feeds[n], t) for n, t in self._dtypes.items()})
+        return dict(zip(self.outputs, res, strict=True))
+
+
+def ort_session_options(precision: str, threads: int = 1, profile_prefix: str | None = None):
+    """The exporter's options (``exporters/onnx.py: session_options``); a test keeps them equal."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    # onnxruntime 1.32 segfaults creating fp16 sessions at ORT_ENABLE_ALL; EXTENDED is safe
+    so.graph_optimization_level = (
+        ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED if precision != "fp32" else ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    )
+    if profile_prefix:
+        so.enable_profiling = True
+        so.profile_file_prefix = profile_prefix
+    return so
+
+
+@contextlib.contextmanager
+def _quiet_fd1():
+    """MNN prints a CPU-feature line to stdout when a runtime is created: drop it."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+class _Mnn:
+    def __init__(self, path: Path, precision: str, threads: int, meta: dict) -> None:
+        with _quiet_fd1():
+            import MNN
+
+            self.it = MNN.Interpreter(str(path))
+            self.session = self.it.createSession({"numThread": threads, "precision": "normal"})
+        self._mnn = MNN
+        self.inputs = [i["name"] for i in meta["inputs"]]
+        self.outputs = list(meta["outputs"])
+        self._shapes: dict[str, tuple[int, ...]] = {}
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        MNN, it = self._mnn, self.it
+        arrays = {}
+        for n in self.inputs:
+            a = np.asarray(feeds[n])
+            arrays[n] = np.ascontiguousarray(a, np.int32 if np.issubdtype(a.dtype, np.integer) else np.float32)
+        shapes = {n: a.shape for n, a in arrays.items()}
+        if shapes != self._shapes:
+            for n, a in arrays.items():
+                it.resizeTensor(it.getSessionInput(self.session, n), tuple(a.shape))
+            it.resizeSession(self.session)
+            self._shapes = shapes
+        for n, a in arrays.items():
+            kind = MNN.Halide_Type_Int if a.dtype == np.int32 else MNN.Halide_Type_Float
+            it.getSessionInput(self.session, n).copyFrom(MNN.Tensor(tuple(a.shape), kind, a, MNN.Tensor_DimensionType_Caffe))
+        it.runSession(self.session)
+        out = {}
+        for n in self.outputs:
+            t = it.getSessionOutput(self.session, n)
+            shape = tuple(t.getShape())
+            host = MNN.Tensor(shape, MNN.Halide_Type_Float, np.zeros(shape, np.float32), MNN.Tensor_DimensionType_Caffe)
+            t.copyToHostTensor(host)
+            out[n] = np.array(host.getData(), dtype=np.float32).reshape(shape)
+        return out
+
+
+class _Torch:
+    """The bundle's torch model, eager, through the exported signature (``path`` is the bundle)."""
+
+    def __init__(self, path: Path, precision: str, threads: int, meta: dict) -> None:
+        import torch
+
+        from edgeintent.exporters.common import ExportModule, output_names
+        from edgeintent.toolkit.bundle import load_bundle
+        from edgeintent.toolkit.train import load_model
+
+        torch.set_num_threads(threads)
+        model = load_model(load_bundle(path))
+        self.module = ExportModule(model).eval()
+        self.outputs = output_names(model)
+        self._torch = torch
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        torch = self._torch
+        with torch.inference_mode():
+            res = self.module(*(torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in self.module.names))
+        return {k: v.numpy() for k, v in zip(self.outputs, res, strict=True)}
+
+
+class _Mil:
+    def __init__(self, path: Path, precision: str, threads: int, meta: dict) -> None:
+        from edgeintent.exporters import get_target
+
+        self.runner = get_target("coreml").runner(path, meta, threads=threads)
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.runner.run(feeds)
+
+
+def _version(dist: str) -> Callable[[], str]:
+    def get() -> str:
+        from importlib import metadata
+
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return get
+
+
+def _preload(*modules: str) -> Callable[[], None]:
+    def load() -> None:
+        for module in modules:
+            if module == "MNN":
+                with _quiet_fd1():
+                    __import__(module)
+            else:
+                __import__(module)
+
+    return load
+
+
+RUNTIMES: dict[str, Runtime] = {}
+
+
+def register_runtime(rt: Runtime) -> None:
+    if rt.name in RUNTIMES:
+        raise ValueError(f"runtime {rt.name!r} is already registered")
+    RUNTIMES[rt.name] = rt
+
+
+register_runtime(Runtime("onnxruntime", "onnx", True, _Ort, _version("onnxruntime"), _preload("onnxruntime")))
+register_runtime(Runtime("mnn", "mnn", True, _Mnn, _version("MNN"), _preload("MNN")))
+register_runtime(Runtime("torch", None, True, _Torch, _version("torch"), _preload("torch", "edgeintent.toolkit.train", "edgeintent.toolkit.bundle", "edgeintent.exporters.common")))
+register_runtime(Runtime("mil-reference", "coreml", False, _Mil, _version("coremltools"), _preload("edgeintent.exporters", "edgeintent.exporters.coreml")))
+
+
+def runtime_for_target(target: str) -> Runtime:
+    for rt in RUNTIMES.values():
+        if rt.target == target:
+            return rt
+    from edgeintent.errors import ConfigError
+
+    raise ConfigError(f"no runtime runs {target!r} artifacts in bench")
+
+
+def runtime_available(rt: Runtime) -> str | None:
+    """Why ``rt`` cannot run here, or None."""
+    import importlib.util
+
+    module = {"onnxruntime": "onnxruntime", "mnn": "MNN", "torch": "torch", "mil-reference": "coremltools"}[rt.name]
+    return None if importlib.util.find_spec(module) is not None else f"{module} is not installed"
