@@ -289,7 +289,7 @@ def test_deterministic_without_valgrind_says_how_to_install(bundle, monkeypatch)
                     reason="valgrind is not installed (apt-get install -y valgrind); --deterministic needs callgrind")
 def test_deterministic_instruction_count_is_stable_within_0_1_percent(bundle):
     cfg = BenchConfig(device="cpu-arm", targets=("onnx",), runs=5, warmup=1, parity=False, deterministic=True,
-                      deterministic_runs=30)  # fmt: skip
+                      deterministic_runs=200)  # the CLI's default: a one-off allocation amortises below 0.1 %  # fmt: skip
     counts = []
     for _ in range(2):
         rep = run_bench(bundle, cfg)
