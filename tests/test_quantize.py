@@ -90,6 +90,7 @@ def test_coreml_compressed_weights_run_in_the_mil_reference(lstm_dipn, tmp_path)
         assert cand["latency"]["p50_ms"] is None and "MIL reference is not timed" in cand["latency"]["why"]
         assert cand["tasks"]["buy_rt"]["logit_max_abs"] < 0.5
         assert op in MilProgram(path / f"exports/coreml/model.{mode}.mlpackage").op_types
+        assert cand["weight_bytes"] < cand["bytes"]
     report = run_parity(path, ["coreml"])
     assert report["passed"], [r["reasons"] for r in report["results"] if not r["passed"]]
 
@@ -122,6 +123,7 @@ def test_quantize_bad_input_is_one_line_exit_2(lstm_dipn, tmp_path):
         (["--target", "onnx", "--mode", "int3"], "no quantization mode 'int3'"),
         (["--target", "tflite", "--mode", "fp16"], "unknown target 'tflite'"),
         (["--target", "onnx", "--budget-auc", "-1"], "--budget-auc must be"),
+        (["--target", "onnx", "--mode", "static-int8-all-ops"], "attention mask"),
     ]:
         res = CliRunner().invoke(main, ["quantize", str(lstm_dipn), *args])
         assert res.exit_code == 2, res.output

@@ -61,8 +61,18 @@ def recipes(target: str | None = None) -> list[Recipe]:
     return [r for (t, _), r in _RECIPES.items() if target is None or t == target]
 
 
+#: modes people ask for that are refused, with the reason
+REFUSED = {
+    ("onnx", "static-int8-all-ops"): "static int8 over every op quantizes the activations around the additive −1e4 "
+    "attention mask: the activation scale becomes ≈ 39 and every attention logit rounds away (DIPN real-time Spearman "
+    "0.32 measured); use static-int8, which quantizes only MatMul/Gemm/Gather",
+}
+
+
 def get_recipe(target: str, mode: str) -> Recipe:
     get_target(target)
+    if (target, mode) in REFUSED:
+        raise ConfigError(f"{target}/{mode} is refused: {REFUSED[(target, mode)]}")
     if (target, mode) not in _RECIPES:
         modes = ", ".join(r.mode for r in recipes(target))
         raise ConfigError(f"target {target} has no quantization mode {mode!r}; choose one of: {modes}, auto")
@@ -322,13 +332,15 @@ def quantize_bundle(bundle_dir, target: str, mode: str = "auto", source: str | N
             out = Path(tmp) / get_target(target).artifact_name(r.mode)
             extra = _quietly(r.build, model, bundle, calib, out)
             size = sum(p.stat().st_size for p in ([out] if out.is_file() else out.rglob("*")) if p.is_file())
+            weights = out / "Data/com.apple.CoreML/weights" if out.is_dir() else None  # mlpackage: the weight blob alone
+            weight_bytes = sum(p.stat().st_size for p in weights.rglob("*") if p.is_file()) if weights else None
             meta = {"target": target, "precision": r.mode, "artifact": str(out), "inputs": [{"name": n} for n in model.input_names()],
                     "outputs": output_names(model)}  # fmt: skip
             runner = get_target(target).runner(out, meta, threads=1)
             tasks = _evaluate(model, samples, idx, ref, _run_all(runner, model, samples, idx))
             lat = latency(out, meta, one, runs)
             drop = max((-(v["auc_delta"]) for v in tasks.values() if v["auc_delta"] is not None), default=float("inf"))
-            rows.append({"mode": r.mode, "bytes": size, "size_ratio": size / fp32_size, "tasks": tasks, "latency": lat,
+            rows.append({"mode": r.mode, "bytes": size, "weight_bytes": weight_bytes, "size_ratio": size / fp32_size, "tasks": tasks, "latency": lat,
                          "max_auc_drop": drop, "within_budget": drop <= budget_auc, "extra": extra, "_out": out})  # fmt: skip
         chosen = rows if mode != "auto" else _pick(rows)
         report = {"bundle": str(bundle_dir), "target": target, "mode": mode, "data": source, "users": users,
