@@ -84,47 +84,26 @@ def mnn_runtime(meta: dict) -> tuple[str, str]:
 
 
 class MnnRunner(Runner):
-    """MNN session API with ``precision`` ``normal`` (``low`` allows fp16 arithmetic on ARM)."""
+    """MNN session API with ``precision`` ``normal`` (``low`` allows fp16 arithmetic on ARM).
+
+    The session code lives in the torch-free ``runtime_sim.arm_worker.MnnSessionRunner``, which the
+    emulated ARM worker and bench's light runner use too, so every MNN measurement runs the same code.
+    """
 
     def __init__(self, path: Path, threads: int = 1, precision: str = "normal", inputs: list[str] | None = None,
                  outputs: list[str] | None = None) -> None:  # fmt: skip
-        with _quiet_fd1():
-            import MNN
+        from edgeintent.runtime_sim.arm_worker import MnnSessionRunner
 
-            self.interpreter = MNN.Interpreter(str(path))
-            self.session = self.interpreter.createSession({"numThread": threads, "precision": precision})
-        self._mnn = MNN
-        self.runtime = f"MNN {getattr(MNN, 'version', lambda: '?')()}"
-        self.inputs = list(inputs) if inputs else list(self.interpreter.getSessionInputAll(self.session))
-        self.outputs = list(outputs) if outputs else list(self.interpreter.getSessionOutputAll(self.session))
-        self._shapes: dict[str, tuple[int, ...]] = {}
+        with _quiet_fd1():
+            self._impl = MnnSessionRunner(str(path), precision, threads, inputs, outputs)
+        self.runtime = self._impl.runtime
+        self.inputs, self.outputs = self._impl.inputs, self._impl.outputs
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        MNN, it = self._mnn, self.interpreter
-        arrays = {}
-        for n in self.inputs:
-            if n not in feeds:
-                raise ExportError(f"mnn artifact needs input {n!r}")
-            a = np.asarray(feeds[n])
-            arrays[n] = np.ascontiguousarray(a, np.int32 if np.issubdtype(a.dtype, np.integer) else np.float32)
-        shapes = {n: a.shape for n, a in arrays.items()}
-        if shapes != self._shapes:
-            for n, a in arrays.items():
-                it.resizeTensor(it.getSessionInput(self.session, n), tuple(a.shape))
-            it.resizeSession(self.session)
-            self._shapes = shapes
-        for n, a in arrays.items():
-            kind = MNN.Halide_Type_Int if a.dtype == np.int32 else MNN.Halide_Type_Float
-            it.getSessionInput(self.session, n).copyFrom(MNN.Tensor(tuple(a.shape), kind, a, MNN.Tensor_DimensionType_Caffe))
-        it.runSession(self.session)
-        out = {}
-        for n in self.outputs:
-            t = it.getSessionOutput(self.session, n)
-            shape = tuple(t.getShape())
-            host = MNN.Tensor(shape, MNN.Halide_Type_Float, np.zeros(shape, np.float32), MNN.Tensor_DimensionType_Caffe)
-            t.copyToHostTensor(host)
-            out[n] = np.array(host.getData(), dtype=np.float32).reshape(shape)
-        return out
+        missing = [n for n in self.inputs if n not in feeds]
+        if missing:
+            raise ExportError(f"mnn artifact needs input {missing[0]!r}")
+        return self._impl.run(feeds)
 
 
 @register_target("mnn")

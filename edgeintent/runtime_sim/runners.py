@@ -80,41 +80,18 @@ def _quiet_fd1():
 
 
 class _Mnn:
-    def __init__(self, path: Path, precision: str, threads: int, meta: dict) -> None:
-        with _quiet_fd1():
-            import MNN
+    """The session runner the exporters and the emulated ARM worker use (torch-free module)."""
 
-            self.it = MNN.Interpreter(str(path))
-            self.session = self.it.createSession({"numThread": threads, "precision": "normal"})
-        self._mnn = MNN
-        self.inputs = [i["name"] for i in meta["inputs"]]
-        self.outputs = list(meta["outputs"])
-        self._shapes: dict[str, tuple[int, ...]] = {}
+    def __init__(self, path: Path, precision: str, threads: int, meta: dict) -> None:
+        from edgeintent.runtime_sim.arm_worker import MnnSessionRunner
+
+        with _quiet_fd1():
+            self._impl = MnnSessionRunner(str(path), "normal", threads, [i["name"] for i in meta["inputs"]],
+                                          list(meta["outputs"]))  # fmt: skip
+        self.inputs, self.outputs = self._impl.inputs, self._impl.outputs
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        MNN, it = self._mnn, self.it
-        arrays = {}
-        for n in self.inputs:
-            a = np.asarray(feeds[n])
-            arrays[n] = np.ascontiguousarray(a, np.int32 if np.issubdtype(a.dtype, np.integer) else np.float32)
-        shapes = {n: a.shape for n, a in arrays.items()}
-        if shapes != self._shapes:
-            for n, a in arrays.items():
-                it.resizeTensor(it.getSessionInput(self.session, n), tuple(a.shape))
-            it.resizeSession(self.session)
-            self._shapes = shapes
-        for n, a in arrays.items():
-            kind = MNN.Halide_Type_Int if a.dtype == np.int32 else MNN.Halide_Type_Float
-            it.getSessionInput(self.session, n).copyFrom(MNN.Tensor(tuple(a.shape), kind, a, MNN.Tensor_DimensionType_Caffe))
-        it.runSession(self.session)
-        out = {}
-        for n in self.outputs:
-            t = it.getSessionOutput(self.session, n)
-            shape = tuple(t.getShape())
-            host = MNN.Tensor(shape, MNN.Halide_Type_Float, np.zeros(shape, np.float32), MNN.Tensor_DimensionType_Caffe)
-            t.copyToHostTensor(host)
-            out[n] = np.array(host.getData(), dtype=np.float32).reshape(shape)
-        return out
+        return self._impl.run(feeds)
 
 
 class _Torch:
