@@ -158,7 +158,6 @@ def hull_segments(g: np.ndarray, costs: np.ndarray, eligible: np.ndarray) -> tup
     target = np.zeros((K - 1, n), dtype=np.int64)
     idx = None if eligible.all() else np.flatnonzero(eligible)  # None: every user (no gathers)
     m = n if idx is None else idx.size
-    cur = np.zeros(m, dtype=np.int64)
     g_cur = gt[0].copy() if idx is None else gt[0, idx]
     c_cur = np.zeros(m)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -287,7 +287,7 @@ def _band_part(x, lower=-1, upper=-1):
 def _slice_by_index(x, begin, end, stride=None, begin_mask=None, end_mask=None, squeeze_mask=None):
     rank = x.ndim
     stride = [1] * rank if stride is None else [int(s) for s in stride]
-    index, squeeze = [], []
+    index = []
     for d in range(rank):
         if squeeze_mask is not None and squeeze_mask[d]:
             index.append(int(begin[d]))

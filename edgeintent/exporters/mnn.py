@@ -19,8 +19,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import subprocess
 import sys
 import tempfile
@@ -30,6 +28,7 @@ import numpy as np
 
 from edgeintent.exporters import Runner, Target, register_target
 from edgeintent.exporters.common import ExportError
+from edgeintent.runtime_sim.arm_worker import quiet_fd1
 
 _CONVERT = """
 import sys
@@ -53,20 +52,6 @@ def convert_onnx(onnx_path: Path, out: Path, native_rnn: bool = True, fp16: bool
         last = next((ln for ln in reversed(log.strip().splitlines()) if ln.strip()), "no output")
         raise ExportError(f"MNN conversion failed (exit {proc.returncode}): {last.strip()}")
     return log
-
-
-@contextlib.contextmanager
-def _quiet_fd1():
-    """MNN's C++ code prints a CPU-feature line to stdout when a runtime is created: drop it."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 1)
-            yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 RNN_IMPLS = ("native", "while-loop")
@@ -94,7 +79,7 @@ class MnnRunner(Runner):
                  outputs: list[str] | None = None) -> None:  # fmt: skip
         from edgeintent.runtime_sim.arm_worker import MnnSessionRunner
 
-        with _quiet_fd1():
+        with quiet_fd1():
             self._impl = MnnSessionRunner(str(path), precision, threads, inputs, outputs)
         self.runtime = self._impl.runtime
         self.inputs, self.outputs = self._impl.inputs, self._impl.outputs
@@ -148,7 +133,7 @@ class MnnModuleRunner(Runner):
     def __init__(self, path: Path, threads: int, precision: str, inputs: list[str], outputs: list[str]) -> None:
         from edgeintent.runtime_sim.arm_worker import MnnModuleRunner as _Impl
 
-        with _quiet_fd1():
+        with quiet_fd1():
             self._impl = _Impl(str(path), precision, threads, inputs, outputs)
         self.runtime, self.inputs, self.outputs = self._impl.runtime, self._impl.inputs, self._impl.outputs
 

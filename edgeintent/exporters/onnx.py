@@ -25,6 +25,8 @@ import numpy as np
 
 from edgeintent.exporters import Runner, Target, register_target
 from edgeintent.exporters.common import ExportError, ExportModule, example_inputs, input_specs, output_names
+from edgeintent.runtime_sim.arm_worker import OnnxRuntimeRunner
+from edgeintent.runtime_sim.arm_worker import ort_session_options as session_options  # noqa: F401 - re-exported
 
 OPSET = 17
 
@@ -113,37 +115,17 @@ def serialize(proto) -> bytes:
     return proto.SerializeToString(deterministic=True)
 
 
-def session_options(precision: str, threads: int = 1):
-    import onnxruntime as ort
+class OnnxRunner(OnnxRuntimeRunner, Runner):
+    """onnxruntime on a path or serialized bytes (the session code is ``arm_worker.OnnxRuntimeRunner``)."""
 
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    # onnxruntime 1.32 segfaults creating fp16 sessions at ORT_ENABLE_ALL; EXTENDED is safe
-    so.graph_optimization_level = (
-        ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED if precision != "fp32" else ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    )
-    return so
-
-
-class OnnxRunner(Runner):
     def __init__(self, model: bytes | str | Path, precision: str = "fp32", threads: int = 1) -> None:
-        import onnxruntime as ort
-
-        src = str(model) if isinstance(model, Path) else model
-        self.session = ort.InferenceSession(src, session_options(precision, threads), providers=["CPUExecutionProvider"])
-        self.runtime = f"onnxruntime {ort.__version__}"
-        self.inputs = [i.name for i in self.session.get_inputs()]
-        self.outputs = [o.name for o in self.session.get_outputs()]
-        self._dtypes = {i.name: np.int64 if "int64" in i.type else np.float32 for i in self.session.get_inputs()}
+        super().__init__(str(model) if isinstance(model, Path) else model, precision, threads)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         missing = [n for n in self.inputs if n not in feeds]
         if missing:
             raise ExportError(f"onnx artifact needs input {missing[0]!r}")
-        res = self.session.run(self.outputs, {n: np.ascontiguousarray(feeds[n], self._dtypes[n]) for n in self.inputs})
-        return dict(zip(self.outputs, res, strict=True))
+        return super().run(feeds)
 
 
 @register_target("onnx")

@@ -16,13 +16,15 @@ runtimes' own prints, e.g. MNN's CPU-feature line, cannot corrupt a frame). A fr
 - ``{"op": "close"}``: exit 0.
 
 Any failure answers ``{"ok": false, "error": "..."}`` instead. The run code mirrors
-``edgeintent/exporters/onnx.py`` (``OnnxRunner``, ``session_options``) and
-``edgeintent/exporters/mnn.py`` (``MnnRunner``); ``tests/test_emulation.py`` runs both on the same
-artifact and requires bit-identical outputs on the host.
+This module is also where the host's runners get that code: ``exporters/onnx.py`` (``OnnxRunner``),
+``exporters/mnn.py`` (``MnnRunner``) and bench's light runners wrap these classes, so every runtime
+call is the same code on both architectures; ``tests/test_emulation.py`` still runs the worker and
+the host runners on the same artifact and requires bit-identical outputs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -62,17 +64,45 @@ def unpack(payload: bytes) -> dict:
         return {k: z[k] for k in z.files}
 
 
+def ort_session_options(precision: str, threads: int = 1, profile_prefix: str | None = None):
+    """The onnxruntime session options every edgeintent runner uses (exporters, bench, this worker)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    # onnxruntime 1.32 segfaults creating fp16 sessions at ORT_ENABLE_ALL; EXTENDED is safe
+    so.graph_optimization_level = (
+        ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED if precision != "fp32" else ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    )
+    if profile_prefix:
+        so.enable_profiling = True
+        so.profile_file_prefix = profile_prefix
+    return so
+
+
+@contextlib.contextmanager
+def quiet_fd1():
+    """Drop what runtimes print on fd 1 meanwhile (MNN prints a CPU-feature line when it starts)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 class OnnxRuntimeRunner:
-    def __init__(self, path: str, precision: str, threads: int, inputs, outputs) -> None:
+    """``model`` is a path or the serialized bytes of an ONNX model."""
+
+    def __init__(self, model, precision: str, threads: int, inputs=None, outputs=None) -> None:
         import onnxruntime as ort
 
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        so.log_severity_level = 3
-        so.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED if precision != "fp32"
-                                       else ort.GraphOptimizationLevel.ORT_ENABLE_ALL)  # fmt: skip
-        self.session = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(model, ort_session_options(precision, threads), providers=["CPUExecutionProvider"])
         self.runtime = f"onnxruntime {ort.__version__}"
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.outputs = [o.name for o in self.session.get_outputs()]

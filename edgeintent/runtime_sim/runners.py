@@ -13,14 +13,14 @@ runners on the golden set, and that the onnxruntime session options are the expo
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from edgeintent.runtime_sim.arm_worker import MnnSessionRunner, OnnxRuntimeRunner, quiet_fd1
+from edgeintent.runtime_sim.arm_worker import ort_session_options  # noqa: F401 - the measuring child imports it from here
 
 
 @dataclass(frozen=True)
@@ -33,59 +33,17 @@ class Runtime:
     preload: Callable[[], None]  # import the runtime library (before the memory cap)
 
 
-class _Ort:
+class _Ort(OnnxRuntimeRunner):
     def __init__(self, path: Path, precision: str, threads: int, meta: dict) -> None:
-        import onnxruntime as ort
-
-        self.session = ort.InferenceSession(str(path), ort_session_options(precision, threads),
-                                            providers=["CPUExecutionProvider"])  # fmt: skip
-        self.outputs = [o.name for o in self.session.get_outputs()]
-        self._dtypes = {i.name: np.int64 if "int64" in i.type else np.float32 for i in self.session.get_inputs()}
-
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        res = self.session.run(self.outputs, {n: np.ascontiguousarray(feeds[n], t) for n, t in self._dtypes.items()})
-        return dict(zip(self.outputs, res, strict=True))
-
-
-def ort_session_options(precision: str, threads: int = 1, profile_prefix: str | None = None):
-    """The exporter's options (``exporters/onnx.py: session_options``); a test keeps them equal."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    # onnxruntime 1.32 segfaults creating fp16 sessions at ORT_ENABLE_ALL; EXTENDED is safe
-    so.graph_optimization_level = (
-        ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED if precision != "fp32" else ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    )
-    if profile_prefix:
-        so.enable_profiling = True
-        so.profile_file_prefix = profile_prefix
-    return so
-
-
-@contextlib.contextmanager
-def _quiet_fd1():
-    """MNN prints a CPU-feature line to stdout when a runtime is created: drop it."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 1)
-            yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
+        super().__init__(str(path), precision, threads)
 
 
 class _Mnn:
     """The session runner the exporters and the emulated ARM worker use (torch-free module)."""
 
     def __init__(self, path: Path, precision: str, threads: int, meta: dict) -> None:
-        from edgeintent.runtime_sim.arm_worker import MnnSessionRunner
-
-        with _quiet_fd1():
+        
+        with quiet_fd1():
             self._impl = MnnSessionRunner(str(path), "normal", threads, [i["name"] for i in meta["inputs"]],
                                           list(meta["outputs"]))  # fmt: skip
         self.inputs, self.outputs = self._impl.inputs, self._impl.outputs
@@ -143,7 +101,7 @@ def _preload(*modules: str) -> Callable[[], None]:
     def load() -> None:
         for module in modules:
             if module == "MNN":
-                with _quiet_fd1():
+                with quiet_fd1():
                     __import__(module)
             else:
                 __import__(module)
