@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed
 # open range in pyproject.toml cannot pull a multi-GB CUDA build.
 TORCH   := torch==2.13.0
 
-.PHONY: demo test setup bench clean
+.PHONY: demo test setup bench arm-setup bench-arm clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -28,6 +28,15 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/featurize.py --json
+	$(BIN)/python benchmarks/runtimes.py --json
+
+# cpu-arm: qemu + arm64 Debian python + aarch64 onnxruntime/MNN in ~/.cache/edgeintent/cpu-arm (root, once).
+# `make test` builds it too when it is missing (tests/test_emulation.py); it skips only without root or network.
+arm-setup: $(STAMP)
+	$(BIN)/edgeintent devices setup cpu-arm
+
+bench-arm: $(STAMP)
+	$(BIN)/python benchmarks/arm_parity.py --json
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -18,7 +18,8 @@ from rich.table import Table
 from edgeintent import __version__
 from edgeintent.errors import ConfigError, DataError, EdgeIntentError
 
-console = Console()
+# tables are wide: when output is not a terminal (CI logs, pipes), do not squeeze them into 80 columns
+console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
 SOURCE_HELP = "a file (.csv/.parquet/.jsonl), sim:USERS[:SEED], taobao:PATH or hmog:PATH"
@@ -275,11 +276,13 @@ def _split_list(text: str | None) -> tuple[str, ...] | None:
 @click.option("--pos-weight", default="auto", show_default=True, help="auto, none or a number")
 @click.option("--streams", default=None, help="comma-separated subset, e.g. cloud (default: all in the data)")
 @click.option("--tasks", default=None, help="comma-separated labels, e.g. buy_rt,buy_long")
+@click.option("--rnn", type=click.Choice(["gru", "lstm"]), default=None,
+              help="recurrent cell for dipn / iidn (lstm lets int8 quantization cover the recurrent weights)")
 @click.option("--set", "options", multiple=True, help="model option KEY=VALUE, e.g. --set inter=false")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--overwrite", is_flag=True, help="replace an existing bundle")
 @click.option("--json", "as_json", is_flag=True)
-def train_cmd(model_name, source, out, epochs, batch_size, lr, seed, patience, pos_weight, streams, tasks, options,
+def train_cmd(model_name, source, out, epochs, batch_size, lr, seed, patience, pos_weight, streams, tasks, rnn, options,
               threads, overwrite, as_json) -> None:  # fmt: skip
     """Train a model on SOURCE (split by user) and write a verified bundle to OUT."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -300,7 +303,7 @@ def train_cmd(model_name, source, out, epochs, batch_size, lr, seed, patience, p
                        info=f"epoch {row['epoch']} loss {row['loss']:.4f} valid AUC {row['valid_auc']:.4f}")  # fmt: skip
 
         summary = train_bundle(model_name, source, out, cfg, streams=_split_list(streams), tasks=_split_list(tasks),
-                               options=_parse_options(options), overwrite=overwrite, on_epoch=on_epoch)  # fmt: skip
+                               options={**_parse_options(options), **({"rnn": rnn} if rnn else {})}, overwrite=overwrite, on_epoch=on_epoch)  # fmt: skip
     if as_json:
         _print_json(summary)
         return
@@ -341,8 +344,308 @@ def eval_cmd(bundle: Path, source: str | None, users: str, plot: Path | None, as
 
 
 # ---------------------------------------------------------------------------------------------
+# decide: coupon allocation and policy evaluation (logic in edgeintent/decide/)
+# ---------------------------------------------------------------------------------------------
+
+_OBJECTIVE = click.Choice(["purchases", "incremental", "value"])
+
+
+@main.command("allocate")
+@click.option("--bundle", "bundle", type=click.Path(path_type=Path), required=True, help="bundle of a model with a coupon input (iidn)")
+@click.option("--data", "source", required=True, help=SOURCE_HELP)
+@click.option("--budget", type=click.FloatRange(min=0), required=True, help="total face value of the coupons")
+@click.option("--amounts", default=None, help="coupon amounts, 0 first (default: the data's, else the model's)")
+@click.option("--gamma", type=click.FloatRange(0, 1), default=1.0, show_default=True, help="coupons only if stay < gamma (1 = everyone)")
+@click.option("--objective", type=_OBJECTIVE, default="incremental", show_default=True)
+@click.option("--order-value", type=click.FloatRange(min=0), default=1.0, show_default=True, help="order value for --objective value")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="decisions .parquet")
+@click.option("--json", "as_json", is_flag=True)
+def allocate_cmd(bundle, source, budget, amounts, gamma, objective, order_value, out, as_json) -> None:
+    """Allocate coupons under a budget (MCKP, primal-dual); write decisions and the bundle's decision.json."""
+    from edgeintent.decide.run import parse_numbers, run_allocate
+
+    amts = parse_numbers(amounts, "--amounts") if amounts is not None else None
+    r = run_allocate(bundle, source, budget, out, amts, gamma, objective, order_value)
+    if as_json:
+        _print_json(r)
+        return
+    counts = ", ".join(f"{a}: {c:,}" for a, c in r["counts"].items())
+    console.print(f"{r['users']:,} decision points ({r['eligible']:,} eligible), budget {r['budget']:,.0f}, "
+                  f"spend {r['spend']:,.0f}, λ = {r['lambda']:.6g}")  # fmt: skip
+    console.print(f"coupons per amount: {counts}")
+    console.print(f"{r['objective']} objective {r['value']:.2f}, LP bound {r['lp_bound']:.2f} (gap {r['lp_gap']:.2e})")
+    console.print(f"on-device rule picks the solver's amount for {r['device_parity']:.3%}")
+    console.print(f"wrote {r['out']} and {r['rule_file']}")
+
+
+@main.command("policy-eval")
+@click.option("--bundle", "bundle", type=click.Path(path_type=Path), required=True)
+@click.option("--data", "source", required=True, help="sim:USERS[:SEED] (needs potential outcomes)")
+@click.option("--budgets", default=None, help="total budgets B1,B2,… (default: 2.5, 5 and 10 per decision point)")
+@click.option("--gamma", type=click.FloatRange(0, 1), default=1.0, show_default=True)
+@click.option("--objective", type=_OBJECTIVE, default="incremental", show_default=True)
+@click.option("--order-value", type=click.FloatRange(min=0), default=1.0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of the random policies")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, help="budget–uplift PNG")
+@click.option("--json", "as_json", is_flag=True)
+def policy_eval_cmd(bundle, source, budgets, gamma, objective, order_value, seed, plot, as_json) -> None:
+    """Score give-all, random, middle-band, MCKP and oracle policies on the simulator's potential outcomes."""
+    from edgeintent.decide.run import parse_numbers, policy_table_lines, run_policy_eval
+
+    b = parse_numbers(budgets, "--budgets") if budgets is not None else None
+    r = run_policy_eval(bundle, source, b, gamma, objective, order_value, seed, plot)
+    if as_json:
+        _print_json(r)
+        return
+    console.print(f"[bold]{r['model']}[/] on {r['data']}: {r['decision_points']:,} decision points, "
+                  f"{r['objective']} objective, gamma {r['gamma']:g}")  # fmt: skip
+    for line in policy_table_lines(r):
+        console.print(line, highlight=False)
+    console.print("mckp's incremental purchases per unit cost, as a multiple of each other policy's:", highlight=False)
+    for q in r["mckp_per_cost_ratio"]:
+        console.print(f"  budget {q['budget']:,.0f}: " + ", ".join(f"{v:.2f}x {k[3:]}" for k, v in q.items()
+                                                              if k.startswith("vs_")), highlight=False)  # fmt: skip
+    for note in r["notes"]:
+        console.print(f"note: {note}")
+    if plot is not None:
+        console.print(f"wrote {plot}")
+
+
+# ---------------------------------------------------------------------------------------------
 # demo
 # ---------------------------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------------------------
+# export and parity
+# ---------------------------------------------------------------------------------------------
+
+
+@main.command("targets")
+@click.option("--json", "as_json", is_flag=True)
+def targets_cmd(as_json: bool) -> None:
+    """List the export targets and what each can do on this host."""
+    from edgeintent.exporters import capability_table
+
+    rows = capability_table()
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table(title="export targets")
+    for col in ("target", "extension", "precisions", "quantization", "dynamic batch", "dynamic lengths", "runtime here",
+                "runs here"):  # fmt: skip
+        table.add_column(col)
+    for r in rows:
+        runs = "yes" if r["runs_here"] else f"no: {r['why_not']}"
+        table.add_row(r["target"], r["extension"], ", ".join(r["precisions"]), ", ".join(r["quantization"]),
+                      str(r["dynamic_batch"]).lower(), str(r["dynamic_length"]).lower(), r["runtime"], runs)  # fmt: skip
+    console.print(table)
+
+
+@main.command("export")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--target", "target", default="all", show_default=True, help="onnx, coreml, mnn, a comma list or all")
+@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True)
+@click.option("--set", "options", multiple=True,
+              help="target export option KEY=VALUE, e.g. --set rnn=while-loop (mnn: convert RNNs without the native op)")
+@click.option("--json", "as_json", is_flag=True)
+def export_cmd(bundle: Path, target: str, precision: str, options: tuple[str, ...], as_json: bool) -> None:
+    """Export a bundle's model into BUNDLE/exports/<target>/ and record it in the manifest."""
+    from edgeintent.exporters import export_bundle, get_target, parse_targets
+
+    names = parse_targets(target)
+    opts = _parse_options(options)
+    for key in opts:
+        if not any(key in get_target(n).options for n in names):
+            raise ConfigError(f"--set {key}: no export option {key!r} on {', '.join(names)}")
+    metas = []
+    for name in names:
+        t0 = time.perf_counter()
+        mine = {k: v for k, v in opts.items() if k in get_target(name).options}
+        meta = export_bundle(bundle, name, precision, mine)
+        meta["seconds"] = round(time.perf_counter() - t0, 2)
+        metas.append(meta)
+        if not as_json:
+            console.print(f"exported {meta['artifact']} ({meta['bytes']:,} bytes, {precision}) in {meta['seconds']:.1f} s")
+    if as_json:
+        _print_json(metas)
+
+
+@main.command("quantize")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--target", "target", required=True, help="onnx, coreml or mnn")
+@click.option("--mode", default="auto", show_default=True, help="a recipe of the target (see README) or auto")
+@click.option("--data", "source", default=None, help=f"{SOURCE_HELP} (default: the training data's validation users)")
+@click.option("--budget-auc", type=float, default=0.002, show_default=True, help="auto: largest AUC drop allowed")
+@click.option("--runs", type=click.IntRange(min=10), default=200, show_default=True, help="latency runs per candidate")
+@click.option("--json", "as_json", is_flag=True)
+def quantize_cmd(bundle: Path, target: str, mode: str, source: str | None, budget_auc: float, runs: int, as_json: bool) -> None:
+    """Quantize a bundle's export for TARGET; report size, AUC, flips and latency per candidate."""
+    from edgeintent.quantization import quantize_bundle
+
+    report = quantize_bundle(bundle, target, mode, source, budget_auc, runs, say=None if as_json else console.print)
+    if as_json:
+        _print_json(report)
+        return
+    table = Table(title=f"quantize {target}: {report['rows']:,} decision points of {report['data']} ({report['users']} users)")
+    for col in ("mode", "size", "vs fp32", *[f"AUC {t}" for t in report["candidates"][0]["tasks"]], "max |Δlogit|", "flips",
+                "p50 ms", "within budget"):  # fmt: skip
+        table.add_column(col)
+    for c in report["candidates"]:
+        aucs = [f"{v['auc']:.4f} ({v['auc_delta']:+.4f})" if v["auc"] is not None else "n/a" for v in c["tasks"].values()]
+        lat = c["latency"]["p50_ms"]
+        table.add_row(c["mode"], f"{c['bytes'] / 1024:.0f} KB", f"{c['size_ratio']:.0%}", *aucs,
+                      f"{max(v['logit_max_abs'] for v in c['tasks'].values()):.3g}",
+                      f"{max(v['flip_share'] for v in c['tasks'].values()):.1%}",
+                      "n/a" if lat is None else f"{lat:.3f}", "yes" if c["within_budget"] else "no")  # fmt: skip
+    console.print(table)
+    if "choice" in report:
+        console.print(f"auto: {report['choice']}")
+    console.print(f"installed: {', '.join(report['installed']) or 'nothing'} (report: exports/{target}/quantize-report.json)")
+
+
+@main.command("parity")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--target", "target", default="all", show_default=True, help="onnx, coreml, mnn, a comma list or all (exported)")
+@click.option("--device", default="host", show_default=True,
+              help="host, or cpu-arm: the aarch64 builds of onnxruntime and MNN under qemu (`edgeintent devices setup cpu-arm` first)")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), default=None, help="write JUnit XML here")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+def parity_cmd(bundle: Path, target: str, device: str, as_json: bool, junit: Path | None, threads: int) -> None:
+    """Check every exported artifact against torch on the golden set. Exit 0 pass, 1 breach, 2 usage error."""
+    from edgeintent.exporters import parse_targets
+    from edgeintent.parity import run_parity
+    from edgeintent.parity.report import failures, junit_xml, table
+    from edgeintent.toolkit.events import atomic_write_bytes
+
+    targets = None if target.strip() == "all" else parse_targets(target)
+    if device not in ("host", "cpu-arm"):
+        raise ConfigError(f"--device {device}: choose host or cpu-arm")
+    if device == "host":
+        report = run_parity(bundle, targets, threads=threads)
+    else:
+        import contextlib
+
+        status = err_console.status(f"parity on {device}: aarch64 runtimes under emulation (~60x slower than native)")
+        with status if not as_json else contextlib.nullcontext():
+            report = run_parity(bundle, targets, threads=threads, device=device)
+    if junit is not None:
+        atomic_write_bytes(junit, junit_xml(report))
+    if as_json:
+        _print_json(report)
+    else:
+        console.print(table(report))
+        for skip in report.get("skipped", []):
+            console.print(f"skipped {skip['target']} {skip['precision']}: {skip['why']}", highlight=False)
+        for line in failures(report):
+            err_console.print(line, highlight=False, soft_wrap=True)
+        console.print("parity: [green]pass[/green]" if report["passed"] else "parity: [red]FAIL[/red]")
+    if not report["passed"]:
+        sys.exit(1)
+
+
+# ---------------------------------------------------------------------------------------------
+# devices and bench
+# ---------------------------------------------------------------------------------------------
+
+
+@main.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def devices(ctx: click.Context, as_json: bool) -> None:
+    """List the device profiles bench emulates (sources in devices.md); `devices setup cpu-arm` builds
+    the emulated ARM environment that `parity --device cpu-arm` runs in."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from edgeintent.runtime_sim.devices import list_devices
+
+    rows = [d.as_dict() for d in list_devices()]
+    if as_json:
+        _print_json(rows)
+        return
+    t = Table("device", "core", "threads", "speed vs host", "bandwidth vs host", "memory budget", "runtime", "reference device",
+              title="device profiles (sources: devices.md)")  # fmt: skip
+    for d in rows:
+        t.add_row(d["name"], d["core"], str(d["threads"]), f"{d['speed_vs_host']:.3f}", f"{d['bandwidth_vs_host']:.3f}",
+                  f"{d['memory_mb']} MB", d["runtime"], d["reference_device"])  # fmt: skip
+    console.print(t)
+
+
+@devices.command("setup")
+@click.argument("device", type=click.Choice(["cpu-arm"]))
+@click.option("--force", is_flag=True, help="rebuild from scratch")
+@click.option("--json", "as_json", is_flag=True)
+def devices_setup(device: str, force: bool, as_json: bool) -> None:
+    """Build the emulated aarch64 environment once (qemu, arm64 Debian python, aarch64 onnxruntime
+    and MNN wheels) in ~/.cache/edgeintent/cpu-arm ($EDGEINTENT_ARM_CACHE). Needs root the first time."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from edgeintent.runtime_sim import emulation
+
+    t0 = time.perf_counter()
+    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TextColumn("{task.fields[info]}"),
+                  TimeElapsedColumn(), console=err_console, disable=as_json, transient=True) as bar:  # fmt: skip
+        tasks = {s: bar.add_task(s, total=1, info="", start=False) for s in emulation.STEPS}
+
+        def on_step(step: str, status: str) -> None:
+            if status == "start":
+                bar.start_task(tasks[step])
+                bar.update(tasks[step], info="running")
+            else:
+                bar.start_task(tasks[step])
+                bar.update(tasks[step], completed=1, info=status)
+
+        summary = emulation.setup(force=force, on_step=on_step)
+    summary["total_seconds"] = round(time.perf_counter() - t0, 1)
+    if as_json:
+        _print_json(summary)
+        return
+    steps = ", ".join(f"{k} {v:.0f} s" for k, v in summary["seconds"].items())
+    built = ", ".join(summary["built"]) or "nothing (cached)"
+    rt = summary["runtimes"]
+    console.print(f"{device} ready in {summary['total_seconds']:.0f} s (built: {built}; {steps}): "
+                  f"{rt['machine']} python {rt['python']}, numpy {rt['numpy']}, onnxruntime {rt['onnxruntime']}, "
+                  f"MNN {rt['MNN']} under {summary['qemu'].split(' (')[0]} -cpu {summary['cpu']}; "
+                  f"{summary['bytes'] / 2**20:.0f} MB in {summary['cache']}", highlight=False)  # fmt: skip
+
+
+@main.command("bench")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--device", default="cpu-arm", show_default=True, help="a profile from `edgeintent devices`")
+@click.option("--targets", default="all", show_default=True, help="onnx, coreml, mnn, a comma list or all (exported)")
+@click.option("--runs", type=click.IntRange(min=1), default=200, show_default=True, help="steady runs per artifact")
+@click.option("--warmup", type=click.IntRange(min=0), default=20, show_default=True)
+@click.option("--memory-mb", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="override the profile's memory budget (MB the model may add to its process)")
+@click.option("--no-parity", is_flag=True, help="skip the parity gate (status column says 'parity not run')")
+@click.option("--deterministic", is_flag=True, help="also count instructions per inference under valgrind's callgrind (slow)")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, help="latency histogram PNG")
+@click.option("--json", "as_json", is_flag=True)
+def bench_cmd(bundle: Path, device: str, targets: str, runs: int, warmup: int, memory_mb: float | None, no_parity: bool,
+              deterministic: bool, plot: Path | None, as_json: bool) -> None:  # fmt: skip
+    """Measure every exported artifact in its runtime on this host under DEVICE's limits; project to DEVICE."""
+    from edgeintent.exporters import parse_targets
+    from edgeintent.runtime_sim.bench import BenchConfig, run_bench
+    from edgeintent.runtime_sim.devices import get_device
+
+    get_device(device)
+    if plot is not None:
+        _check_out_dir(plot)
+    names = None if targets.strip() == "all" else tuple(parse_targets(targets))
+    cfg = BenchConfig(device=device, targets=names, runs=runs, warmup=warmup, memory_mb=memory_mb, parity=not no_parity,
+                      deterministic=deterministic)  # fmt: skip
+    report = run_bench(bundle, cfg, say=None if as_json else err_console.print, plot=plot)
+    if as_json:
+        _print_json(report)
+        return
+    from edgeintent.runtime_sim.report import bench_table, summary_lines
+
+    console.print(bench_table(report))
+    for line in summary_lines(report):
+        console.print(line, highlight=False)
+    if plot is not None:
+        console.print(f"wrote {plot}")
 
 
 @main.command()

@@ -129,5 +129,12 @@ def test_demo_runs_every_stage(tmp_path):
         assert 0.0 <= out["train"][name]["valid"]["buy_rt"]["auc"] <= 1.0
         assert out["evaluate"][name]["fresh"]["buy_rt"]["n"] > 0  # scored on a population it never saw
         assert (tmp_path / "demo" / name / "manifest.json").exists()
-    for name in ("events.parquet", "feature_spec.json", "samples.npz", "demo.json"):
+    for name in ("events.parquet", "feature_spec.json", "samples.npz", "demo.json", "decisions.parquet", "policy.png",
+                 "iidn/decision.json"):  # fmt: skip
         assert (tmp_path / "demo" / name).exists()
+    bench = out["bench"]  # stage 7: bench
+    assert bench["device"]["name"] == "cpu-arm" and bench["runs"] >= 200
+    assert {r["target"] for r in bench["rows"] if r["status"]["benched"] is True} >= {"torch", "onnx"}
+    rows = out["decide"]["policy_eval"]["rows"]
+    assert {r["policy"] for r in rows} >= {"give-all", "mckp", "oracle"} and all(r["spend"] <= r["budget"] for r in rows)
+    assert out["decide"]["allocate"]["spend"] <= out["decide"]["allocate"]["budget"]

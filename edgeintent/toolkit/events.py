@@ -658,3 +658,9 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     """Write text to ``path`` through a temp file and a rename."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write bytes to ``path`` through a temp file and a rename."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)

@@ -148,7 +148,7 @@ def run_demo(users: int, seed: int, out_dir: Path, say: Callable[[str], None] | 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     result: dict = {"out_dir": str(out_dir)}
-    n_stages = 5
+    n_stages = 8
 
     say(f"[bold]1/{n_stages} simulate[/] {users:,} users (seed {seed})")
     t0 = time.perf_counter()
@@ -210,7 +210,72 @@ def run_demo(users: int, seed: int, out_dir: Path, say: Callable[[str], None] | 
             r = rep["buy_rt"]
             say(f"    {name:5s} {label:17s} buy_rt AUC {r['auc']:.3f} [{r['auc_ci'][0]:.3f}, {r['auc_ci'][1]:.3f}]"
                 f"  ECE {r['ece']:.3f}")
+    say(f"[bold]6/{n_stages} export[/] dipn to every target and [bold]check parity[/] against torch on the golden set")
+    result["export"], result["parity"] = _export_and_check(out_dir / "dipn", say)
+
+    # stage 7: bench (edgeintent/runtime_sim); the parity report of stage 6 fills the status column
+    from edgeintent.runtime_sim.bench import BenchConfig, run_bench
+    from edgeintent.runtime_sim.report import bench_table, summary_lines
+
+    say(f"[bold]7/{n_stages} bench[/] dipn's artifacts under the cpu-arm profile (200 runs each, a fresh process per artifact)")
+    result["bench"] = run_bench(out_dir / "dipn", BenchConfig(device="cpu-arm", runs=200), parity_report=result["parity"])
+    say(bench_table(result["bench"]))
+    for line in summary_lines(result["bench"]):
+        say(f"    {line}")
+
+    say(f"[bold]{n_stages}/{n_stages} decide[/] train iidn; coupon policies on {fresh}'s potential outcomes")
+    result["decide"] = _demo_decide(source, fresh, out_dir, cfg, prep, say)
     atomic_write_text(out_dir / "demo.json", json.dumps(result, indent=1, default=str))
     say(f"wrote {out_dir}/: events.parquet (+ .decisions.parquet), feature_spec.json, samples.npz, "
-        "dipn/ and gbdt/ bundles, demo.json")
+        "dipn/ (with exports/), gbdt/ and iidn/ bundles (iidn/decision.json), decisions.parquet, policy.png, demo.json")
     return result
+
+
+def _demo_decide(source: str, fresh: str, out_dir: Path, cfg, prep, say: Callable[[str], None]) -> dict:
+    """Demo stage: an IIDN bundle, the policy table on a fresh population and the on-device rule."""
+    from edgeintent.decide.run import policy_table_lines, run_allocate, run_policy_eval, score_source
+    from edgeintent.toolkit.train import train_bundle
+
+    t0 = time.perf_counter()
+    summary = train_bundle("iidn", source, out_dir / "iidn", cfg, prepared=prep, overwrite=True)
+    say(f"    iidn: {summary['parameters']:,} parameters, {summary['train_seconds']:.0f} s → bundle {out_dir / 'iidn'}")
+    ds = load_source(fresh)
+    scored = score_source(out_dir / "iidn", fresh, ds=ds)
+    n = scored.p.shape[0]
+    pe = run_policy_eval(out_dir / "iidn", fresh, plot=out_dir / "policy.png", scored=scored)
+    for line in policy_table_lines(pe):
+        say("    " + line)
+    for q in pe["mckp_per_cost_ratio"]:
+        oracle = f"{1 / q['vs_oracle']:.2f}x mckp" if q.get("vs_oracle") else "mckp gave no coupon"
+        say(f"    budget {q['budget'] / n:g}/point: incremental purchases per unit cost, mckp "
+            f"{q.get('vs_give-all', float('nan')):.2f}x give-all, oracle {oracle}")
+    alloc = run_allocate(out_dir / "iidn", fresh, 5.0 * n, out_dir / "decisions.parquet", scored=scored)
+    say(f"    allocate at 5/point: λ = {alloc['lambda']:.4g}, LP gap {alloc['lp_gap']:.1e}, "
+        f"on-device rule = solver for {alloc['device_parity']:.2%}")
+    say("    (a few thousand users teach iidn little of the coupon response; README: a larger run)")
+    return {"train": summary, "policy_eval": pe, "allocate": alloc, "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def _export_and_check(bundle_dir: Path, say: Callable[[str], None]) -> tuple[list[dict], dict]:
+    """Export a bundle to every target (fp32) and run the parity gate; one line per artifact."""
+    from edgeintent.exporters import export_bundle, list_targets
+    from edgeintent.parity import run_parity
+    from edgeintent.parity.report import short_runtime
+
+    metas = []
+    for target in list_targets():
+        t0 = time.perf_counter()
+        meta = export_bundle(bundle_dir, target)
+        metas.append(dict(meta, seconds=round(time.perf_counter() - t0, 2)))
+    report = run_parity(bundle_dir)
+    by_target: dict[tuple[str, str], list[dict]] = {}
+    for r in report["results"]:
+        by_target.setdefault((r["target"], r["precision"]), []).append(r)
+    sizes = {m["target"]: m["bytes"] for m in metas}
+    for (target, precision), rows in by_target.items():
+        worst = max(r["metrics"]["prob_max_abs"] for r in rows)
+        size = f"{sizes[target] / 1024:.0f} KB, " if target in sizes else ""
+        status = "pass" if all(r["passed"] for r in rows) else "FAIL"
+        say(f"    {target:6s} {precision} {size}{short_runtime(rows[0])}: max |Δp| {worst:.1e} over "
+            f"{report['golden_rows']} golden rows × {len(report['variants'])} input variants → {status}")
+    return metas, report

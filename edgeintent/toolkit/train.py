@@ -101,9 +101,11 @@ def main_task(tasks: tuple[str, ...]) -> str:
     return "buy_rt" if "buy_rt" in tasks else tasks[0]
 
 
-def batch_for(model, samples: Samples, idx: np.ndarray) -> dict[str, torch.Tensor]:
+def batch_for(model, samples: Samples, idx: np.ndarray, widths: dict[str, int] | None = None) -> dict[str, torch.Tensor]:
     prep = getattr(model, "prepare_batch", None)
-    return prep(samples, idx) if prep is not None else samples_to_batch(samples, model.streams, idx)
+    if prep is not None:
+        return prep(samples, idx, widths=widths)
+    return samples_to_batch(samples, model.streams, idx, widths=widths)
 
 
 @torch.no_grad()
@@ -340,6 +342,9 @@ def golden_set(result: TrainResult, cfg: TrainConfig) -> dict[str, np.ndarray]:
     for t, v in logits.items():
         out[f"logit_{t}"] = v.astype(np.float32)
         out[f"prob_{t}"] = sigmoid(v).astype(np.float32)
+        if t in g.labels:  # parity's AUC delta; -1 where unobserved or an edge case
+            known = g.observed[t] & (cases == "recorded")
+            out[f"label_{t}"] = np.where(known, g.labels[t], -1).astype(np.int8)
     return out
 
 
@@ -429,13 +434,11 @@ def load_model(bundle):
     return model
 
 
-def evaluate_bundle(path, source: str | None = None, users: str = "auto", plot=None) -> dict:
-    """Metrics of a bundle's model on ``source`` (default: the training source's validation users)."""
-    from edgeintent.toolkit.bundle import load_bundle
+def evaluation_rows(bundle, model, source: str | None = None, users: str = "auto") -> tuple[Samples, np.ndarray, str, str]:
+    """(samples, rows to evaluate, source, users) for a bundle: by default the training source's
+    validation users; another source is evaluated on all its users."""
     from edgeintent.toolkit.sources import load_source
 
-    bundle = load_bundle(path)
-    model = load_model(bundle)
     trained_on = bundle.config["data"]["source"]
     source = source or trained_on
     ds = load_source(source)
@@ -452,6 +455,16 @@ def evaluate_bundle(path, source: str | None = None, users: str = "auto", plot=N
         raise ConfigError(f"--users must be auto, valid or all, got {users!r}")
     if len(idx) == 0:
         raise DataError(f"{source}: no decision points to evaluate on")
+    return samples, idx, source, users
+
+
+def evaluate_bundle(path, source: str | None = None, users: str = "auto", plot=None) -> dict:
+    """Metrics of a bundle's model on ``source`` (default: the training source's validation users)."""
+    from edgeintent.toolkit.bundle import load_bundle
+
+    bundle = load_bundle(path)
+    model = load_model(bundle)
+    samples, idx, source, users = evaluation_rows(bundle, model, source, users)
     logits = predict_logits(model, samples, idx)
     report = evaluate_logits(samples, idx, logits)
     if plot is not None:

@@ -26,16 +26,29 @@ from edgeintent.toolkit.features import FeatureSpec, Samples
 NEG = -1e4
 
 
+def batch_width(samples: Samples, s: str, sel, widths: dict[str, int] | None = None) -> int:
+    """Steps of stream ``s`` in a batch: ``widths[s]`` if given (e.g. the full window, as a phone sends
+    it), else the longest row of the selection (at least 1)."""
+    if widths and s in widths:
+        return int(widths[s])
+    return max(int(samples.length[s][sel].max(initial=0)), 1)
+
+
 def samples_to_batch(
-    samples: Samples, streams: tuple[str, ...], idx: np.ndarray | None = None, coupon_column: str = "offer"
+    samples: Samples,
+    streams: tuple[str, ...],
+    idx: np.ndarray | None = None,
+    coupon_column: str = "offer",
+    widths: dict[str, int] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Tensors for ``samples[idx]`` (all rows if None). Windows are cut to the longest row in the batch."""
+    """Tensors for ``samples[idx]`` (all rows if None). Windows are cut to the longest row in the batch
+    unless ``widths`` fixes a stream's width (at most the stored window)."""
     sel = slice(None) if idx is None else idx
     batch: dict[str, torch.Tensor] = {}
     for s in streams:
         x = samples.x[s][sel]
         length = samples.length[s][sel]
-        t_max = max(int(length.max(initial=0)), 1)
+        t_max = batch_width(samples, s, sel, widths)
         batch[s] = torch.from_numpy(np.ascontiguousarray(x[:, :t_max])).long()
         batch[f"{s}_len"] = torch.from_numpy(np.asarray(length, dtype=np.int64))
         batch[f"{s}_age"] = torch.from_numpy(log_age(samples.age_ms[s][sel][:, :t_max]))

@@ -42,6 +42,7 @@ from edgeintent.toolkit.models.base import (
     DEFAULT_DROP,
     length_mask,
     masked_mean,
+    batch_width,
     samples_to_batch,
     stream_embeddings,
 )
@@ -51,10 +52,12 @@ from edgeintent.toolkit.models.base import (
 # ---------------------------------------------------------------------------------------------
 
 
-def merge_order(samples: Samples, idx: np.ndarray | None, streams: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+def merge_order(
+    samples: Samples, idx: np.ndarray | None, streams: tuple[str, ...], widths: dict[str, int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(merge_idx (n, T_total) int64, merge_len (n,) int64) for ``samples[idx]``.
 
-    Widths per stream are ``max(max length in the selection, 1)`` (as in ``samples_to_batch``);
+    Widths per stream follow ``base.batch_width`` (as in ``samples_to_batch``);
     ``merge_idx[i]`` lists positions in the concatenated windows, oldest real event first, then the
     padding positions in concatenation order.
     """
@@ -62,7 +65,7 @@ def merge_order(samples: Samples, idx: np.ndarray | None, streams: tuple[str, ..
     ages, reals = [], []
     for s in streams:
         length = np.asarray(samples.length[s][sel], dtype=np.int64)
-        width = max(int(length.max(initial=0)), 1)
+        width = batch_width(samples, s, sel, widths)
         age = np.asarray(samples.age_ms[s][sel], dtype=np.int64)
         if age.shape[1] < width:  # windows shorter than the longest row cannot happen, but be safe
             age = np.pad(age, ((0, 0), (0, width - age.shape[1])))
@@ -77,10 +80,14 @@ def merge_order(samples: Samples, idx: np.ndarray | None, streams: tuple[str, ..
 
 
 def add_merge_order(
-    batch: dict[str, torch.Tensor], samples: Samples, idx: np.ndarray | None, streams: tuple[str, ...]
+    batch: dict[str, torch.Tensor],
+    samples: Samples,
+    idx: np.ndarray | None,
+    streams: tuple[str, ...],
+    widths: dict[str, int] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Add ``merge_idx`` / ``merge_len`` (see ``merge_order``) to a batch from ``samples_to_batch``."""
-    merge_idx, merge_len = merge_order(samples, idx, streams)
+    merge_idx, merge_len = merge_order(samples, idx, streams, widths)
     width = sum(int(batch[s].shape[1]) for s in streams)
     if merge_idx.shape[1] != width:  # pragma: no cover - both follow the same width rule
         raise ValueError(f"merge order covers {merge_idx.shape[1]} steps but the batch has {width}")
@@ -130,9 +137,16 @@ class RNNBaseline(nn.Module):
         with torch.no_grad():
             self.heads[task][-1].bias += delta
 
-    def prepare_batch(self, samples: Samples, idx: np.ndarray | None = None) -> dict[str, torch.Tensor]:
-        batch = samples_to_batch(samples, self.streams, idx)
-        return add_merge_order(batch, samples, idx, self.streams)
+    def input_names(self) -> list[str]:
+        """The batch keys ``forward`` reads, in the order exporters use (event ages are not read)."""
+        names = [n for s in self.streams for n in (s, f"{s}_len")]
+        return names + (["coupon"] if self.hparams["coupon"] else []) + ["merge_idx", "merge_len"]
+
+    def prepare_batch(
+        self, samples: Samples, idx: np.ndarray | None = None, widths: dict[str, int] | None = None
+    ) -> dict[str, torch.Tensor]:
+        batch = samples_to_batch(samples, self.streams, idx, widths=widths)
+        return add_merge_order(batch, samples, idx, self.streams, widths)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if "merge_idx" not in batch:
@@ -149,8 +163,8 @@ class RNNBaseline(nn.Module):
         mask = length_mask(merge_len, x.shape[1])
         h = self.gru(x)[0]
         mean = masked_mean(h, mask)
-        last_pos = (merge_len - 1).clamp(min=0)
-        last = torch.gather(h, 1, last_pos.view(-1, 1, 1).expand(-1, 1, h.shape[-1])).squeeze(1)
+        last_pos = merge_len - (merge_len > 0).long()
+        last = h[torch.arange(h.shape[0]), last_pos]
         last = last * (merge_len > 0).to(h.dtype).unsqueeze(-1)
         parts = [mean, last]
         if self.hparams["coupon"]:

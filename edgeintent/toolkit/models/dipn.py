@@ -185,6 +185,11 @@ class DIPN(nn.Module):
     def config(self) -> dict:
         return {"streams": list(self.streams), "tasks": list(self.tasks), **self.hparams}
 
+    def input_names(self) -> list[str]:
+        """The batch keys ``forward`` reads, in the order exporters use."""
+        per = ("", "_len") + (("_age",) if self.hparams["use_age"] else ())
+        return [s + p for s in self.streams for p in per] + (["coupon"] if self.hparams["coupon"] else [])
+
     def shift_logit(self, task: str, delta: float) -> None:
         """Add ``delta`` to one task's logit (used for the prior correction after weighted training)."""
         with torch.no_grad():
@@ -227,7 +232,8 @@ class DIPN(nn.Module):
                 weights, h = alpha, r
             pooled.append(torch.einsum("bt,bth->bh", weights, h))
         for s in self.streams:  # the GRU's state at the last real event (zeros for an empty stream)
-            last = (batch[f"{s}_len"] - 1).clamp(min=0)
+            n = batch[f"{s}_len"]
+            last = n - (n > 0).long()  # integer-only max(n - 1, 0): converters keep it an index
             pooled.append(reps[s][torch.arange(last.shape[0]), last])
         if self.hparams["coupon"]:  # the offer at the decision point (0 = none), as in the IIDN input
             pooled.append(torch.log1p(batch["coupon"].clamp(min=0.0) / 5.0).unsqueeze(-1))

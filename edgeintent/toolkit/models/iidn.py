@@ -177,6 +177,11 @@ class IIDN(nn.Module):
     def config(self) -> dict:
         return {"name": "iidn", "streams": list(self.streams), "tasks": list(self.tasks), **self.hparams}
 
+    def input_names(self) -> list[str]:
+        """The batch keys ``forward`` reads, in the order exporters use (event ages are not read)."""
+        names = [n for s in self.streams for n in (s, f"{s}_len")] + ["coupon"]
+        return names + (["static"] if self.hparams["static_dim"] else [])
+
     def coupon_features(self, coupon: torch.Tensor) -> torch.Tensor:
         """(B,) amounts -> (B, coupon_dim + 1): embedding of the nearest listed amount and the scaled value."""
         bucket = (coupon[:, None] > self.coupon_mids[None, :]).long().sum(dim=1)

@@ -1,0 +1,144 @@
+"""ONNX target: the TorchScript-based exporter (``dynamo=False``), opset 17, run by onnxruntime.
+
+Why not the dynamo exporter (torch 2.13), each trap covered by a test in ``tests/test_export.py``:
+
+- it writes the example's sequence lengths into ``graph.value_info``, so onnxruntime fails when the
+  streams have other lengths. We clear ``value_info`` after export anyway (onnxruntime re-infers it),
+  and :func:`check_symbolic` refuses an artifact whose batch or sequence dims are fixed;
+- a second dynamo export of an RNN model in the same process silently fixes T (the aten gru/lstm
+  dispatch caches); the TorchScript exporter does not, and the test exports twice in one process;
+- a reported dynamo GRU bug (``linear_before_reset``) gave 0.1 errors; the GRU canary test compares
+  a GRU model against torch on streams of different lengths.
+
+The TorchScript exporter is deprecated upstream; when it goes, these tests say what to re-check.
+Sequences are right padded with masks, never packed (both exporters fail on packed sequences).
+Output bytes are deterministic for the same bundle; nothing is stored as external data.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from edgeintent.exporters import Runner, Target, register_target
+from edgeintent.exporters.common import ExportError, ExportModule, example_inputs, input_specs, output_names
+from edgeintent.runtime_sim.arm_worker import OnnxRuntimeRunner
+from edgeintent.runtime_sim.arm_worker import ort_session_options as session_options  # noqa: F401 - re-exported
+
+OPSET = 17
+
+
+def _dynamic_axes(specs, outputs: list[str]) -> dict[str, dict[int, str]]:
+    axes = {s.name: {i: d for i, d in enumerate(s.dims) if isinstance(d, str)} for s in specs}
+    axes.update({o: {0: "batch"} for o in outputs})
+    return axes
+
+
+def check_symbolic(proto, specs) -> None:
+    """Refuse a graph whose batch or sequence dims were fixed at export (they must stay dim_params)."""
+    wanted = {s.name: s.dims for s in specs}
+    for vi in list(proto.graph.input) + list(proto.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        expect = wanted.get(vi.name, ("batch",))
+        for i, d in enumerate(expect):
+            if isinstance(d, str) and (i >= len(dims) or not dims[i].dim_param):
+                got = dims[i].dim_value if i < len(dims) else "missing"
+                raise ExportError(f"onnx export fixed dim {i} ({d}) of {vi.name!r} to {got}; it must stay dynamic")
+
+
+def toposort(graph) -> None:
+    """Order ``graph.node`` topologically, stable otherwise (onnxruntime's fp16 converter appends the
+    input casts at the end, which the ONNX checker rejects)."""
+    ready = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        rest = []
+        for node in pending:
+            if all(i in ready for i in node.input):
+                ordered.append(node)
+                ready.update(node.output)
+            else:
+                rest.append(node)
+        if len(rest) == len(pending):
+            raise ExportError(f"onnx graph has a cycle or a missing input at node {rest[0].name!r}")
+        pending = rest
+    nodes = [type(n)() for n in ordered]
+    for dst, src in zip(nodes, ordered, strict=True):
+        dst.CopyFrom(src)
+    del graph.node[:]
+    graph.node.extend(nodes)
+
+
+def to_fp16(proto):
+    """fp16 weights and arithmetic with fp32 inputs and outputs (onnxruntime's converter)."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        proto = convert_float_to_float16(proto, keep_io_types=True, disable_shape_infer=False)
+    toposort(proto.graph)
+    return proto
+
+
+def export_proto(model, spec, samples, precision: str = "fp32"):
+    """The ModelProto of ``model`` (fp32 or fp16), checked to keep every dynamic dim dynamic."""
+    import onnx
+    import torch
+
+    specs = input_specs(model, spec)
+    outputs = output_names(model)
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
+        torch.onnx.export(
+            ExportModule(model), example_inputs(model, samples), buf, input_names=[s.name for s in specs],
+            output_names=outputs, dynamic_axes=_dynamic_axes(specs, outputs), opset_version=OPSET,
+            dynamo=False, do_constant_folding=True,
+        )  # fmt: skip
+    proto = onnx.load_from_string(buf.getvalue())
+    del proto.graph.value_info[:]  # see the module docstring: onnxruntime infers it from the inputs
+    proto.producer_name, proto.producer_version = "edgeintent", ""
+    proto.doc_string = ""
+    check_symbolic(proto, specs)
+    if precision == "fp16":
+        proto = to_fp16(proto)
+        del proto.graph.value_info[:]
+        check_symbolic(proto, specs)
+    onnx.checker.check_model(proto)
+    return proto
+
+
+def serialize(proto) -> bytes:
+    return proto.SerializeToString(deterministic=True)
+
+
+class OnnxRunner(OnnxRuntimeRunner, Runner):
+    """onnxruntime on a path or serialized bytes (the session code is ``arm_worker.OnnxRuntimeRunner``)."""
+
+    def __init__(self, model: bytes | str | Path, precision: str = "fp32", threads: int = 1) -> None:
+        super().__init__(str(model) if isinstance(model, Path) else model, precision, threads)
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        missing = [n for n in self.inputs if n not in feeds]
+        if missing:
+            raise ExportError(f"onnx artifact needs input {missing[0]!r}")
+        return super().run(feeds)
+
+
+@register_target("onnx")
+class OnnxTarget(Target):
+    extension = ".onnx"
+    precisions = ("fp32", "fp16")
+    runtime = "onnxruntime"
+    notes = "TorchScript exporter, opset 17; fp16 keeps fp32 inputs/outputs"
+    requires = ("onnx", "onnxruntime")
+
+    def export(self, model, spec, samples, out: Path, precision: str) -> dict:
+        out.write_bytes(serialize(export_proto(model, spec, samples, precision)))
+        return {"opset": OPSET, "exporter": "torch.onnx (TorchScript)"}
+
+    def runner(self, path: Path, meta: dict, threads: int = 1) -> Runner:
+        return OnnxRunner(path, meta["precision"], threads)

@@ -1,0 +1,294 @@
+"""The parity gate: every exported artifact, in its real runtime, against the torch original.
+
+Inputs are the bundle's golden set (recorded validation windows plus edge cases: empty streams,
+length 1, max length, long gaps, unknown ids), replayed the ways a phone may send them:
+
+- ``full_width``   every stream at its full window (``max_len``), batches of 64;
+- ``trimmed``      batches of 64 cut to each stream's longest row (streams of different lengths);
+- ``batch1``       single rows cut to their own lengths (the edge cases and the first recorded rows);
+- ``garbage_pad``  full width with random valid ids and ages in every padded position.
+
+The reference is the torch output recorded in ``golden.npz`` when the bundle was trained; torch
+itself is checked on the same variants (row ``torch``), so padding dependence shows up there first.
+Per output: max abs difference of probabilities and of logits, Spearman of logits, AUC delta (on
+recorded rows with labels), share of threshold decisions that flip, and non-finite values. The
+tolerances are in ``policy.py``. On an ONNX breach the report names the first divergent node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgeintent.errors import ConfigError
+from edgeintent.exporters import exported_artifacts, list_targets, load_runner
+from edgeintent.exporters.common import feeds, output_names, torch_model, torch_outputs
+from edgeintent.parity.policy import DECISION_QUANTILES, Tolerance, tolerance
+
+VARIANTS = ("full_width", "trimmed", "batch1", "garbage_pad")
+BATCH = 64
+BATCH1_RECORDED = 8
+MIN_CLASS_ROWS = 10  # AUC delta only with at least this many labelled positives and negatives
+THRESHOLD_WINDOW = 0.05  # decision thresholds sit in the widest gap within ±5 % of ranks of their quantile
+
+
+@dataclass
+class OutputResult:
+    target: str
+    precision: str
+    output: str
+    runtime: str
+    arch: str
+    metrics: dict
+    tolerance: dict
+    passed: bool
+    reasons: list[str] = field(default_factory=list)
+    first_divergent_node: dict | None = None
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _chunks(n: int, size: int) -> list[np.ndarray]:
+    return [np.arange(lo, min(lo + size, n)) for lo in range(0, n, size)]
+
+
+def variant_batches(model, bundle, seed: int = 0) -> dict[str, list[tuple[np.ndarray, dict[str, np.ndarray]]]]:
+    """Per variant, a list of (row indices into the golden set, feeds)."""
+    from edgeintent.toolkit.train import golden_samples
+
+    samples = golden_samples(bundle.golden)
+    n = len(samples)
+    full = {s: int(samples.x[s].shape[1]) for s in model.streams}
+    cases = bundle.golden["case"]
+    out: dict[str, list] = {v: [] for v in VARIANTS}
+    for idx in _chunks(n, BATCH):
+        out["full_width"].append((idx, feeds(model, samples, idx, widths=full)))
+        out["trimmed"].append((idx, feeds(model, samples, idx)))
+        out["garbage_pad"].append((idx, _garbage(feeds(model, samples, idx, widths=full), model, bundle.spec, seed)))
+    recorded = np.flatnonzero(cases == "recorded")[:BATCH1_RECORDED]
+    for i in np.concatenate([recorded, np.flatnonzero(cases != "recorded")]):
+        out["batch1"].append((np.array([i]), feeds(model, samples, np.array([i]))))
+    return out
+
+
+def _garbage(f: dict[str, np.ndarray], model, spec, seed: int) -> dict[str, np.ndarray]:
+    """Random valid ids and ages in the padded positions (a correct model ignores them)."""
+    rng = np.random.default_rng(seed)
+    f = {k: v.copy() for k, v in f.items()}
+    for s in model.streams:
+        x, length = f[s], f[f"{s}_len"]
+        pad = np.arange(x.shape[1])[None, :] >= length[:, None]
+        card = np.array(spec.cardinalities(s))
+        noise = (rng.random(x.shape) * card[None, None, :]).astype(x.dtype)
+        x[pad] = noise[pad]
+        if f"{s}_age" in f:
+            age = f[f"{s}_age"]
+            age[pad] = rng.uniform(0, 12, size=int(pad.sum())).astype(age.dtype)
+    return f
+
+
+def _thresholds(ref_prob: np.ndarray, all_prob: np.ndarray | None = None) -> np.ndarray:
+    """Decision thresholds near DECISION_QUANTILES of ``ref_prob`` (the recorded rows), each in the
+    middle of the widest gap between neighbouring probabilities of ``all_prob`` (every row whose
+    decision is counted) within ±THRESHOLD_WINDOW of the quantile's rank.
+
+    Not simply halfway between the quantile's two neighbours: when those happen to be 4e-8 apart
+    (seen on a 256-row golden set), or an edge-case row sits 7e-7 from the threshold, a change far
+    below the value bound flips a decision, and fp32 kernels that agree with torch to 2e-6 (MNN on
+    aarch64) fail the zero-flip rule on a near-tie of the sample, not on a behaviour change. The
+    widest nearby gap keeps each threshold at its quantile (±5 % of ranks) while a decision flips
+    only when an output moves by more than half a real gap.
+    """
+    p = np.sort(ref_prob)
+    if len(p) < 2:
+        return np.array([0.5])
+    every = np.sort(all_prob if all_prob is not None else ref_prob)
+    w = max(1, int(round(THRESHOLD_WINDOW * len(p))))
+    out = []
+    for q in DECISION_QUANTILES:
+        k0 = int(np.clip(q * (len(p) - 1), 0, len(p) - 2))
+        lo, hi = p[max(0, k0 - w)], p[min(len(p) - 1, k0 + w + 1)]
+        cand = every[(every >= lo) & (every <= hi)]
+        if len(cand) < 2 or hi <= lo:
+            out.append((p[k0] + p[k0 + 1]) / 2)
+            continue
+        k = int(np.argmax(np.diff(cand)))
+        out.append((cand[k] + cand[k + 1]) / 2)
+    return np.array(out)
+
+
+def compare(ref: dict[str, np.ndarray], got: dict[str, np.ndarray], task: str, labels: np.ndarray | None,
+            recorded: np.ndarray, tol: Tolerance, ranking: bool = True) -> tuple[dict, list[str]]:  # fmt: skip
+    """Metrics of one task's outputs (prob and logit) and the tolerance breaches.
+
+    ``ranking=False`` (the few single rows of ``batch1``) checks values only: Spearman, AUC and
+    decision flips need the whole golden set to mean anything.
+    """
+    from scipy.stats import spearmanr
+    from sklearn.metrics import roc_auc_score
+
+    rp, rl = ref[f"prob_{task}"], ref[f"logit_{task}"]
+    gp, gl = got[f"prob_{task}"], got[f"logit_{task}"]
+    reasons = []
+    finite = bool(np.isfinite(gp).all() and np.isfinite(gl).all())
+    if not finite:
+        reasons.append(f"non-finite outputs in {int((~np.isfinite(gp)).sum() + (~np.isfinite(gl)).sum())} values (overflow?)")
+    with np.errstate(invalid="ignore"):
+        prob_abs = float(np.nanmax(np.abs(gp - rp))) if finite else float("inf")
+        logit_abs = float(np.nanmax(np.abs(gl - rl))) if finite else float("inf")
+    spearman = flips = auc_delta = None
+    if ranking and finite:
+        spearman = float(spearmanr(rl, gl).statistic) if np.std(rl) > 0 and np.std(gl) > 0 else float(np.array_equal(rl, gl))
+    if ranking:
+        thr = _thresholds(rp[recorded], rp)
+        flips = float(np.mean([(np.nan_to_num(gp, nan=-1) >= t) != (rp >= t) for t in thr]))
+    if ranking and labels is not None and finite:
+        sel = recorded & (labels >= 0)
+        pos = int((labels[sel] == 1).sum())
+        if min(pos, int(sel.sum()) - pos) >= MIN_CLASS_ROWS:  # with fewer, one swapped pair moves AUC by > 0.01
+            auc_delta = float(abs(roc_auc_score(labels[sel], gl[sel]) - roc_auc_score(labels[sel], rl[sel])))
+    metrics = {"prob_max_abs": prob_abs, "logit_max_abs": logit_abs, "spearman": spearman, "auc_delta": auc_delta,
+               "flip_share": flips, "finite": finite, "rows": int(len(rp))}  # fmt: skip
+    if finite:
+        if prob_abs > tol.prob_abs:
+            reasons.append(f"probabilities differ by {prob_abs:.3g} > {tol.prob_abs:g}")
+        if logit_abs > tol.logit_abs:
+            reasons.append(f"logits differ by {logit_abs:.3g} > {tol.logit_abs:g}")
+        if spearman is not None and not spearman >= tol.spearman_min:
+            reasons.append(f"Spearman {spearman:.6f} < {tol.spearman_min}")
+        if auc_delta is not None and auc_delta > tol.auc_delta:
+            reasons.append(f"AUC moved by {auc_delta:.3g} > {tol.auc_delta:g}")
+        if flips is not None and flips > tol.flip_share:
+            reasons.append(f"{flips:.2%} of decisions flip > {tol.flip_share:.2%}")
+    return metrics, reasons
+
+
+def _run_variants(run: Callable[[dict], dict], batches: dict, n: int, outputs: list[str]) -> dict[str, dict[str, np.ndarray]]:
+    """Outputs per variant, in golden row order."""
+    res = {}
+    for variant, items in batches.items():
+        acc = {o: np.full(n, np.nan, np.float64) for o in outputs}
+        for idx, f in items:
+            got = run(f)
+            for o in outputs:
+                acc[o][idx] = np.asarray(got[o], np.float64).reshape(-1)
+        covered = np.unique(np.concatenate([i for i, _ in items]))
+        res[variant] = {o: acc[o][covered] for o in outputs} | {"_rows": covered}
+    return res
+
+
+def check_runner(name: str, precision: str, runtime: str, arch: str, run: Callable[[dict], dict], model, bundle,
+                 batches: dict, tol: Tolerance | None = None) -> list[OutputResult]:  # fmt: skip
+    """Compare one runner with the golden reference on every variant; one result per task."""
+    g = bundle.golden
+    n = len(g["case"])
+    outputs = output_names(model)
+    tol = tol or tolerance(name, precision, arch=arch)
+    per_variant = _run_variants(run, batches, n, outputs)
+    results = []
+    for task in model.tasks:
+        worst: tuple[dict, list[str], str] | None = None
+        all_reasons: list[str] = []
+        ranking: dict[str, list] = {"spearman": [], "auc_delta": [], "flip_share": []}
+        for variant, got in per_variant.items():
+            rows = got["_rows"]
+            ref = {o: g[o][rows].astype(np.float64) for o in outputs}
+            labels = g[f"label_{task}"][rows] if f"label_{task}" in g else None
+            recorded = g["case"][rows] == "recorded"
+            metrics, reasons = compare(ref, got, task, labels, recorded, tol, ranking=variant != "batch1")
+            all_reasons += [f"{variant}: {r}" for r in reasons]
+            for k, vals in ranking.items():
+                if metrics[k] is not None:
+                    vals.append(metrics[k])
+            if worst is None or _worse(metrics, worst[0]):
+                worst = (metrics, reasons, variant)
+        # values from the worst variant; ranking metrics: the worst over the variants that have them
+        metrics = dict(worst[0], worst_variant=worst[2])
+        metrics["spearman"] = min(ranking["spearman"], default=None)
+        metrics["auc_delta"] = max(ranking["auc_delta"], default=None)
+        metrics["flip_share"] = max(ranking["flip_share"], default=None)
+        results.append(OutputResult(name, precision, task, runtime, arch, metrics, tol.as_dict(), not all_reasons, all_reasons))
+    return results
+
+
+def _worse(a: dict, b: dict) -> bool:
+    if a["finite"] != b["finite"]:
+        return not a["finite"]
+    return a["logit_max_abs"] > b["logit_max_abs"]
+
+
+def run_parity(bundle_dir, targets: list[str] | None = None, threads: int = 1, diagnose: bool = True,
+               device: str = "host") -> dict:  # fmt: skip
+    """Parity of every exported artifact of ``targets`` (default: all exported); returns the report.
+
+    ``device="cpu-arm"`` runs the artifacts in the aarch64 builds of their runtimes under qemu
+    (``edgeintent.runtime_sim.emulation``); the torch reference stays on the host.
+    """
+    import contextlib
+    import platform
+
+    from edgeintent.toolkit.bundle import load_bundle
+    from edgeintent.toolkit.train import load_model
+
+    emu = env = None
+    if device != "host":
+        from edgeintent.runtime_sim import emulation as emu
+
+        if device != emu.DEVICE:
+            raise ConfigError(f"--device {device}: choose host or {emu.DEVICE}")
+        emu.check_requested(targets)
+        env = emu.environment()  # fails fast, before any work, when the device is not set up
+    bundle = load_bundle(bundle_dir)
+    model = torch_model(load_model(bundle))
+    metas = exported_artifacts(bundle, targets)
+    if targets:
+        missing = [t for t in targets if not any(m["target"] == t for m in metas)]
+        if missing:
+            raise ConfigError(f"{bundle_dir}: nothing exported for {', '.join(missing)}; run: edgeintent export {bundle_dir} --target {missing[0]}")
+    if not metas:
+        raise ConfigError(f"{bundle_dir}: no exported artifacts; run: edgeintent export {bundle_dir} --target all")
+    skipped: list[dict] = []
+    if emu is not None:
+        metas, skipped = emu.select_artifacts(metas, targets)
+    batches = variant_batches(model, bundle)
+
+    results = check_runner("torch", "fp32", f"torch {__import__('torch').__version__}", platform.machine(),
+                           lambda f: torch_outputs(model, f), model, bundle, batches)  # fmt: skip
+    for meta in metas:
+        if emu is not None:
+            runner = emu.emulated_runner(bundle, meta, threads=threads, env=env)
+        else:
+            runner = load_runner(bundle, meta, threads=threads)
+        with contextlib.ExitStack() as stack:
+            if hasattr(runner, "close"):
+                stack.callback(runner.close)
+            tol = tolerance(meta["target"], meta["precision"], meta, runner.arch)
+            res = check_runner(meta["target"], meta["precision"], runner.runtime, runner.arch, runner.run, model, bundle,
+                               batches, tol)  # fmt: skip
+        # the divergent-node trace replays ONNX on the host: meaningless for an ARM-only divergence
+        if diagnose and emu is None and meta["target"] == "onnx" and not all(r.passed for r in res):
+            from edgeintent.parity.onnx_debug import first_divergent_node
+
+            node = first_divergent_node(bundle, model, meta, batches["trimmed"][0][1])
+            for r in res:
+                r.first_divergent_node = node
+        results += res
+    report = {
+        "bundle": str(bundle_dir),
+        "model": bundle.config["model"]["name"],
+        "device": device,
+        "golden_rows": int(len(bundle.golden["case"])),
+        "variants": list(VARIANTS),
+        "passed": all(r.passed for r in results),
+        "results": [r.as_dict() for r in results],
+        "targets": [t for t in list_targets() if any(m["target"] == t for m in metas)],
+    }
+    if emu is not None:
+        report["skipped"] = skipped
+        report["emulation"] = {"qemu": (env.info or {}).get("qemu"), "cpu": env.cpu, "cache": str(env.root.parent),
+                               "note": "aarch64 runtimes under user-mode emulation: numerics are the ARM kernels', "
+                                       "timings are not a phone's"}  # fmt: skip
+    return report

@@ -1,0 +1,393 @@
+"""``edgeintent bench``: every exported artifact in its real runtime, on this host, under a device's limits.
+
+For one realistic request (a recorded window, ``featurize.pick_request``) it measures, each in a fresh
+child process pinned and capped like the device (``limits.py``, ``child.py``): the featurizer, the
+torch eager reference and every exported artifact that has a timed runtime here. CoreML packages run
+only through the MIL reference, which is functional: their rows say "not timed". Host figures are
+labelled "measured on host under DEVICE limits"; device figures "projected on DEVICE" (``project.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgeintent.errors import ConfigError, EdgeIntentError
+from edgeintent.runtime_sim import project
+from edgeintent.runtime_sim.devices import DeviceProfile, get_device
+from edgeintent.runtime_sim.limits import child_env, pick_cpus
+from edgeintent.runtime_sim.runners import RUNTIMES, runtime_available, runtime_for_target
+
+SCHEMA = "edgeintent.bench/1"
+CHILD_TIMEOUT_S = 900
+
+
+class MemoryBudgetError(EdgeIntentError):
+    """A model needs more memory than the device profile's budget."""
+
+
+class BenchError(EdgeIntentError):
+    """A measuring process failed for a reason other than memory."""
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    device: str = "cpu-arm"
+    targets: tuple[str, ...] | None = None  # None: every exported target
+    runs: int = 200
+    warmup: int = 20
+    memory_mb: float | None = None  # override the profile's budget
+    parity: bool = True
+    deterministic: bool = False
+    deterministic_runs: int = 200
+    deterministic_warmup: int = 50  # lazy initialisation and arena growth stay out of the counted loop
+    request_source: str = "sim:200:7"
+    profile_runs: int = 100
+
+    def __post_init__(self) -> None:
+        if self.runs < 1 or self.warmup < 0 or self.deterministic_runs < 1:
+            raise ConfigError("--runs must be ≥ 1 and the warm-up ≥ 0")
+
+
+def stats(times_ms: list[float]) -> dict:
+    a = np.asarray(times_ms, np.float64)
+    return {"runs": int(a.size), "p50_ms": float(np.percentile(a, 50)), "p90_ms": float(np.percentile(a, 90)),
+            "p99_ms": float(np.percentile(a, 99)), "mean_ms": float(a.mean()), "min_ms": float(a.min()),
+            "std_ms": float(a.std())}  # fmt: skip
+
+
+def _package_root() -> str:
+    import edgeintent
+
+    return str(Path(edgeintent.__file__).resolve().parents[1])
+
+
+def _run_child(job: dict, workdir: Path, name: str, threads: int, wrap: list[str] | None = None) -> tuple[int, dict | None, str]:
+    """Run one measuring process; returns (returncode, result or None, stage reached)."""
+    job_path, out = workdir / f"{name}.job.json", workdir / f"{name}.result.json"
+    job_path.write_text(json.dumps(job))
+    env = child_env(threads)
+    env["PYTHONPATH"] = os.pathsep.join([_package_root(), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    cmd = (wrap or []) + [sys.executable, "-m", "edgeintent.runtime_sim.child", str(job_path), str(out)]
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"{name}: the measuring process did not finish in {CHILD_TIMEOUT_S} s") from None
+    stage_file = Path(f"{out}.stage")
+    stage = stage_file.read_text() if stage_file.exists() else "start"
+    result = json.loads(out.read_text()) if out.exists() else None
+    if result is None and proc.returncode != 0:
+        tail = (proc.stderr or "").strip().splitlines()
+        result = {"error": tail[-1] if tail else f"exit {proc.returncode}", "stage": stage, "memory": False}
+    return proc.returncode, result, stage
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit {code}"
+
+
+class Bench:
+    def __init__(self, bundle_dir, cfg: BenchConfig, say: Callable[[str], None] | None = None) -> None:
+        from edgeintent.exporters.common import torch_model
+        from edgeintent.toolkit.bundle import load_bundle
+        from edgeintent.toolkit.train import load_model
+
+        self.bundle_dir = Path(bundle_dir)
+        self.cfg = cfg
+        self.say = say or (lambda *_: None)
+        self.device: DeviceProfile = get_device(cfg.device)
+        self.bundle = load_bundle(bundle_dir)
+        self.model = torch_model(load_model(self.bundle))
+        self.budget_mb = float(cfg.memory_mb) if cfg.memory_mb is not None else float(self.device.memory_mb)
+        self.cpus = pick_cpus(self.device.threads)
+
+    # -- the request ---------------------------------------------------------------------------
+    def _request(self, workdir: Path) -> dict:
+        from edgeintent.exporters.common import feeds
+        from edgeintent.runtime_sim.featurize import pick_request, write_window
+        from edgeintent.toolkit.features import build_samples
+        from edgeintent.toolkit.sources import load_source
+
+        spec = self.bundle.spec
+        streams = [s for s in spec.streams if s in self.model.streams]
+        ds = load_source(self.cfg.request_source)
+        samples = build_samples(ds.events, spec, ds.decisions, streams=streams)
+        req = pick_request(ds.events, samples, spec, streams)
+        one = samples.take(np.array([req.row]))
+        f = feeds(self.model, one)
+        np.savez(workdir / "feeds.npz", **f)
+        write_window(req.tables, workdir / "window")
+        spec.save(workdir / "feature_spec.json")
+        return {"source": self.cfg.request_source, "user_id": req.user_id, "t_ms": req.t_ms,
+                "window_events": {s: int(one.length[s][0]) for s in streams},
+                "raw_events_held": {s: int(t.num_rows) for s, t in req.tables.items()},
+                "feeds": {k: list(v.shape) for k, v in f.items()}}  # fmt: skip
+
+    # -- one variant -----------------------------------------------------------------------------
+    def _limits_text(self) -> str:
+        cpus = ",".join(map(str, self.cpus))
+        return f"{self.device.threads} thread, CPU {cpus}, {self.budget_mb:g} MB memory budget"
+
+    def _job(self, kind: str, workdir: Path, **kw) -> dict:
+        return {"kind": kind, "threads": self.device.threads, "cpus": list(self.cpus),
+                "memory_bytes": int(self.budget_mb * 1024 * 1024), "runs": self.cfg.runs, "warmup": self.cfg.warmup,
+                "feeds": str(workdir / "feeds.npz"), **kw}  # fmt: skip
+
+    def _measure(self, job: dict, workdir: Path, name: str, what: str) -> dict:
+        code, res, stage = _run_child(job, workdir, name, self.device.threads)
+        if code == 0 and res and "error" not in res:
+            return res
+        err = (res or {}).get("error", _describe_exit(code))
+        capped = job.get("memory_bytes") is not None
+        memory = bool((res or {}).get("memory"))
+        if capped and not memory and code < 0:
+            # a crash under the cap (MNN may not raise on a failed allocation): does it pass without it?
+            retry = dict(job, memory_bytes=None, runs=1, warmup=0, profile=False)
+            code2, res2, _ = _run_child(retry, workdir, f"{name}.uncapped", self.device.threads)
+            memory = code2 == 0 and res2 is not None and "error" not in res2
+            err = f"{_describe_exit(code)} under the cap, runs without it"
+        if capped and memory:
+            raise MemoryBudgetError(
+                f"{what} exceeds the device's memory budget: {self.device.name} allows {self.budget_mb:g} MB for the model "
+                f"and the {stage} stage failed ({err})"
+            )
+        raise BenchError(f"{what}: the measuring process failed at the {stage} stage: {err}")
+
+    def _callgrind(self, job: dict, workdir: Path, name: str) -> dict:
+        det_dir = workdir / f"{name}.callgrind"
+        det_dir.mkdir()
+        wrap = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={det_dir}/callgrind.out.%p", "--dump-line=no"]
+        dj = dict(job, deterministic=True, runs=self.cfg.deterministic_runs, warmup=self.cfg.deterministic_warmup, profile=False,
+                  memory_bytes=None)  # fmt: skip
+        code, res, stage = _run_child(dj, workdir, name + ".det", self.device.threads, wrap=wrap)
+        if code != 0 or not res or "error" in res:
+            raise BenchError(f"{name}: callgrind run failed at the {stage} stage: {(res or {}).get('error', _describe_exit(code))}")
+        parts = parse_callgrind_dir(det_dir)
+        if len(parts) < 2:
+            raise BenchError(f"{name}: callgrind wrote {len(parts)} dumps, expected the two markers around the loop")
+        loop = parts[sorted(parts)[1]]  # counters since the first marker, dumped at the second
+        return {"instructions_per_inference": loop / dj["runs"], "instructions_total": loop, "runs": dj["runs"],
+                "tool": "valgrind --tool=callgrind, callgrind_control -d before and after the loop"}  # fmt: skip
+
+    # -- everything ------------------------------------------------------------------------------
+    def run(self, parity_report: dict | None = None) -> dict:
+        from edgeintent.exporters import exported_artifacts
+
+        metas = exported_artifacts(self.bundle, list(self.cfg.targets) if self.cfg.targets else None)
+        if self.cfg.targets:
+            missing = [t for t in self.cfg.targets if not any(m["target"] == t for m in metas)]
+            if missing:
+                raise ConfigError(f"{self.bundle_dir}: nothing exported for {', '.join(missing)}; "
+                                  f"run: edgeintent export {self.bundle_dir} --target {missing[0]}")  # fmt: skip
+        if not metas:
+            raise ConfigError(f"{self.bundle_dir}: no exported artifacts; run: edgeintent export {self.bundle_dir} --target all")
+        if self.cfg.deterministic and shutil.which("valgrind") is None:
+            raise ConfigError("--deterministic needs valgrind (callgrind), which is not installed; "
+                              "install it with: apt-get install -y valgrind")  # fmt: skip
+        parity = self._parity(metas, parity_report)
+        workdir = Path(tempfile.mkdtemp(prefix="edgeintent-bench-"))
+        try:
+            return self._run(metas, parity, workdir)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _parity(self, metas: list[dict], report: dict | None) -> dict[tuple[str, str], str]:
+        if report is None and self.cfg.parity:
+            from edgeintent.parity import run_parity
+
+            self.say("    parity gate on the golden set …")
+            report = run_parity(self.bundle_dir, sorted({m["target"] for m in metas}), diagnose=False)
+        out: dict[tuple[str, str], str] = {}
+        for r in (report or {}).get("results", []):
+            key = (r["target"], r["precision"])
+            out[key] = "FAIL" if (out.get(key) == "FAIL" or not r["passed"]) else "ok"
+        return out
+
+    def _run(self, metas: list[dict], parity: dict, workdir: Path) -> dict:
+        dev = self.device
+        limits = self._limits_text()
+        request = self._request(workdir)
+        self.say(f"    featurizer on one request ({', '.join(f'{s} {n}' for s, n in request['window_events'].items())} events)")
+        fjob = self._job("featurizer", workdir, spec=str(workdir / "feature_spec.json"), window=str(workdir / "window"),
+                         t_ms=request["t_ms"])  # fmt: skip
+        feat = self._measure(fjob, workdir, "featurizer", "the featurizer")
+        feat_stats = stats(feat["times_ms"])
+
+        variants = [{"target": "torch", "precision": "fp32", "runtime": "torch", "artifact": None, "bytes": None, "meta": {},
+                     "reference": True}]  # fmt: skip
+        for m in metas:
+            rt = runtime_for_target(m["target"])
+            variants.append({"target": m["target"], "precision": m["precision"], "runtime": rt.name,
+                             "artifact": m["artifact"], "bytes": m["bytes"], "meta": m, "reference": False})  # fmt: skip
+        rows, op_profile = [], None
+        for v in variants:
+            rt = RUNTIMES[v["runtime"]]
+            name = f"{v['target']}-{v['precision']}"
+            row = {"target": v["target"], "precision": v["precision"], "runtime": rt.name, "reference": v["reference"],
+                   "artifact": v["artifact"], "artifact_bytes": v["bytes"],
+                   "status": {"exported": not v["reference"],
+                              "parity": "reference" if v["reference"] else parity.get((v["target"], v["precision"]), "not run"),
+                              "benched": False}}  # fmt: skip
+            why = runtime_available(rt)
+            if not rt.timed or why:
+                row["status"]["benched"] = "functional only (MIL reference, not a phone runtime)" if not rt.timed else f"no: {why}"
+                rows.append(row)
+                continue
+            self.say(f"    {name} on {rt.name} ({self.cfg.runs} runs)")
+            path = str(self.bundle_dir) if v["reference"] else str(self.bundle_dir / v["artifact"])
+            profile = rt.name == "onnxruntime" and v["precision"] == "fp32"
+            job = self._job("model", workdir, runtime=rt.name, artifact=path, precision=v["precision"], meta=v["meta"],
+                            profile=profile, profile_runs=self.cfg.profile_runs)  # fmt: skip
+            if v["reference"]:  # torch eager is the reference, not what ships: pinned and threaded, not capped
+                job["memory_bytes"] = None
+            res = self._measure(dict(job, profile=False), workdir, name, f"{name} ({rt.name})")
+            if profile:  # in its own process without the cap: profiling is ours, not the device's
+                pjob = dict(job, memory_bytes=None, runs=1, warmup=0)
+                op_profile = self._measure(pjob, workdir, name + ".profile", f"{name} profile").get("op_profile")
+            st = stats(res["times_ms"])
+            row.update({
+                "runtime": f"{rt.name} {res['runtime_version']}",
+                "measured": {"label": project.label_measured(dev.name, limits), "init_ms": res["init_ms"],
+                             "first_ms": res["first_ms"], "warmup_runs": res["warmup_runs"],
+                             "warmup_mean_ms": res["warmup_ms"] / max(res["warmup_runs"], 1), **st},
+                "peak_rss_bytes": res["peak_rss_bytes"],
+                "model_rss_bytes": res["peak_rss_bytes"] - res["rss_before_load_bytes"],
+                "limits_observed": {"affinity": res["affinity"], "runtime_threads": self.device.threads,
+                                    "os_threads_before_load": res["os_threads_before_load"],
+                                    "os_threads_after_load": res["os_threads_after_load"],
+                                    "os_threads_running": res["os_threads_running"],
+                                    "address_space_cap_bytes": res["cap_bytes"]},
+                "outputs": res["outputs"],
+                "_times": res["times_ms"],
+            })  # fmt: skip
+            row["status"]["benched"] = True
+            if self.cfg.deterministic and not v["reference"]:
+                self.say(f"    {name} under callgrind ({self.cfg.deterministic_runs} runs)")
+                row["deterministic"] = self._callgrind(job, workdir, name)
+            rows.append(row)
+
+        m, how = project.memory_share(op_profile)
+        fac = project.factor(dev.speed, dev.bandwidth, m)
+        feat_fac = 1.0 / dev.speed  # the featurizer is numpy over a few hundred events: CPU work
+        plabel = project.label_projected(dev.name)
+        torch_row = next((r for r in rows if r["reference"] and "measured" in r), None)
+        for r in rows:
+            if "measured" not in r:
+                continue
+            meas = r["measured"]
+            r["projected"] = {"label": plabel, **{k: meas[k] * fac for k in ("first_ms", "p50_ms", "p90_ms", "p99_ms", "mean_ms")}}
+            r["featurizer_ms"] = {"measured": feat_stats["p50_ms"], "projected": feat_stats["p50_ms"] * feat_fac}
+            req_meas = feat_stats["p50_ms"] + meas["p50_ms"]
+            req_proj = feat_stats["p50_ms"] * feat_fac + r["projected"]["p50_ms"]
+            r["request_ms"] = {"measured": req_meas, "projected": req_proj,
+                               "label": f"featurizer p50 + model p50 ({project.label_measured(dev.name, limits)} / {plabel})"}  # fmt: skip
+            r["featurizer_share"] = {"measured": feat_stats["p50_ms"] / req_meas,
+                                     "projected": feat_stats["p50_ms"] * feat_fac / req_proj}  # fmt: skip
+            if torch_row is not None:
+                r["speedup_vs_torch_eager"] = torch_row["measured"]["p50_ms"] / meas["p50_ms"]
+
+        timed = [r for r in rows if "measured" in r and not r["reference"]]
+        fastest = min(timed, key=lambda r: r["measured"]["p50_ms"]) if timed else None
+        default = [r for r in timed if r["target"] == dev.runtime]
+        default_row = min(default, key=lambda r: r["measured"]["p50_ms"]) if default else None
+        summary = {
+            "fastest": None if fastest is None else f"{fastest['target']} {fastest['precision']}",
+            "default_target": dev.runtime,
+            "default_artifact": None if default_row is None else f"{default_row['target']} {default_row['precision']}",
+            "default_vs_fastest_p50": None if (default_row is None or fastest is None)
+            else default_row["measured"]["p50_ms"] / fastest["measured"]["p50_ms"],
+            "default_speedup_vs_torch_eager": None if default_row is None else default_row.get("speedup_vs_torch_eager"),
+            "default_timed_here": default_row is not None,
+        }  # fmt: skip
+        self._times = {f"{r['target']} {r['precision']}": r.pop("_times") for r in rows if "_times" in r}
+        self._times["featurizer"] = feat["times_ms"]
+        return {
+            "schema": SCHEMA,
+            "bundle": str(self.bundle_dir),
+            "model": self.bundle.config["model"]["name"],
+            "device": dev.as_dict() | {"memory_budget_mb_applied": self.budget_mb},
+            "limits": {"label": limits, "threads": dev.threads, "cpus": list(self.cpus), "memory_budget_mb": self.budget_mb,
+                       "how": "child process per variant: sched_setaffinity, runtime intra-op threads + OMP/OPENBLAS env, "
+                              "RLIMIT_AS = mapped address space after imports + budget; peak RSS = VmHWM after clear_refs"},
+            "request": request,
+            "featurizer": {"label": project.label_measured(dev.name, limits), **feat_stats, "first_ms": feat["first_ms"],
+                           "projected": {"label": plabel, "p50_ms": feat_stats["p50_ms"] * feat_fac},
+                           "peak_rss_bytes": feat["peak_rss_bytes"]},
+            "projection": {"label": plabel, "method": "t_device = t_host × ((1 − m) / speed + m / bandwidth)",
+                           "speed": dev.speed, "bandwidth": dev.bandwidth, "memory_share": m, "memory_share_from": how,
+                           "factor": fac, "featurizer_factor": feat_fac,
+                           "ignores": "thermal throttling, big.LITTLE scheduling, cache sizes, SIMD width and fp16 "
+                                      "arithmetic on ARM, x86 vs ARM builds of the runtimes (devices.md)"},
+            "rows": rows,
+            "summary": summary,
+            "runs": self.cfg.runs,
+            "warmup": self.cfg.warmup,
+        }  # fmt: skip
+
+
+def parse_callgrind_dir(folder: Path) -> dict[int, int]:
+    """part number → total instructions, for the dumps triggered by ``callgrind_control -d``."""
+    parts = {}
+    for p in folder.glob("callgrind.out.*"):
+        part, total, dump = None, None, False
+        with open(p) as fh:
+            for line in fh:
+                if line.startswith("part:"):
+                    part = int(line.split()[1])
+                elif line.startswith("desc: Trigger:") and "dump" in line.lower() and "termination" not in line.lower():
+                    dump = True
+                elif line.startswith(("summary:", "totals:")) and total is None:
+                    total = int(line.split()[1])
+        if dump and part is not None and total is not None:
+            parts[part] = total
+    return parts
+
+
+def run_bench(bundle_dir, cfg: BenchConfig, parity_report: dict | None = None, say=None, plot=None) -> dict:
+    bench = Bench(bundle_dir, cfg, say)
+    report = bench.run(parity_report)
+    if plot is not None:
+        write_plot(bench._times, report, Path(plot))
+        report["plot"] = str(plot)
+    return report
+
+
+def write_plot(times: dict[str, list[float]], report: dict, path: Path) -> None:
+    """Latency histogram per artifact (measured on host under the limits), written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from edgeintent.toolkit.events import atomic_path
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    allv = np.concatenate([np.asarray(v) for v in times.values()])
+    lo, hi = max(allv.min(), 1e-3), np.percentile(allv, 99.5)
+    bins = np.geomspace(lo, max(hi, lo * 1.01), 60)
+    for name, v in times.items():
+        ax.hist(np.clip(v, lo, hi), bins=bins, histtype="step", linewidth=1.4, label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("latency per request, ms (log scale)")
+    ax.set_ylabel("runs")
+    ax.set_title(f"{report['model']}: measured on host under {report['device']['name']} limits ({report['limits']['label']})", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)

@@ -1,0 +1,201 @@
+"""The measuring process: ``python -m edgeintent.runtime_sim.child JOB.json RESULT.json``.
+
+One fresh process per variant (in-process measurements after other sessions were up to 2x off).
+It pins itself to the job's CPUs, loads numpy and the runtime library, caps its address space at
+what is mapped now plus the device's memory budget, resets the peak-RSS counter, and then measures:
+load/init, the first inference, the warm-up, and ``runs`` steady inferences one by one
+(``perf_counter_ns``). With ``deterministic`` it asks callgrind (it then runs under
+``valgrind --tool=callgrind``) to dump its counters right before and right after ``runs`` inferences.
+
+It imports nothing heavy besides the runtime it measures (torch only for the torch reference).
+The result is written atomically as JSON; failures are reported in it with the stage they hit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+
+from edgeintent.runtime_sim.limits import cap_address_space, reset_peak_rss, set_affinity, vm_status
+
+MEMORY_WORDS = ("memoryerror", "bad_alloc", "bad allocation", "failed to allocate", "cannot allocate", "out of memory",
+                "can't allocate", "std::bad_alloc", "alloc")  # fmt: skip
+
+
+def _write(path: str, obj: dict) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as fh:
+        json.dump(obj, fh)
+    os.replace(tmp, path)
+
+
+def _stage(path: str, stage: str) -> None:
+    with open(f"{path}.stage", "w") as fh:
+        fh.write(stage)
+
+
+def _callgrind_dump() -> None:
+    """``callgrind_control -d`` on ourselves, waiting in a blocking waitpid (no busy loop to count)."""
+    pid = os.posix_spawnp("callgrind_control", ["callgrind_control", "-d", str(os.getpid())], dict(os.environ),
+                          file_actions=[(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)])  # fmt: skip
+    os.waitpid(pid, 0)
+
+
+def _ms(ns: int) -> float:
+    return ns / 1e6
+
+
+def _profile_ops(job: dict, feeds: dict, runs: int) -> dict:
+    """Per-op-type kernel time from an onnxruntime profile of a second session (after the timing)."""
+    import tempfile
+
+    import onnxruntime as ort
+
+    from edgeintent.runtime_sim.runners import ort_session_options
+
+    with tempfile.TemporaryDirectory(prefix="edgeintent-prof-") as tmp:
+        so = ort_session_options(job["precision"], job["threads"], profile_prefix=os.path.join(tmp, "p"))
+        sess = ort.InferenceSession(job["artifact"], so, providers=["CPUExecutionProvider"])
+        names = [i.name for i in sess.get_inputs()]
+        t0 = time.perf_counter_ns()
+        for _ in range(runs):
+            sess.run(None, {n: feeds[n] for n in names})
+        wall_us = (time.perf_counter_ns() - t0) / 1e3
+        events = json.load(open(sess.end_profiling()))
+    # per node the median over the runs: a preempted run (the host is shared) must not tip the balance
+    per_node: dict[tuple[str, str], list[float]] = {}
+    for ev in events:
+        if ev.get("cat") == "Node" and ev.get("name", "").endswith("_kernel_time"):
+            key = (ev["name"], ev.get("args", {}).get("op_name", "?"))
+            per_node.setdefault(key, []).append(float(ev.get("dur", 0)))
+    by_op: dict[str, float] = {}
+    for (_, op), durs in per_node.items():
+        by_op[op] = by_op.get(op, 0.0) + sorted(durs)[len(durs) // 2]
+    return {"runs": runs, "wall_us_per_run": wall_us / runs, "kernel_us_per_run": by_op,
+            "kernels_per_run": len(per_node), "statistic": "median per node over the runs"}  # fmt: skip
+
+
+def measure_model(job: dict, out: str) -> dict:
+    import numpy as np
+
+    from edgeintent.runtime_sim.runners import RUNTIMES
+
+    rt = RUNTIMES[job["runtime"]]
+    with np.load(job["feeds"], allow_pickle=False) as z:
+        feeds = {k: z[k] for k in z.files}
+    rt.preload()
+    res: dict = {"runtime": rt.name, "runtime_version": rt.version()}
+    before = vm_status()
+    res["cap_bytes"] = cap_address_space(job["memory_bytes"])
+    res["peak_reset"] = reset_peak_rss()
+    base = vm_status()
+    res["rss_before_load_bytes"] = base["VmRSS"]
+    res["os_threads_before_load"] = base["Threads"]
+    res["vm_before_cap_bytes"] = before["VmSize"]
+
+    _stage(out, "load")
+    t0 = time.perf_counter_ns()
+    runner = rt.load(job["artifact"], job["precision"], job["threads"], job["meta"])
+    res["init_ms"] = _ms(time.perf_counter_ns() - t0)
+    res["os_threads_after_load"] = vm_status()["Threads"]
+
+    _stage(out, "first inference")
+    t0 = time.perf_counter_ns()
+    first = runner.run(feeds)
+    res["first_ms"] = _ms(time.perf_counter_ns() - t0)
+    res["outputs"] = {k: np.asarray(v, np.float64).reshape(-1).tolist() for k, v in first.items()}
+
+    _stage(out, "warm-up")
+    t0 = time.perf_counter_ns()
+    for _ in range(job["warmup"]):
+        runner.run(feeds)
+    res["warmup_ms"] = _ms(time.perf_counter_ns() - t0)
+    res["warmup_runs"] = job["warmup"]
+
+    _stage(out, "steady runs")
+    runs = job["runs"]
+    if job.get("deterministic"):
+        _callgrind_dump()
+        for _ in range(runs):
+            runner.run(feeds)
+        _callgrind_dump()
+        res["callgrind_runs"] = runs
+    else:
+        times = np.empty(runs, np.int64)
+        clock = time.perf_counter_ns
+        for i in range(runs):
+            t0 = clock()
+            runner.run(feeds)
+            times[i] = clock() - t0
+        res["times_ms"] = (times / 1e6).tolist()
+    st = vm_status()
+    res["peak_rss_bytes"] = st["VmHWM"]
+    res["os_threads_running"] = st["Threads"]
+    res["affinity"] = sorted(os.sched_getaffinity(0))
+    if job.get("profile") and rt.name == "onnxruntime":
+        _stage(out, "profile")
+        res["op_profile"] = _profile_ops(job, feeds, job.get("profile_runs", 100))
+    return res
+
+
+def measure_featurizer(job: dict, out: str) -> dict:
+    import numpy as np
+    import pyarrow as pa
+
+    from edgeintent.runtime_sim.featurize import featurize_request, read_window
+    from edgeintent.toolkit.features import FeatureSpec
+
+    spec = FeatureSpec.load(job["spec"])
+    tables = read_window(job["window"])
+    t_ms = int(job["t_ms"])
+    del pa
+    res: dict = {"runtime": "numpy featurizer (edgeintent.toolkit.features)", "runtime_version": np.__version__}
+    res["cap_bytes"] = cap_address_space(job["memory_bytes"])
+    res["peak_reset"] = reset_peak_rss()
+    base = vm_status()
+    res["rss_before_load_bytes"] = base["VmRSS"]
+    res["os_threads_before_load"] = base["Threads"]
+    t0 = time.perf_counter_ns()
+    featurize_request(tables, spec, t_ms)
+    res["first_ms"] = _ms(time.perf_counter_ns() - t0)
+    for _ in range(job["warmup"]):
+        featurize_request(tables, spec, t_ms)
+    runs = job["runs"]
+    times = np.empty(runs, np.int64)
+    clock = time.perf_counter_ns
+    for i in range(runs):
+        t0 = clock()
+        featurize_request(tables, spec, t_ms)
+        times[i] = clock() - t0
+    res["times_ms"] = (times / 1e6).tolist()
+    st = vm_status()
+    res["peak_rss_bytes"] = st["VmHWM"]
+    res["os_threads_running"] = st["Threads"]
+    res["affinity"] = sorted(os.sched_getaffinity(0))
+    return res
+
+
+def main(argv: list[str]) -> int:
+    job_path, out = argv
+    with open(job_path) as fh:
+        job = json.load(fh)
+    set_affinity(tuple(job["cpus"]))
+    _stage(out, "start")
+    try:
+        res = measure_featurizer(job, out) if job["kind"] == "featurizer" else measure_model(job, out)
+    except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent as data
+        text = f"{type(exc).__name__}: {exc}"
+        stage = open(f"{out}.stage").read()
+        memory = isinstance(exc, MemoryError) or any(w in text.lower() for w in MEMORY_WORDS)
+        _write(out, {"error": text.splitlines()[0][:300] if text else type(exc).__name__, "stage": stage,
+                     "memory": memory, "traceback": traceback.format_exc()[-2000:]})  # fmt: skip
+        return 3
+    _write(out, res)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,130 @@
+"""Quantization recipes: artifacts in their runtimes, the accuracy report, auto selection, parity rows."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from edgeintent.cli import main
+from edgeintent.exporters import export_bundle, exported_artifacts
+from edgeintent.exporters.mil_reference import MilProgram
+from edgeintent.parity import run_parity
+from edgeintent.parity.policy import QUANTIZED, tolerance
+from edgeintent.quantization import _explain, _pick, recipes
+from edgeintent.toolkit.bundle import load_bundle, verify_bundle
+from edgeintent.toolkit.train import TrainConfig, train_bundle
+
+SRC = "sim:400:3"
+FAST = TrainConfig(epochs=3, batch_size=128, patience=3, golden_rows=160)
+
+
+@pytest.fixture(scope="module")
+def lstm_dipn(tmp_path_factory):
+    """dipn with LSTM cells (what int8 can cover) trained on the simulator."""
+    path = tmp_path_factory.mktemp("quant") / "dipn-lstm"
+    train_bundle("dipn", SRC, path, FAST, options={"rnn": "lstm"})
+    return path
+
+
+def copy(src, tmp_path):
+    dst = tmp_path / "b"
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_every_target_has_its_recipes():
+    have = {(r.target, r.mode) for r in recipes()}
+    assert have == {("onnx", "dynamic-int8"), ("onnx", "dynamic-uint8"), ("onnx", "static-int8"), ("onnx", "fp16"),
+                    ("coreml", "fp16"), ("coreml", "weight-int8"), ("coreml", "palettize-6"), ("coreml", "palettize-4"),
+                    ("mnn", "fp16"), ("mnn", "weight-int8")}  # fmt: skip
+
+
+@pytest.mark.parametrize("mode", ["dynamic-int8", "static-int8"])
+def test_onnx_int8_report_and_parity(lstm_dipn, tmp_path, mode):
+    path = copy(lstm_dipn, tmp_path)
+    res = CliRunner().invoke(main, ["quantize", str(path), "--target", "onnx", "--mode", mode, "--runs", "20", "--json"])
+    assert res.exit_code == 0, res.output[-2000:]
+    report = json.loads(res.stdout)
+    (cand,) = report["candidates"]
+    assert report["installed"] == [mode] and cand["mode"] == mode
+    assert 0 < cand["bytes"] < report["fp32_bytes"]
+    assert cand["latency"]["p50_ms"] > 0
+    for t in ("buy_rt", "buy_long"):
+        task = cand["tasks"][t]
+        assert task["auc"] is not None and abs(task["auc_delta"]) < 0.05
+        assert 0 < task["logit_max_abs"] < 1.0 and 0 <= task["flip_share"] < 0.2
+    verify_bundle(path)
+    bundle = load_bundle(path)
+    assert "exports/onnx/quantize-report.json" in bundle.files
+    meta = next(m for m in exported_artifacts(bundle, ["onnx"]) if m["precision"] == mode)
+    if mode == "dynamic-int8":  # LSTM → DynamicQuantizeLSTM: the recurrent weights are int8 too
+        import onnx
+
+        ops = {n.op_type for n in onnx.load(str(path / meta["artifact"])).graph.node}
+        assert "DynamicQuantizeLSTM" in ops and "MatMulInteger" in ops
+    if mode == "static-int8":  # mask-safe op selection: no quantized Softmax / Add around the −1e4 mask
+        import onnx
+
+        graph = onnx.load(str(path / meta["artifact"])).graph
+        quantized_inputs = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+        softmax_in = [i for n in graph.node if n.op_type == "Softmax" for i in n.input]
+        assert not set(softmax_in) & quantized_inputs
+    # the parity row for the artifact comes from its report
+    tol = tolerance("onnx", mode, meta)
+    assert tol != QUANTIZED and tol.logit_abs < QUANTIZED.logit_abs
+    report = run_parity(path, ["onnx"])
+    rows = [r for r in report["results"] if r["precision"] == mode]
+    assert rows and all(r["passed"] for r in rows), [r["reasons"] for r in rows]
+
+
+def test_coreml_compressed_weights_run_in_the_mil_reference(lstm_dipn, tmp_path):
+    path = copy(lstm_dipn, tmp_path)
+    export_bundle(path, "coreml")  # the recipes compress the exported fp32 program
+    for mode, op in (("weight-int8", "constexpr_affine_dequantize"), ("palettize-4", "constexpr_lut_to_dense")):
+        res = CliRunner().invoke(main, ["quantize", str(path), "--target", "coreml", "--mode", mode, "--json"])
+        assert res.exit_code == 0, res.output[-2000:]
+        cand = json.loads(res.stdout)["candidates"][0]
+        assert cand["latency"]["p50_ms"] is None and "MIL reference is not timed" in cand["latency"]["why"]
+        assert cand["tasks"]["buy_rt"]["logit_max_abs"] < 0.5
+        assert op in MilProgram(path / f"exports/coreml/model.{mode}.mlpackage").op_types
+        assert cand["weight_bytes"] < cand["bytes"]
+    report = run_parity(path, ["coreml"])
+    assert report["passed"], [r["reasons"] for r in report["results"] if not r["passed"]]
+
+
+def test_mnn_weight_int8(lstm_dipn, tmp_path):
+    path = copy(lstm_dipn, tmp_path)
+    res = CliRunner().invoke(main, ["quantize", str(path), "--target", "mnn", "--mode", "weight-int8", "--runs", "20", "--json"])
+    assert res.exit_code == 0, res.output[-2000:]
+    cand = json.loads(res.stdout)["candidates"][0]
+    assert cand["bytes"] < json.loads(res.stdout)["fp32_bytes"]
+    assert run_parity(path, ["mnn"])["passed"]
+
+
+def _row(mode, size, drop, budget=0.002):
+    return {"mode": mode, "bytes": size, "size_ratio": size / 1000, "max_auc_drop": drop, "within_budget": drop <= budget}
+
+
+def test_auto_keeps_the_smallest_within_budget_and_says_why():
+    rows = [_row("a", 900, 0.0), _row("b", 500, 0.001), _row("c", 300, 0.01)]
+    (chosen,) = _pick(rows)
+    assert chosen["mode"] == "b"
+    text = _explain(rows, [chosen], 0.002)
+    assert text.startswith("b: the smallest within the budget") and "over budget: c" in text and "a" in text
+    assert _pick([_row("c", 300, 0.01)]) == []
+    assert "nothing was installed" in _explain([_row("c", 300, 0.01)], [], 0.002)
+
+
+def test_quantize_bad_input_is_one_line_exit_2(lstm_dipn, tmp_path):
+    for args, msg in [
+        (["--target", "onnx", "--mode", "int3"], "no quantization mode 'int3'"),
+        (["--target", "tflite", "--mode", "fp16"], "unknown target 'tflite'"),
+        (["--target", "onnx", "--budget-auc", "-1"], "--budget-auc must be"),
+        (["--target", "onnx", "--mode", "static-int8-all-ops"], "attention mask"),
+    ]:
+        res = CliRunner().invoke(main, ["quantize", str(lstm_dipn), *args])
+        assert res.exit_code == 2, res.output
+        assert msg in res.output and len(res.output.strip().splitlines()) == 1
