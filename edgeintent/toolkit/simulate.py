@@ -280,11 +280,17 @@ BUY_NOW_P = 0.45
 #: episode step) per state; an episode step is on the detail or reviews page and holds one extra slow
 #: reading scroll and one extra add_to_cart click.
 EPISODE_P = np.array([0.01, 0.15, 0.22, 0.005])
-#: P(a session is "convinced"): its episodes are *coupled* (the click 0.3–2.5 s after the scroll ends);
-#: otherwise the click falls anywhere in the step (before the scroll, or seconds to a minute after).
-CONVINCED_P = 0.3
+#: P(a session is "convinced"). In every episode the user reads (no touch) between the slow scroll and
+#: the add_to_cart click; the pause is short in a convinced session (``EPISODE_GAP_MS``, "read the reviews,
+#: then put it in the cart") and long in a hesitant one (``HESITANT_GAP_MS``). Either way the click is
+#: the next touch event after the scroll, so the merged event order is the same: only the time between
+#: the two streams' events differs.
+CONVINCED_P = 0.4
 EPISODE_GAP_MS = (300.0, 2500.0)
-#: Logit shift at the decision for a session with at least one episode before t: convinced, not convinced.
+HESITANT_GAP_MS = (5000.0, 15000.0)
+#: An episode step lasts at least this long (room for the scroll in its first 40 % and the longest pause).
+EPISODE_MIN_DWELL_MS = 30_000.0
+#: Logit shift at the decision for a session with at least one episode before t: convinced, hesitant.
 EPISODE_SHIFT = (1.2, -2.0)
 #: Logit shift at the decision of the user's next session after a convinced session with an episode
 #: before its decision (they come back for the item in the cart: a long-term purchase signal).
@@ -652,6 +658,7 @@ def _simulate_block(
     dwell = DWELL_MEDIAN_MS[st_state] * np.exp(rng.normal(0.0, DWELL_LOG_SD, n_st))
     dwell[st_buy] = BUY_DWELL_MEDIAN_MS * np.exp(rng.normal(0.0, 0.5, int(st_buy.sum())))
     dwell = np.clip(dwell, 2_000.0, 600_000.0)
+    dwell[st_ep] = np.maximum(dwell[st_ep], EPISODE_MIN_DWELL_MS)
     dwell[st_buy] = np.minimum(dwell[st_buy], cfg.rt_horizon_ms)
     dwell = np.round(dwell).astype(np.int64)
 
@@ -688,14 +695,26 @@ def _simulate_block(
     b_steps = np.nonzero(st_buy)[0]
     b_widget = np.where(rng.random(b_steps.size) < BUY_NOW_P, W_BUY, W_ADD)
     b_ts = st_start[b_steps] + 1 + np.floor(rng.random(b_steps.size) * 0.5 * (dwell[b_steps] - 2)).astype(np.int64)
-    # the episode steps' add_to_cart click: 0.3-2.5 s after the slow scroll ends in convinced sessions,
-    # anywhere in the step otherwise (capped inside the step either way)
+    # the episode steps' add_to_cart click after a reading pause: 0.3-2.5 s after the slow scroll ends in
+    # convinced sessions, 5-15 s in hesitant ones (capped inside the step)
     e_steps = np.nonzero(st_ep)[0]
-    e_end = gestures["ts_ms"][g_first[e_steps]] + gestures["duration_ms"][g_first[e_steps]].astype(np.int64)
-    gap = np.round(EPISODE_GAP_MS[0] + (EPISODE_GAP_MS[1] - EPISODE_GAP_MS[0]) * rng.random(e_steps.size))
-    anywhere = st_start[e_steps] + 1 + np.floor(rng.random(e_steps.size) * (dwell[e_steps] - 1)).astype(np.int64)
-    e_ts = np.where(convinced[st_sess[e_steps]], e_end + gap.astype(np.int64), anywhere)
-    e_ts = np.minimum(e_ts, st_start[e_steps] + dwell[e_steps] - 1)
+    e_start = gestures["ts_ms"][g_first[e_steps]]
+    e_end = e_start + gestures["duration_ms"][g_first[e_steps]].astype(np.int64)
+    lo_hi = np.where(convinced[st_sess[e_steps]][:, None], np.array(EPISODE_GAP_MS), np.array(HESITANT_GAP_MS))
+    gap = np.round(lo_hi[:, 0] + (lo_hi[:, 1] - lo_hi[:, 0]) * rng.random(e_steps.size)).astype(np.int64)
+    e_ts = np.minimum(e_end + gap, st_start[e_steps] + dwell[e_steps] - 1)
+    # no touch during the pause: the step's other gestures that fell in [scroll start, click] are moved,
+    # uniformly over the rest of the step
+    g_step = np.repeat(np.arange(n_st), g_count)
+    pause_lo = np.full(n_st, -1, np.int64)
+    pause_hi = np.full(n_st, -1, np.int64)
+    pause_lo[e_steps], pause_hi[e_steps] = e_start, e_ts
+    ts = gestures["ts_ms"]
+    move = (ts >= pause_lo[g_step]) & (ts <= pause_hi[g_step]) & ~g_slow
+    mv = g_step[move]
+    width = pause_hi[mv] - pause_lo[mv] + 1
+    new = st_start[mv] + 1 + np.floor(rng.random(mv.size) * (dwell[mv] - 1 - width)).astype(np.int64)
+    ts[move] = np.where(new >= pause_lo[mv], new + width, new)
     c_step = np.concatenate([c_step, b_steps, e_steps])
     clicks = {
         "user_id": user_ids[st_user[c_step]],
@@ -794,7 +813,7 @@ def _gestures(
     user = st_user[g_step]
     kind = np.where(slow, K_SCROLL, _draw(rng, _cum(KIND_P)[state]))
     frac = rng.random(n)
-    frac = np.where(slow, 0.1 + 0.6 * frac, frac)
+    frac = np.where(slow, 0.1 + 0.3 * frac, frac)
     ts = st_start[g_step] + 1 + np.floor(frac * (dwell[g_step] - 1)).astype(np.int64)
 
     z1, z2, z3 = rng.standard_normal((3, n))
