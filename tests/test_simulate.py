@@ -542,3 +542,14 @@ def test_review_then_cart_timing_carries_the_signal(sim20k):
     assert has_coupled.mean() > 0.08, report
     assert rate_coupled > 2.5 * rate_apart, report
     assert rate_apart < 1.2 * rate_neither, report  # having the events at all does not raise the rate
+
+    # the merged order does not tell convinced from hesitant: in both the click is the next touch after
+    # the slow scroll (no gesture in the reading pause); only the pause's length differs
+    i = np.searchsorted(gk, add, "left") - 1  # the last gesture that started before each add_to_cart click
+    after_slow = slow[i] & (add - gk[i] < 60_000)
+    pause = add - (gk[i] + dur[i])
+    short, long_ = after_slow & (pause <= 3000), after_slow & (pause >= 4000) & (pause <= 16_000)
+    assert long_.sum() > 0.8 * short.sum(), report  # both kinds of pause are common
+    assert (after_slow & (pause > 3000) & (pause < 4000)).sum() < 0.05 * after_slow.sum(), report
+    hesitant = (n_in_window(np.sort(add[long_])) > 0) & ~has_coupled
+    assert y[hesitant].mean() < 0.5 * rate_coupled, report + f", adjacent after a long pause {y[hesitant].mean():.3f}"

@@ -39,14 +39,16 @@ last event, so no real-time or stay horizon reaches into the next session.
 Every event of a step lies strictly inside the step's time span.
 
 **Review-then-cart episodes** (``EPISODE_P``, mostly comparing and ready_to_buy steps): an episode
-step is on the detail or reviews page and holds, besides its usual events, one slow reading scroll
-(vertical, finger up, ~0.75 s and ~0.08 screens: a third of a typical scroll's speed) and one
-add_to_cart click. Each session is **convinced** with probability ``CONVINCED_P``: in a convinced
-session every episode's click comes 0.3-2.5 s after its scroll ends ("read the reviews, then put it
-in the cart"); otherwise the click falls anywhere in the step (often before the scroll, or many
-seconds after it). Convinced or not, a session has the same number of episodes, slow scrolls and
-add_to_cart clicks, so counts and per-stream aggregates do not tell the two apart: only the
-cross-stream timing does.
+step is on the detail or reviews page, lasts at least ``EPISODE_MIN_DWELL_MS`` and holds, besides its
+usual events, one slow reading scroll (vertical, finger up, ~0.75 s and ~0.08 screens: a third of a
+typical scroll's speed, in the first 10-40 % of the step) and one add_to_cart click after a reading
+pause with no touch: none of the step's other gestures falls between the scroll and the click. Each
+session is **convinced** with probability ``CONVINCED_P``: then every episode's pause is short,
+0.3-2.5 s ("read the reviews, then put it in the cart"); otherwise (hesitant) it is 5-15 s.
+Convinced or hesitant, a session has the same number of episodes, slow scrolls and add_to_cart
+clicks, in the same merged order (the click is the next touch event after the scroll), so counts,
+per-stream aggregates and the merged order do not tell the two apart: only the time between the two
+streams' events does.
 
 **Frequencies.** DIPN reports swipes ~38x and taps ~9x as frequent as browse events. To keep data
 sizes sane this simulator scales that down: gestures are about 14x and clicks about 3x as frequent
@@ -63,7 +65,7 @@ purchase within ``rt_horizon_ms`` under amount ``a`` is::
 
 with uplift largest for comparing and about_to_leave users and small for ready_to_buy users (who
 mostly buy anyway). ``E`` is the episode term: ``EPISODE_SHIFT`` for a session with an episode
-before t (+1.2 if convinced, −2.0 if not, so that episodes alone barely move the purchase rate), 0
+before t (+1.2 if convinced, −2.0 if hesitant, so that episodes alone barely move the purchase rate), 0
 without one, plus ``EPISODE_CARRY`` in the session after a convinced one with an episode (the user
 comes back for the item in the cart: a long-term purchase signal). Potential outcomes use common
 random numbers: one ``u ~ U(0, 1)`` per decision and ``buy[a] = u < p[a]``, so they are monotone in
@@ -94,10 +96,12 @@ Learnability
 
 **The cross-stream timing signal.** The episode term ``E`` is visible only in *when* a slow reading
 scroll (gesture stream) and an add_to_cart click (click stream) happened relative to each other:
-a click within seconds after the scroll means convinced, the same two events in the other order or
-far apart carry nothing. Reading it needs both streams and their relative times (DIPN's inter-view
-attention with its relative-time terms); a merged-order model sees only adjacency, per-stream models
-see only each stream's own order and the events' ages, and window aggregates see nothing of it.
+a click within 2.5 s after the scroll means convinced, 5-15 s after it hesitant. Reading it needs
+both streams and their relative times (DIPN's inter-view attention with its relative-time terms). A
+merged-order model sees the two events adjacent either way; its per-stream "time since the previous
+event of the same stream" features do not span the two streams. Per-stream models see each event's
+age at t (log seconds, where a few seconds at a minute's age are a difference in the second decimal),
+and window aggregates see nothing of it.
 
 The real-time purchase signal is spread over the streams: the state shows in gesture kinds, pages,
 speeds and tap positions, in widget clicks, and only faintly in the sparse cloud stream; the user's

@@ -38,6 +38,8 @@ pattern directly (sim:4000:1, 5 epochs), validation AUC 0.88 without them (the s
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -69,6 +71,8 @@ def repeat_flags(ids: torch.Tensor, mask: torch.Tensor, cols: list[int]) -> torc
 
 #: Edges (seconds) of the inter-view attention's relative-time bias, on the signed gap "key event time −
 #: query event time" (negative: the key event came first).
+#: The relative-time terms see event ages up to 1 h (log1p seconds); older events sit at 1 h.
+AGE_CAP = float(math.log1p(3600.0))
 TIME_EDGES_S = (-600.0, -120.0, -30.0, -10.0, -4.0, -2.0, -1.0, -0.3, 0.3, 1.0, 2.0, 4.0, 10.0, 30.0, 120.0, 600.0)
 
 
@@ -94,6 +98,8 @@ class TimeCrossAttention(nn.Module):
         self.v = nn.Linear(hidden, hidden)
         self.null_key = nn.Parameter(torch.zeros(hidden))
         self.register_buffer("edges", torch.tensor(TIME_EDGES_S), persistent=False)
+        # step width: 50 ms + 5 % of the edge (0.3 s edge: ±65 ms; 600 s edge: ±30 s)
+        self.register_buffer("inv_width", 1.0 / (0.05 + 0.05 * torch.tensor(TIME_EDGES_S).abs()), persistent=False)
         # initialised to a locality prior, bias(g) = −log1p(|g|) at the bucket centres: attend to what the
         # user did around the same time in the other streams (learned from there)
         e = torch.tensor(TIME_EDGES_S, dtype=torch.float64)
@@ -106,12 +112,18 @@ class TimeCrossAttention(nn.Module):
     def forward(
         self, query: torch.Tensor, keys: torch.Tensor, key_mask: torch.Tensor, age_q: torch.Tensor, age_k: torch.Tensor
     ) -> torch.Tensor:
-        gap = torch.expm1(age_q)[:, :, None] - torch.expm1(age_k)[:, None, :]  # (B, Tq, Tk) key − query time, s
-        ind = (gap.unsqueeze(-1) > self.edges).to(query.dtype)  # (B, Tq, Tk, J)
+        # 1 + seconds before the decision (exp, not expm1: ONNX has no expm1 and the 1s cancel in the gap),
+        # capped at 1 h: older events (other sessions) sit at 1 h for these terms; the cap keeps fp16 finite
+        # (exp overflows past 11) and fp32 exact to ~1 ms, so exported runtimes agree on the indicators
+        sec_q, sec_k = torch.exp(age_q.clamp(max=AGE_CAP)), torch.exp(age_k.clamp(max=AGE_CAP))
+        gap = sec_q[:, :, None] - sec_k[:, None, :]  # (B, Tq, Tk) key − query time, s
+        # soft steps I_j = σ((gap − edge_j) / width_j): no comparison flips between runtimes on a gap that
+        # lies within float error of an edge (MNN 3.6 also compares against broadcast negative constants wrongly)
+        ind = torch.sigmoid((gap.unsqueeze(-1) - self.edges) * self.inv_width)  # (B, Tq, Tk, J)
         q = self.q(query)
-        scores = torch.einsum("bqh,bkh->bqk", q, self.k(keys)) * self.scale + ind @ self.time_score
+        scores = torch.einsum("bqh,bkh->bqk", q, self.k(keys)) * self.scale + (ind * self.time_score).sum(-1)
         scores = scores + (~key_mask).to(query.dtype)[:, None, :] * NEG
-        null = (q @ self.null_key).unsqueeze(-1) * self.scale  # (B, Tq, 1)
+        null = (q * self.null_key).sum(-1, keepdim=True) * self.scale  # (B, Tq, 1); no matrix @ vector (CoreML)
         w = torch.softmax(torch.cat([null, scores], dim=-1), dim=-1)[..., 1:] * key_mask.to(query.dtype)[:, None, :]
         u = torch.einsum("bqk,bkh->bqh", w, self.v(keys))
         return u + self.time_value(torch.einsum("bqk,bqkj->bqj", w, ind))
