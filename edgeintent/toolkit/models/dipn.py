@@ -33,7 +33,18 @@ attention over GRU states cannot align events in time by itself (the age input i
 seconds apart is a difference in its fourth digit); without these terms DIPN did not learn the
 simulator's "slow review scroll, then add_to_cart within seconds" pattern: trained to detect that
 pattern directly (sim:4000:1, 5 epochs), validation AUC 0.88 without them (the same as
-``inter=False``) and 0.99 with them, where the merged-order ``rnn`` baseline reached 0.95.
+``inter=False``) and 0.99 with them, where the merged-order ``rnn`` baseline reached 0.95. The gap
+terms are soft steps over ages capped at 1 h, built from exp, subtraction and sigmoid only, so that
+the ONNX, CoreML and MNN exports agree with torch (see ``TimeCrossAttention``).
+
+Measured with the review-then-cart pause simulator (``/tmp`` probe, not in the repository: train on
+``sim:8000:1`` with ``benchmarks/quality.py``'s settings, 15 epochs, early stopping, seed 0; buy_rt AUC
+on the fresh population ``sim:8000:1001``, one run each): this module with hard indicators [g > edge]
+and no age cap reached 0.716 (best epoch 7), ``inter=False`` 0.688, ``rnn`` 0.693; with the soft,
+capped steps above it stopped at epoch 2 with 0.693 (0.693 with patience 6 too), and a logistic fit of
+its logit plus a hand-made "slow scroll, then add_to_cart within 3 s" flag still gave the flag the same
+weight as for ``rnn``: the timing signal was not learned. Whether DIPN learns it is fragile from run to
+run; the architecture bar of issue 3 is not met (README, quality section).
 """
 
 from __future__ import annotations
@@ -82,13 +93,15 @@ class TimeCrossAttention(nn.Module):
     Scaled dot-product attention from queries (B, Tq, H) to keys / values (B, Tk, H), plus relative-time
     terms in the scores and the values (Shaw et al. 2018's relative positions, on time): with the signed
     gap g = key event time − query event time in seconds (recovered from the age input, log1p seconds
-    before the decision) and its indicators I_j = [g > edge_j] (``TIME_EDGES_S``),
+    before the decision, capped at ``AGE_CAP`` = 1 h) and its soft indicators
+    I_j = σ((g − edge_j) / width_j) (``TIME_EDGES_S``, width 50 ms + 5 % of the edge),
 
     - score += Σ_j b_j I_j (a learned piecewise-constant bias, initialised to prefer nearby events),
     - value += W_t I (so the output says how far in time the attended events were),
 
     and a learned null key with zero value, so that a query with nothing relevant around it can attend
-    to nothing. All comparisons and matmuls; a row with every key masked returns zeros.
+    to nothing. Only exp, subtraction, sigmoid and matmuls (no comparisons: a gap within float error of
+    an edge would flip between runtimes); a row with every key masked returns zeros.
     """
 
     def __init__(self, hidden: int) -> None:
