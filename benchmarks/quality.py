@@ -108,6 +108,7 @@ def main() -> None:
     ap.add_argument("--models", default=",".join(VARIANTS), help=f"rows among: {', '.join(VARIANTS)}")
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--patience", type=int, default=3, help="early-stopping patience (epochs)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -115,7 +116,7 @@ def main() -> None:
     unknown = [r for r in rows if r not in VARIANTS]
     if unknown:
         ap.error(f"unknown rows {unknown}; choose among {list(VARIANTS)}")
-    cfg = TrainConfig(epochs=args.epochs, seed=args.seed, threads=args.threads)
+    cfg = TrainConfig(epochs=args.epochs, seed=args.seed, threads=args.threads, patience=args.patience)
     results = []
     for source in args.data.split(","):
         results += run(source, rows, cfg)

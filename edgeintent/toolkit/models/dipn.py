@@ -34,17 +34,20 @@ seconds apart is a difference in its fourth digit); without these terms DIPN did
 simulator's "slow review scroll, then add_to_cart within seconds" pattern: trained to detect that
 pattern directly (sim:4000:1, 5 epochs), validation AUC 0.88 without them (the same as
 ``inter=False``) and 0.99 with them, where the merged-order ``rnn`` baseline reached 0.95. The gap
-terms are soft steps over ages capped at 1 h, built from exp, subtraction and sigmoid only, so that
-the ONNX, CoreML and MNN exports agree with torch (see ``TimeCrossAttention``).
+terms are near-hard steps (a 20 ms clipped ramp at each edge) over ages capped at 1 h (queries) and
+2 h (keys), built from exp, subtraction and clip only, so that the ONNX, CoreML and MNN exports agree
+with torch (see ``TimeCrossAttention``).
 
-Measured with the review-then-cart pause simulator (``/tmp`` probe, not in the repository: train on
-``sim:8000:1`` with ``benchmarks/quality.py``'s settings, 15 epochs, early stopping, seed 0; buy_rt AUC
-on the fresh population ``sim:8000:1001``, one run each): this module with hard indicators [g > edge]
-and no age cap reached 0.716 (best epoch 7), ``inter=False`` 0.688, ``rnn`` 0.693; with the soft,
-capped steps above it stopped at epoch 2 with 0.693 (0.693 with patience 6 too), and a logistic fit of
-its logit plus a hand-made "slow scroll, then add_to_cart within 3 s" flag still gave the flag the same
-weight as for ``rnn``: the timing signal was not learned. Whether DIPN learns it is fragile from run to
-run; the architecture bar of issue 3 is not met (README, quality section).
+Measured with the review-then-cart pause simulator (``benchmarks/quality.py --threads 1 --patience 6``,
+15 epochs, early stopping; buy_rt AUC on the fresh population ``sim:8000:1001`` / ``sim:8000:1002``):
+the first version (hard comparisons [g > edge], no age cap, not exportable to MNN) reached 0.716 once
+(``sim:8000:1``, seed 0, patience 3); the soft steps σ((g − edge)/width) with both ages capped at 1 h
+0.693. This module (near-hard clipped steps, asymmetric caps), two populations × two seeds, patience 6
+(``sim:8000:1`` seeds 0 / 1, ``sim:8000:2`` seeds 0 / 1): 0.703 / 0.691 / 0.708 / 0.701 (mean 0.701),
+``inter=False`` 0.688 / 0.694 / 0.708 / 0.704 (0.698), ``rnn`` 0.693 / 0.695 / 0.707 / 0.709 (0.701).
+It beat both in one run of four (best epoch 7) and tied or lost in the others (best epochs 2-4): the
+architecture bar of
+issue 3 is not met (README, quality section).
 """
 
 from __future__ import annotations
@@ -82,8 +85,13 @@ def repeat_flags(ids: torch.Tensor, mask: torch.Tensor, cols: list[int]) -> torc
 
 #: Edges (seconds) of the inter-view attention's relative-time bias, on the signed gap "key event time −
 #: query event time" (negative: the key event came first).
-#: The relative-time terms see event ages up to 1 h (log1p seconds); older events sit at 1 h.
+#: The relative-time terms see query ages up to 1 h and key ages up to 2 h (log1p seconds); older events
+#: sit at the cap. The caps differ so that two old events (earlier sessions) are an hour apart for these
+#: terms ("far"), not at the same instant, and keep exp finite in fp16 (it overflows past 11).
 AGE_CAP = float(math.log1p(3600.0))
+KEY_AGE_CAP = float(math.log1p(7200.0))
+#: Width (s) of the indicators' linear ramp around each edge: near-hard steps without comparisons.
+STEP_WIDTH_S = 0.02
 TIME_EDGES_S = (-600.0, -120.0, -30.0, -10.0, -4.0, -2.0, -1.0, -0.3, 0.3, 1.0, 2.0, 4.0, 10.0, 30.0, 120.0, 600.0)
 
 
@@ -93,14 +101,14 @@ class TimeCrossAttention(nn.Module):
     Scaled dot-product attention from queries (B, Tq, H) to keys / values (B, Tk, H), plus relative-time
     terms in the scores and the values (Shaw et al. 2018's relative positions, on time): with the signed
     gap g = key event time − query event time in seconds (recovered from the age input, log1p seconds
-    before the decision, capped at ``AGE_CAP`` = 1 h) and its soft indicators
-    I_j = σ((g − edge_j) / width_j) (``TIME_EDGES_S``, width 50 ms + 5 % of the edge),
+    before the decision; query ages capped at ``AGE_CAP`` = 1 h, key ages at ``KEY_AGE_CAP`` = 2 h) and its
+    near-hard indicators I_j = clip((g − edge_j) / 20 ms + 1/2, 0, 1) (``TIME_EDGES_S``),
 
     - score += Σ_j b_j I_j (a learned piecewise-constant bias, initialised to prefer nearby events),
     - value += W_t I (so the output says how far in time the attended events were),
 
     and a learned null key with zero value, so that a query with nothing relevant around it can attend
-    to nothing. Only exp, subtraction, sigmoid and matmuls (no comparisons: a gap within float error of
+    to nothing. Only exp, subtraction, clip and matmuls (no comparisons: a gap within float error of
     an edge would flip between runtimes); a row with every key masked returns zeros.
     """
 
@@ -111,8 +119,6 @@ class TimeCrossAttention(nn.Module):
         self.v = nn.Linear(hidden, hidden)
         self.null_key = nn.Parameter(torch.zeros(hidden))
         self.register_buffer("edges", torch.tensor(TIME_EDGES_S), persistent=False)
-        # step width: 50 ms + 5 % of the edge (0.3 s edge: ±65 ms; 600 s edge: ±30 s)
-        self.register_buffer("inv_width", 1.0 / (0.05 + 0.05 * torch.tensor(TIME_EDGES_S).abs()), persistent=False)
         # initialised to a locality prior, bias(g) = −log1p(|g|) at the bucket centres: attend to what the
         # user did around the same time in the other streams (learned from there)
         e = torch.tensor(TIME_EDGES_S, dtype=torch.float64)
@@ -126,13 +132,15 @@ class TimeCrossAttention(nn.Module):
         self, query: torch.Tensor, keys: torch.Tensor, key_mask: torch.Tensor, age_q: torch.Tensor, age_k: torch.Tensor
     ) -> torch.Tensor:
         # 1 + seconds before the decision (exp, not expm1: ONNX has no expm1 and the 1s cancel in the gap),
-        # capped at 1 h: older events (other sessions) sit at 1 h for these terms; the cap keeps fp16 finite
-        # (exp overflows past 11) and fp32 exact to ~1 ms, so exported runtimes agree on the indicators
-        sec_q, sec_k = torch.exp(age_q.clamp(max=AGE_CAP)), torch.exp(age_k.clamp(max=AGE_CAP))
+        # queries capped at 1 h, keys at 2 h (see ``KEY_AGE_CAP``): the caps keep fp16 finite and fp32 exact
+        # to ~1 ms, and two events of earlier sessions come out an hour apart, not simultaneous
+        sec_q, sec_k = torch.exp(age_q.clamp(max=AGE_CAP)), torch.exp(age_k.clamp(max=KEY_AGE_CAP))
         gap = sec_q[:, :, None] - sec_k[:, None, :]  # (B, Tq, Tk) key − query time, s
-        # soft steps I_j = σ((gap − edge_j) / width_j): no comparison flips between runtimes on a gap that
-        # lies within float error of an edge (MNN 3.6 also compares against broadcast negative constants wrongly)
-        ind = torch.sigmoid((gap.unsqueeze(-1) - self.edges) * self.inv_width)  # (B, Tq, Tk, J)
+        # near-hard indicators I_j = clip((gap − edge_j) / 20 ms + 1/2, 0, 1): a step with a 20 ms linear ramp.
+        # Clip, not a comparison: a gap within float error of an edge moves the output by a fraction of the
+        # ramp instead of flipping a whole indicator between runtimes, and MNN 3.6 evaluates comparisons
+        # against broadcast negative constants wrongly
+        ind = ((gap.unsqueeze(-1) - self.edges) * (1.0 / STEP_WIDTH_S) + 0.5).clamp(0.0, 1.0)  # (B, Tq, Tk, J)
         q = self.q(query)
         scores = torch.einsum("bqh,bkh->bqk", q, self.k(keys)) * self.scale + (ind * self.time_score).sum(-1)
         scores = scores + (~key_mask).to(query.dtype)[:, None, :] * NEG
