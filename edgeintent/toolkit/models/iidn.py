@@ -205,6 +205,12 @@ class IIDN(nn.Module):
         names = [n for s in self.streams for n in (s, f"{s}_len")] + ["coupon"]
         return names + (["static"] if self.hparams["static_dim"] else [])
 
+    def coupon_of(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B,) float32 coupon offered per row; a batch without a ``coupon`` column means none."""
+        if "coupon" in batch:
+            return batch["coupon"].to(torch.float32)
+        return torch.zeros(batch[self.streams[0]].shape[0], dtype=torch.float32)
+
     def coupon_features(self, coupon: torch.Tensor) -> torch.Tensor:
         """(B,) amounts -> (B, coupon_dim + 1): embedding of the nearest listed amount and the scaled value."""
         bucket = (coupon[:, None] > self.coupon_mids[None, :]).long().sum(dim=1)
@@ -220,10 +226,8 @@ class IIDN(nn.Module):
             for rnn, pool in zip(self.rnns[s], self.attn[s]):
                 h, _ = rnn(self.drop(h))
                 parts.append(pool(h, mask))
-        ref = batch[self.streams[0]]
-        coupon = batch["coupon"] if "coupon" in batch else torch.zeros(ref.shape[0], dtype=torch.float32)
         if self.hparams["coupon_response"] != "monotone-only":
-            parts.append(self.coupon_features(coupon.to(torch.float32)))
+            parts.append(self.coupon_features(self.coupon_of(batch)))
         if self.hparams["static_dim"]:
             if "static" not in batch:
                 raise KeyError(f"iidn was built with static_dim={self.hparams['static_dim']}: the batch needs 'static' (B, S)")
@@ -251,8 +255,6 @@ class IIDN(nn.Module):
         z = self.encode(batch)
         s_logit, p_logit = self.decode(z)
         if self.hparams["coupon_response"] != "input":
-            ref = batch[self.streams[0]]
-            coupon = batch["coupon"] if "coupon" in batch else torch.zeros(ref.shape[0], dtype=torch.float32)
             elastic = nn.functional.softplus(self.head_e(z)).squeeze(-1)
-            p_logit = p_logit + elastic * self.coupon_curve(coupon.to(torch.float32))
+            p_logit = p_logit + elastic * self.coupon_curve(self.coupon_of(batch))
         return {self.tasks[0]: s_logit, self.tasks[1]: p_logit}
