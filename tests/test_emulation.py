@@ -28,24 +28,15 @@ from edgeintent.parity.policy import tolerance
 from edgeintent.runtime_sim import emulation
 from edgeintent.runtime_sim.emulation import EmulationError
 from edgeintent.toolkit.bundle import load_bundle
-from edgeintent.toolkit.train import TrainConfig, load_model, train_bundle
-
-SRC = "sim:400:3"
-FAST = TrainConfig(epochs=2, batch_size=128, patience=2, golden_rows=24)
+from edgeintent.toolkit.train import load_model
 
 
 @pytest.fixture(scope="module")
-def bundles(tmp_path_factory):
-    """dipn and iidn trained briefly; ``raw`` copies have nothing exported yet."""
-    from edgeintent.toolkit.sources import load_source
-    from edgeintent.toolkit.train import prepare
-
+def bundles(brief_bundles, tmp_path_factory):
+    """dipn and iidn trained briefly (shared with the parity tests); ``raw`` have nothing exported."""
     root = tmp_path_factory.mktemp("arm")
-    prep = prepare(load_source(SRC), FAST.seed, FAST.valid_share)
     out = {}
-    for name in ("dipn", "iidn"):
-        raw = root / f"{name}_raw"
-        train_bundle(name, SRC, raw, FAST, prepared=prep)
+    for name, raw in brief_bundles.items():
         out[f"{name}_raw"] = raw
         out[name] = root / name
         shutil.copytree(raw, out[name])
