@@ -37,6 +37,12 @@ class Runner:
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def require_inputs(self, feeds: dict[str, np.ndarray], what: str) -> None:
+        """One-line ``ExportError`` naming the first input of the artifact that ``feeds`` lacks."""
+        missing = [n for n in self.inputs if n not in feeds]
+        if missing:
+            raise ExportError(f"{what} artifact needs input {missing[0]!r}")
+
 
 class Target:
     """One export target. Subclasses set the capability attributes and implement the methods."""
