@@ -27,9 +27,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from edgeintent.decide.policy import PolicyInputs, evaluate_policies, outcomes_from_decisions, ratios  # noqa: E402
-from edgeintent.decide.predict import predict_by_amount  # noqa: E402
+from edgeintent.decide.run import predict_decisions  # noqa: E402
 from edgeintent.toolkit import metrics as M  # noqa: E402
-from edgeintent.toolkit.features import build_samples  # noqa: E402
 from edgeintent.toolkit.sources import load_source  # noqa: E402
 from edgeintent.toolkit.train import TrainConfig, train  # noqa: E402
 
@@ -41,10 +40,9 @@ def run(model: str, train_src: str, fresh_src: str, options: dict, cfg: TrainCon
     res = train(model, load_source(train_src), cfg, options=options)
     train_s = time.perf_counter() - t0
     fresh = load_source(fresh_src)
-    samples = build_samples(fresh.events, res.prepared.spec, fresh.decisions, streams=list(res.model.streams))
-    decisions = fresh.decisions.sort_by([("user_id", "ascending"), ("t_ms", "ascending")])  # build_samples' order
-    truth = outcomes_from_decisions(decisions.replace_schema_metadata(fresh.decisions.schema.metadata), fresh_src)
-    p, s = predict_by_amount(res.model, samples, truth.amounts)
+    amounts = outcomes_from_decisions(fresh.decisions, fresh_src).amounts
+    _, decisions, p, s = predict_decisions(res.model, res.prepared.spec, fresh, amounts)
+    truth = outcomes_from_decisions(decisions, fresh_src)
     n = p.shape[0]
     rows = evaluate_policies(PolicyInputs(p, s, truth), [b * n for b in PER_POINT])
     offered = np.searchsorted(truth.amounts, np.asarray(decisions.column("offer").to_numpy(), np.float64))
