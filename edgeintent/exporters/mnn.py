@@ -136,4 +136,5 @@ class MnnModuleRunner(Runner):
         self.runtime, self.inputs, self.outputs = self._impl.runtime, self._impl.inputs, self._impl.outputs
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.require_inputs(feeds, "mnn")
         return self._impl.run(feeds)
