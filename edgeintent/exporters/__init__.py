@@ -213,7 +213,8 @@ def install_tree(bundle, target: str, precision: str, model, out: Path, extra: d
         **extra,
     }
     files[f"{rel}.meta.json"] = canonical_json(meta)
-    add_files(bundle.path, files)
+    # a directory artifact (CoreML's .mlpackage) is replaced as a whole: no file of an earlier export stays
+    add_files(bundle.path, files, replace=(rel,) if "" not in tree else ())
     return meta
 
 
