@@ -395,6 +395,21 @@ def test_add_files_updates_the_manifest(tmp_path, spec):
     assert sorted(p.name for p in (path / "exports" / "onnx").iterdir()) == ["model.onnx", "report.json"]
 
 
+def test_add_files_replaces_a_directory_artifact_as_a_whole(tmp_path, spec):
+    path = _write(tmp_path / "b", spec)
+    pkg = "exports/coreml/model.mlpackage"
+    B.add_files(path, {f"{pkg}/Manifest.json": b"1", f"{pkg}/Data/w/old.bin": b"old", f"{pkg}/Data/m.mil": b"m1",
+                       "exports/coreml/model.mlpackage.meta.json": b"{}"})  # fmt: skip
+    B.add_files(path, {f"{pkg}/Manifest.json": b"2", f"{pkg}/Data/m.mil": b"m2"}, replace=(pkg,))
+    m = B.verify_bundle(path)  # no extra file on disk, none missing from it
+    assert {f for f in m["files"] if f.startswith("exports/")} == {
+        f"{pkg}/Data/m.mil", f"{pkg}/Manifest.json", "exports/coreml/model.mlpackage.meta.json"}  # fmt: skip
+    assert not (path / pkg / "Data" / "w").exists()  # the directory the stale file left empty is gone
+    with pytest.raises(BundleError, match="would empty"):
+        B.add_files(path, {"exports/coreml/other.bin": b"x"}, replace=(pkg,))
+    B.verify_bundle(path)
+
+
 @pytest.mark.parametrize(
     ("rel", "match"),
     [

@@ -24,27 +24,19 @@ from edgeintent.cli import main
 from edgeintent.errors import ConfigError
 from edgeintent.exporters import export_bundle, exported_artifacts, load_runner
 from edgeintent.parity import run_parity, variant_batches
+from edgeintent.parity.policy import tolerance
 from edgeintent.runtime_sim import emulation
 from edgeintent.runtime_sim.emulation import EmulationError
 from edgeintent.toolkit.bundle import load_bundle
-from edgeintent.toolkit.train import TrainConfig, load_model, train_bundle
-
-SRC = "sim:400:3"
-FAST = TrainConfig(epochs=2, batch_size=128, patience=2, golden_rows=24)
+from edgeintent.toolkit.train import load_model
 
 
 @pytest.fixture(scope="module")
-def bundles(tmp_path_factory):
-    """dipn and iidn trained briefly; ``raw`` copies have nothing exported yet."""
-    from edgeintent.toolkit.sources import load_source
-    from edgeintent.toolkit.train import prepare
-
+def bundles(brief_bundles, tmp_path_factory):
+    """dipn and iidn trained briefly (shared with the parity tests); ``raw`` have nothing exported."""
     root = tmp_path_factory.mktemp("arm")
-    prep = prepare(load_source(SRC), FAST.seed, FAST.valid_share)
     out = {}
-    for name in ("dipn", "iidn"):
-        raw = root / f"{name}_raw"
-        train_bundle(name, SRC, raw, FAST, prepared=prep)
+    for name, raw in brief_bundles.items():
         out[f"{name}_raw"] = raw
         out[name] = root / name
         shutil.copytree(raw, out[name])
@@ -214,8 +206,11 @@ def test_parity_on_cpu_arm_passes_and_runs_on_aarch64(arm_env, bundles, tmp_path
     assert all(r["arch"] == emulation.host_arch() for r in report["results"] if r["target"] == "torch")
     assert all("cortex-a76" in r["runtime"] for r in rows)
     for r in rows:
-        # the ARM kernels are not the host's: different, but within the fp32 bound
-        assert 0 <= r["metrics"]["prob_max_abs"] <= 1e-5 and r["metrics"]["logit_max_abs"] <= 1e-4, r
+        # the ARM kernels are not the host's: different, but within the table's fp32 bound for aarch64
+        # (MNN's approximate sigmoid / softplus there: 5e-5 on probabilities; onnxruntime: 1e-5)
+        tol = tolerance(r["target"], r["precision"], arch="aarch64")
+        assert tol.prob_abs <= 5e-5 and tol.logit_abs <= 1e-4
+        assert 0 <= r["metrics"]["prob_max_abs"] <= tol.prob_abs and r["metrics"]["logit_max_abs"] <= tol.logit_abs, r
     assert 'name="arch" value="aarch64"' in junit.read_text()
 
 

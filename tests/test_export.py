@@ -81,6 +81,9 @@ def test_every_torch_model_exports_and_matches_torch(trained, tmp_path, name, ta
     # logits are real logits, not probabilities (MNN once returned probabilities under the logit name)
     for t in model.tasks:
         np.testing.assert_allclose(1 / (1 + np.exp(-got[f"logit_{t}"].reshape(-1))), got[f"prob_{t}"].reshape(-1), atol=1e-5)
+    # every runtime names a missing input in one line (not a KeyError or a runtime's own traceback)
+    with pytest.raises(ExportError, match=f"needs input '{model.input_names()[0]}'"):
+        runner.run({k: v for k, v in f.items() if k != model.input_names()[0]})
 
 
 def test_capability_table_and_targets_cli():

@@ -154,6 +154,49 @@ def test_coupon_bucket_and_effect(data):
     torch.testing.assert_close(nocoupon["buy_rt"], outs[0]["buy_rt"], rtol=0, atol=0)
 
 
+def test_monotone_coupon_curve(data):
+    spec, _ = data
+    m = make(spec, coupon_response="monotone")
+    with torch.no_grad():
+        m.response_steps.copy_(torch.tensor([0.3, -1.0, 2.0]))
+    sp = torch.nn.functional.softplus(m.response_steps.detach())
+    c = torch.tensor([-5.0, 0.0, 2.5, 5.0, 7.5, 10.0, 15.0, 20.0, 80.0])
+    want = torch.stack([0 * sp[0], 0 * sp[0], sp[0] / 2, sp[0], sp[0] + sp[1] / 2, sp[0] + sp[1],
+                        sp[0] + sp[1] + sp[2] / 2, sp.sum(), sp.sum()])  # fmt: skip
+    torch.testing.assert_close(m.coupon_curve(c), want)
+
+
+@pytest.mark.parametrize("response", ["monotone", "monotone-only"])
+def test_monotone_coupon_response(data, response):
+    """The elasticity term adds softplus(e(z))·r(c) ≥ 0 to the purchase logit; with ``monotone-only`` the
+    coupon reaches the model through that term alone, so P never falls as the amount grows."""
+    spec, samples = data
+    m = make(spec, coupon_response=response, seed=3)
+    with torch.no_grad():
+        m.response_steps.normal_()
+        m.head_e.weight.normal_()
+    b = batch_of(samples, m.streams, range(64))
+    amounts = [0.0, 1.0, 5.0, 6.0, 10.0, 20.0, 40.0]
+    with torch.no_grad():
+        z = m.encode({**b, "coupon": torch.zeros(64)})
+        outs = []
+        for a in amounts:
+            b["coupon"] = torch.full((64,), a)
+            outs.append(m(b))
+    p = torch.stack([o["buy_rt"] for o in outs], dim=1)
+    if response == "monotone-only":
+        assert (p[:, 1:] - p[:, :-1] >= -1e-6).all()
+        assert (p[:, -1] - p[:, 0]).min() > 0
+        for o in outs:  # the stay intent does not see the coupon
+            torch.testing.assert_close(o["stay"], outs[0]["stay"], rtol=0, atol=0)
+    else:
+        assert (outs[0]["stay"] - outs[-1]["stay"]).abs().max() > 1e-6
+    with torch.no_grad():  # at amount 0 the term vanishes: P is the decoder's own logit
+        torch.testing.assert_close(outs[0]["buy_rt"], m.decode(z)[1], rtol=0, atol=1e-6)
+    with pytest.raises(ConfigError, match="coupon_response"):
+        make(spec, coupon_response="linear")
+
+
 @pytest.mark.parametrize("rnn", ["lstm", "gru"])
 def test_gradients_reach_every_stream_and_layer(data, rnn):
     spec, samples = data
@@ -321,11 +364,12 @@ def test_trace_has_no_baked_shapes(data):
         torch.testing.assert_close(g, want[t], rtol=0, atol=1e-6)
 
 
-def test_onnx_export_matches_onnxruntime(data, tmp_path):
+@pytest.mark.parametrize("response", ["input", "monotone", "monotone-only"])
+def test_onnx_export_matches_onnxruntime(data, tmp_path, response):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     spec, samples = data
-    m = make(spec)
+    m = make(spec, coupon_response=response)
     w = _Flat(m).eval()
     streams = m.streams
     names = [n for s in streams for n in (s, f"{s}_len")] + ["coupon"]
@@ -350,3 +394,26 @@ def test_onnx_export_matches_onnxruntime(data, tmp_path):
     for g, t in zip(got, m.tasks):
         assert g.shape == (13,)
         np.testing.assert_allclose(g, want[t].numpy(), rtol=0, atol=1e-5)
+
+
+def test_bundles_without_coupon_response_load_as_the_papers_model(data):
+    """A bundle written before ``coupon_response`` existed rebuilds the model it was trained with; weights
+    that do not fit the configured model are a one-line BundleError, not a torch traceback."""
+    from types import SimpleNamespace
+
+    from edgeintent.errors import BundleError
+    from edgeintent.toolkit.models import model_config, rebuild_model
+    from edgeintent.toolkit.train import load_model, model_weights
+
+    spec, _ = data
+    old = make(spec, coupon_response="input")
+    old.registry_name = "iidn"
+    cfg = model_config(old)
+    del cfg["coupon_response"]
+    assert rebuild_model(cfg, spec).hparams["coupon_response"] == "input"
+    bundle = SimpleNamespace(config={"model": cfg}, spec=spec, weights=model_weights(old), path="b")
+    assert load_model(bundle).hparams["coupon_response"] == "input"
+    bundle.config["model"] = {**cfg, "coupon_response": "monotone"}
+    with pytest.raises(BundleError, match=r"^b: the weights do not fit model 'iidn'.*head_e") as err:
+        load_model(bundle)
+    assert "\n" not in str(err.value)

@@ -16,24 +16,17 @@ from edgeintent.exporters import export_bundle, install_artifact, list_targets
 from edgeintent.parity import compare, run_parity
 from edgeintent.parity.policy import tolerance
 from edgeintent.toolkit.bundle import load_bundle
-from edgeintent.toolkit.train import TrainConfig, load_model, train_bundle
-
-SRC = "sim:400:3"
-FAST = TrainConfig(epochs=2, batch_size=128, patience=2, golden_rows=24)
+from edgeintent.toolkit.train import load_model
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(brief_bundles, tmp_path_factory):
     """dipn and iidn bundles with every target exported at fp32 (copy before changing them)."""
-    from edgeintent.toolkit.sources import load_source
-    from edgeintent.toolkit.train import prepare
-
     root = tmp_path_factory.mktemp("parity")
-    prep = prepare(load_source(SRC), FAST.seed, FAST.valid_share)
     out = {}
-    for name in ("dipn", "iidn"):
+    for name, raw in brief_bundles.items():
         out[name] = root / name
-        train_bundle(name, SRC, out[name], FAST, prepared=prep)
+        shutil.copytree(raw, out[name])
         for t in list_targets():
             export_bundle(out[name], t)
     return out

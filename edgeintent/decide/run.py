@@ -55,10 +55,24 @@ class Scored:
     seconds: float
 
 
+def predict_decisions(model, spec, ds, amounts) -> tuple:
+    """``(samples, decisions, P, S)`` for every decision point of dataset ``ds``: the samples featurized
+    with ``spec``, the decision points in the samples' (user, t) order (``None`` when the source logs
+    none), P under each amount and S (see ``predict_by_amount``)."""
+    from edgeintent.toolkit.features import build_samples
+
+    samples = build_samples(ds.events, spec, ds.decisions, streams=list(model.streams))
+    p, s = predict_by_amount(model, samples, amounts)
+    decisions = None
+    if ds.decisions is not None:  # build_samples sorts by (user, t); so must the outcomes be
+        decisions = ds.decisions.sort_by([("user_id", "ascending"), ("t_ms", "ascending")])
+        decisions = decisions.replace_schema_metadata(ds.decisions.schema.metadata)
+    return samples, decisions, p, s
+
+
 def score_source(bundle_path, source: str, amounts: tuple[float, ...] | None = None, ds=None) -> Scored:
     """Load a bundle and a source, featurize every decision point, predict P under each amount and S."""
     from edgeintent.toolkit.bundle import load_bundle
-    from edgeintent.toolkit.features import build_samples
     from edgeintent.toolkit.sources import load_source
     from edgeintent.toolkit.train import load_model
 
@@ -70,12 +84,7 @@ def score_source(bundle_path, source: str, amounts: tuple[float, ...] | None = N
         amounts = _default_amounts(model, ds.decisions)
     amounts = tuple(float(a) for a in check_amounts(amounts))
     t0 = time.perf_counter()
-    samples = build_samples(ds.events, bundle.spec, ds.decisions, streams=list(model.streams))
-    p, s = predict_by_amount(model, samples, amounts)
-    decisions = None
-    if ds.decisions is not None:  # build_samples sorts by (user, t); so must the outcomes be
-        decisions = ds.decisions.sort_by([("user_id", "ascending"), ("t_ms", "ascending")])
-        decisions = decisions.replace_schema_metadata(ds.decisions.schema.metadata)
+    samples, decisions, p, s = predict_decisions(model, bundle.spec, ds, amounts)
     return Scored(bundle, model, decisions, samples.user_id, samples.t_ms, p, s, amounts, buy, stay,
                   time.perf_counter() - t0)  # fmt: skip
 

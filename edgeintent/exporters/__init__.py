@@ -37,6 +37,12 @@ class Runner:
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def require_inputs(self, feeds: dict[str, np.ndarray], what: str) -> None:
+        """One-line ``ExportError`` naming the first input of the artifact that ``feeds`` lacks."""
+        missing = [n for n in self.inputs if n not in feeds]
+        if missing:
+            raise ExportError(f"{what} artifact needs input {missing[0]!r}")
+
 
 class Target:
     """One export target. Subclasses set the capability attributes and implement the methods."""
@@ -207,7 +213,8 @@ def install_tree(bundle, target: str, precision: str, model, out: Path, extra: d
         **extra,
     }
     files[f"{rel}.meta.json"] = canonical_json(meta)
-    add_files(bundle.path, files)
+    # a directory artifact (CoreML's .mlpackage) is replaced as a whole: no file of an earlier export stays
+    add_files(bundle.path, files, replace=(rel,) if "" not in tree else ())
     return meta
 
 

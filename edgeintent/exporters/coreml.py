@@ -113,6 +113,7 @@ class MilReferenceRunner(Runner):
         self.outputs = self.program.outputs
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.require_inputs(feeds, "coreml")
         out = self.program.run(feeds)
         return {k: np.asarray(v, dtype=np.float32) for k, v in out.items()}
 
@@ -127,6 +128,7 @@ class NativeCoremlRunner(Runner):  # pragma: no cover - macOS only
         self.outputs = [o.name for o in desc.output]
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.require_inputs(feeds, "coreml")
         x = {n: np.asarray(feeds[n], np.int32 if np.issubdtype(feeds[n].dtype, np.integer) else np.float32) for n in self.inputs}
         out = self.model.predict(x)
         return {k: np.asarray(out[k], np.float32) for k in self.outputs}

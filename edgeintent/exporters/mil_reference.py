@@ -128,6 +128,11 @@ def _sigmoid(x):
     return _same(x, 1.0 / (1.0 + np.exp(-x)))
 
 
+@kernel("softplus")
+def _softplus(x):
+    return _same(x, np.logaddexp(0, x))
+
+
 @kernel("relu")
 def _relu(x):
     return _same(x, np.maximum(x, 0))

@@ -85,9 +85,7 @@ class MnnRunner(Runner):
         self.inputs, self.outputs = self._impl.inputs, self._impl.outputs
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        missing = [n for n in self.inputs if n not in feeds]
-        if missing:
-            raise ExportError(f"mnn artifact needs input {missing[0]!r}")
+        self.require_inputs(feeds, "mnn")
         return self._impl.run(feeds)
 
 
@@ -138,4 +136,5 @@ class MnnModuleRunner(Runner):
         self.runtime, self.inputs, self.outputs = self._impl.runtime, self._impl.inputs, self._impl.outputs
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.require_inputs(feeds, "mnn")
         return self._impl.run(feeds)

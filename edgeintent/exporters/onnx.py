@@ -122,9 +122,7 @@ class OnnxRunner(OnnxRuntimeRunner, Runner):
         super().__init__(str(model) if isinstance(model, Path) else model, precision, threads)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        missing = [n for n in self.inputs if n not in feeds]
-        if missing:
-            raise ExportError(f"onnx artifact needs input {missing[0]!r}")
+        self.require_inputs(feeds, "onnx")
         return super().run(feeds)
 
 

@@ -78,6 +78,25 @@ def _profile_ops(job: dict, feeds: dict, runs: int) -> dict:
             "kernels_per_run": len(per_node), "statistic": "median per node over the runs"}  # fmt: skip
 
 
+def _timed(fn, runs: int) -> list[float]:
+    """Milliseconds of each of ``runs`` calls of ``fn``."""
+    times = [0] * runs
+    clock = time.perf_counter_ns
+    for i in range(runs):
+        t0 = clock()
+        fn()
+        times[i] = clock() - t0
+    return [t / 1e6 for t in times]
+
+
+def _end_status(res: dict) -> None:
+    """Peak memory, thread count and CPU affinity after the steady runs."""
+    st = vm_status()
+    res["peak_rss_bytes"] = st["VmHWM"]
+    res["os_threads_running"] = st["Threads"]
+    res["affinity"] = sorted(os.sched_getaffinity(0))
+
+
 def measure_model(job: dict, out: str) -> dict:
     import numpy as np
 
@@ -124,17 +143,8 @@ def measure_model(job: dict, out: str) -> dict:
         _callgrind_dump()
         res["callgrind_runs"] = runs
     else:
-        times = np.empty(runs, np.int64)
-        clock = time.perf_counter_ns
-        for i in range(runs):
-            t0 = clock()
-            runner.run(feeds)
-            times[i] = clock() - t0
-        res["times_ms"] = (times / 1e6).tolist()
-    st = vm_status()
-    res["peak_rss_bytes"] = st["VmHWM"]
-    res["os_threads_running"] = st["Threads"]
-    res["affinity"] = sorted(os.sched_getaffinity(0))
+        res["times_ms"] = _timed(lambda: runner.run(feeds), runs)
+    _end_status(res)
     if job.get("profile") and rt.name == "onnxruntime":
         _stage(out, "profile")
         res["op_profile"] = _profile_ops(job, feeds, job.get("profile_runs", 100))
@@ -143,7 +153,6 @@ def measure_model(job: dict, out: str) -> dict:
 
 def measure_featurizer(job: dict, out: str) -> dict:
     import numpy as np
-    import pyarrow as pa
 
     from edgeintent.runtime_sim.featurize import featurize_request, read_window
     from edgeintent.toolkit.features import FeatureSpec
@@ -151,7 +160,6 @@ def measure_featurizer(job: dict, out: str) -> dict:
     spec = FeatureSpec.load(job["spec"])
     tables = read_window(job["window"])
     t_ms = int(job["t_ms"])
-    del pa
     res: dict = {"runtime": "numpy featurizer (edgeintent.toolkit.features)", "runtime_version": np.__version__}
     res["cap_bytes"] = cap_address_space(job["memory_bytes"])
     res["peak_reset"] = reset_peak_rss()
@@ -163,18 +171,8 @@ def measure_featurizer(job: dict, out: str) -> dict:
     res["first_ms"] = _ms(time.perf_counter_ns() - t0)
     for _ in range(job["warmup"]):
         featurize_request(tables, spec, t_ms)
-    runs = job["runs"]
-    times = np.empty(runs, np.int64)
-    clock = time.perf_counter_ns
-    for i in range(runs):
-        t0 = clock()
-        featurize_request(tables, spec, t_ms)
-        times[i] = clock() - t0
-    res["times_ms"] = (times / 1e6).tolist()
-    st = vm_status()
-    res["peak_rss_bytes"] = st["VmHWM"]
-    res["os_threads_running"] = st["Threads"]
-    res["affinity"] = sorted(os.sched_getaffinity(0))
+    res["times_ms"] = _timed(lambda: featurize_request(tables, spec, t_ms), job["runs"])
+    _end_status(res)
     return res
 
 

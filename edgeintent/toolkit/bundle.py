@@ -382,17 +382,26 @@ def _install(tmp: Path, target: Path, name: str, overwrite: bool) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
-def add_files(path: str | Path, files: Mapping[str, bytes]) -> None:
+def add_files(path: str | Path, files: Mapping[str, bytes], replace: tuple[str, ...] = ()) -> None:
     """Add (or replace non-core) files, e.g. ``{"exports/onnx/model.onnx": data}``, and update the manifest.
 
+    ``replace`` names directories (e.g. ``"exports/coreml/model.mlpackage"``) whose listed files are all
+    replaced: those not in ``files`` are dropped from the manifest and deleted, so a re-exported
+    directory artifact keeps no stale file of the previous export.
+
     The bundle is verified first, so a modified bundle is never re-blessed by a new manifest. New
-    files are written under temp names, renamed in, and ``manifest.json`` is replaced last.
+    files are written under temp names, renamed in, ``manifest.json`` is replaced, and only then are
+    the stale files deleted.
     """
     name = str(path)
     root = Path(path)
     if not files:
         verify_bundle(root)
         return
+    for rel in replace:
+        _check_relpath(rel, f"{name}: add_files")
+        if not any(f.startswith(rel + "/") for f in files):
+            raise BundleError(f"{name}: add_files would empty {rel}; pass its new files")
     for rel, data in files.items():
         _check_relpath(rel, f"{name}: add_files")
         if rel == MANIFEST or rel in CORE_FILES:
@@ -435,7 +444,8 @@ def add_files(path: str | Path, files: Mapping[str, bytes]) -> None:
                 raise BundleError(f"{name}: could not add files ({exc.strerror or exc}); the bundle is unchanged") from None
             raise
 
-        new_files = dict(listed)
+        stale = sorted(f for f in listed if f not in files and any(f.startswith(d + "/") for d in replace))
+        new_files = {k: v for k, v in listed.items() if k not in stale}
         for rel in rels:
             new_files[rel] = _file_entry(bytes(files[rel]))
         new_manifest = _manifest(new_files)
@@ -454,6 +464,12 @@ def add_files(path: str | Path, files: Mapping[str, bytes]) -> None:
                 Path(tmp_name).unlink(missing_ok=True)
                 raise
             _fsync_dir(root)
+            for rel in stale:
+                (root / rel).unlink(missing_ok=True)
+            for d in sorted({(root / rel).parent for rel in stale}, key=lambda p: -len(p.parts)):
+                while d != root and d.is_dir() and not any(d.iterdir()):  # directories the stale files leave empty
+                    d.rmdir()
+                    d = d.parent
         except OSError as exc:
             for tmp, _ in staged:
                 tmp.unlink(missing_ok=True)

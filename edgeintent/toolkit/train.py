@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from edgeintent import __version__
-from edgeintent.errors import ConfigError, DataError
+from edgeintent.errors import BundleError, ConfigError, DataError
 from edgeintent.toolkit import metrics as M
 from edgeintent.toolkit.features import (
     FeatureSpec,
@@ -426,7 +426,11 @@ def load_model(bundle):
     if entry.kind == "torch":
         model = rebuild_model(cfg, bundle.spec)
         state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in bundle.weights.items()}
-        model.load_state_dict(state)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:  # weights from another version of the model
+            first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
+            raise BundleError(f"{bundle.path}: the weights do not fit model {cfg['name']!r} as configured ({first})") from None
         model.eval()
         return model
     model = entry.factory.from_state(cfg, bundle.weights, bundle.spec)

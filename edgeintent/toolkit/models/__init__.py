@@ -27,22 +27,34 @@ class ModelEntry:
     defaults: dict = field(default_factory=dict)
     tasks: tuple[str, ...] = ("buy_rt", "buy_long")
     description: str = ""
+    #: options added after bundles were written, with the value such a bundle's model had
+    legacy: dict = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
 def register_model(
-    name: str, *, kind: str = "torch", tasks: tuple[str, ...] = ("buy_rt", "buy_long"), description: str = "", **defaults
+    name: str,
+    *,
+    kind: str = "torch",
+    tasks: tuple[str, ...] = ("buy_rt", "buy_long"),
+    description: str = "",
+    legacy: dict | None = None,
+    **defaults,
 ) -> Callable:
-    """Class/function decorator. ``defaults`` are the hyper-parameters this name stands for."""
+    """Class/function decorator. ``defaults`` are the hyper-parameters this name stands for; ``legacy``
+    maps an option added later to the value a bundle written without it was trained with."""
 
     def deco(factory: Callable) -> Callable:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is already registered (by {_REGISTRY[name].factory.__qualname__})")
         if kind not in ("torch", "sklearn"):
             raise ValueError(f"model kind must be 'torch' or 'sklearn', got {kind!r}")
-        _REGISTRY[name] = ModelEntry(name, factory, kind, dict(defaults), tuple(tasks), description)
+        unknown = [k for k in legacy or {} if k not in defaults]
+        if unknown:
+            raise ValueError(f"model {name!r}: legacy option {unknown[0]!r} is not one of its options")
+        _REGISTRY[name] = ModelEntry(name, factory, kind, dict(defaults), tuple(tasks), description, dict(legacy or {}))
         return factory
 
     return deco
@@ -98,6 +110,7 @@ def rebuild_model(config: dict, spec):
     tasks = tuple(cfg.pop("tasks"))
     entry = get_entry(name)
     options = {k: (tuple(v) if isinstance(v, list) else v) for k, v in cfg.items() if k in entry.defaults}
+    options = {**{k: v for k, v in entry.legacy.items() if k not in cfg}, **options}
     return create_model(name, spec, streams=streams, tasks=tasks, **options)
 
 
