@@ -7,8 +7,8 @@ import torch
 from edgeintent.errors import ConfigError
 from edgeintent.toolkit.features import build_samples, fit_spec
 from edgeintent.toolkit.models import create_model
-from edgeintent.toolkit.models.base import samples_to_batch
-from edgeintent.toolkit.models.dipn import TimeCrossAttention, repeat_flags
+from edgeintent.toolkit.models.base import TimeCrossAttention, samples_to_batch
+from edgeintent.toolkit.models.dipn import repeat_flags
 from edgeintent.toolkit.simulate import SimConfig, simulate
 
 

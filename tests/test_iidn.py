@@ -89,7 +89,8 @@ def test_all_empty_rows_finite_and_padding_ignored(data):
             b2[s][pad] = junk[pad]
         out2 = m(b2)
         # nor how far the batch is padded
-        b3 = {k: (torch.cat([v, torch.zeros_like(v[:, :7])], 1) if k in m.streams else v) for k, v in b.items()}
+        padded = set(m.streams) | {f"{s}_age" for s in m.streams}
+        b3 = {k: (torch.cat([v, torch.zeros_like(v[:, :7])], 1) if k in padded else v) for k, v in b.items()}
         out3 = m(b3)
     for t in m.tasks:
         assert torch.isfinite(out[t]).all()
@@ -318,24 +319,19 @@ def test_layers_option_and_static_hook(data):
 
 
 class _Flat(torch.nn.Module):
-    """Positional-tensor wrapper (ids, lengths per stream, then coupon) → (S, P): what exporters trace."""
+    """Positional-tensor wrapper (the model's ``input_names`` in order) → (S, P): what exporters trace."""
 
     def __init__(self, model) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, *tensors):
-        batch = {}
-        for i, s in enumerate(self.model.streams):
-            batch[s] = tensors[2 * i]
-            batch[f"{s}_len"] = tensors[2 * i + 1]
-        batch["coupon"] = tensors[-1]
-        out = self.model(batch)
+        out = self.model(dict(zip(self.model.input_names(), tensors)))
         return tuple(out[t] for t in self.model.tasks)
 
 
-def _flat(batch, streams):
-    return tuple(x for s in streams for x in (batch[s], batch[f"{s}_len"])) + (batch["coupon"],)
+def _flat(batch, model):
+    return tuple(batch[n] for n in model.input_names())
 
 
 def _ragged_batch(samples, streams, idx, cut: dict[str, int]):
@@ -344,6 +340,7 @@ def _ragged_batch(samples, streams, idx, cut: dict[str, int]):
     for s in streams:
         t = cut[s]
         b[s] = b[s][:, :t].contiguous()
+        b[f"{s}_age"] = b[f"{s}_age"][:, :t].contiguous()
         b[f"{s}_len"] = b[f"{s}_len"].clamp(max=t)
         b[f"{s}_len"][1] = 0
     return b
@@ -355,9 +352,9 @@ def test_trace_has_no_baked_shapes(data):
     w = _Flat(m).eval()
     ex = _ragged_batch(samples, m.streams, range(8), {"gesture": 30, "click": 12, "cloud": 9})
     with torch.no_grad():
-        traced = torch.jit.trace(w, _flat(ex, m.streams), check_trace=False)
+        traced = torch.jit.trace(w, _flat(ex, m), check_trace=False)
         other = _ragged_batch(samples, m.streams, range(40, 45), {"gesture": 17, "click": 20, "cloud": 4})
-        got = traced(*_flat(other, m.streams))
+        got = traced(*_flat(other, m))
         want = m(other)
     for g, t in zip(got, m.tasks):
         assert g.shape == (5,)
@@ -372,22 +369,22 @@ def test_onnx_export_matches_onnxruntime(data, tmp_path, response):
     m = make(spec, coupon_response=response)
     w = _Flat(m).eval()
     streams = m.streams
-    names = [n for s in streams for n in (s, f"{s}_len")] + ["coupon"]
+    names = m.input_names()
     axes = {}
     for s in streams:
-        axes[s] = {0: "batch", 1: f"{s}_steps"}
+        axes[s] = axes[f"{s}_age"] = {0: "batch", 1: f"{s}_steps"}
         axes[f"{s}_len"] = {0: "batch"}
     axes["coupon"] = {0: "batch"}
     axes.update({t: {0: "batch"} for t in m.tasks})
     ex = _ragged_batch(samples, streams, range(8), {"gesture": 30, "click": 12, "cloud": 9})
     path = tmp_path / "iidn.onnx"
     with torch.no_grad():
-        torch.onnx.export(w, _flat(ex, streams), str(path), input_names=names, output_names=list(m.tasks),
+        torch.onnx.export(w, _flat(ex, m), str(path), input_names=names, output_names=list(m.tasks),
                           dynamic_axes=axes, opset_version=17, dynamo=False)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     other = _ragged_batch(samples, streams, range(100, 113), {"gesture": 41, "click": 5, "cloud": 20})
     other["coupon"][:4] = torch.tensor([0.0, 7.0, 20.0, 33.0])
-    feeds = {n: t.numpy() for n, t in zip(names, _flat(other, streams))}
+    feeds = {n: t.numpy() for n, t in zip(names, _flat(other, m))}
     got = sess.run(list(m.tasks), feeds)
     with torch.no_grad():
         want = m(other)
@@ -397,8 +394,9 @@ def test_onnx_export_matches_onnxruntime(data, tmp_path, response):
 
 
 def test_bundles_without_coupon_response_load_as_the_papers_model(data):
-    """A bundle written before ``coupon_response`` existed rebuilds the model it was trained with; weights
-    that do not fit the configured model are a one-line BundleError, not a torch traceback."""
+    """A bundle written before ``coupon_response`` and ``cross_time`` existed rebuilds the model it was
+    trained with; weights that do not fit the configured model are a one-line BundleError, not a torch
+    traceback."""
     from types import SimpleNamespace
 
     from edgeintent.errors import BundleError
@@ -406,14 +404,33 @@ def test_bundles_without_coupon_response_load_as_the_papers_model(data):
     from edgeintent.toolkit.train import load_model, model_weights
 
     spec, _ = data
-    old = make(spec, coupon_response="input")
+    old = make(spec, coupon_response="input", cross_time=False)
     old.registry_name = "iidn"
     cfg = model_config(old)
-    del cfg["coupon_response"]
+    del cfg["coupon_response"], cfg["cross_time"]
     assert rebuild_model(cfg, spec).hparams["coupon_response"] == "input"
+    assert rebuild_model(cfg, spec).input_names() == old.input_names()  # no event ages: the old exports' inputs
     bundle = SimpleNamespace(config={"model": cfg}, spec=spec, weights=model_weights(old), path="b")
     assert load_model(bundle).hparams["coupon_response"] == "input"
     bundle.config["model"] = {**cfg, "coupon_response": "monotone"}
     with pytest.raises(BundleError, match=r"^b: the weights do not fit model 'iidn'.*head_e") as err:
         load_model(bundle)
     assert "\n" not in str(err.value)
+
+
+def test_cross_time_reads_when_the_other_streams_events_happened(data):
+    """With ``cross_time`` the output depends on the time between streams' events (shift one stream's
+    ages and it moves); without it, and for a single stream, ages are not read at all."""
+    spec, samples = data
+    idx = [i for i in range(len(samples)) if min(samples.length[s][i] for s in spec.streams) > 2][:16]
+    b = batch_of(samples, spec.streams, idx)
+    shifted = dict(b, click_age=torch.log1p(torch.expm1(b["click_age"]) + 3.0) * (b["click_age"] != 0))  # clicks 3 s earlier
+    m = make(spec)
+    assert m.use_cross and [n for n in m.input_names() if n.endswith("_age")] == [f"{s}_age" for s in spec.streams]
+    with torch.no_grad():
+        a, z = m(b), m(shifted)
+    assert (a["buy_rt"] - z["buy_rt"]).abs().max() > 1e-4
+    for other in (make(spec, cross_time=False), make(spec, streams=("click",))):
+        assert not any(n.endswith("_age") for n in other.input_names())
+        with torch.no_grad():
+            torch.testing.assert_close(other(b)["buy_rt"], other(shifted)["buy_rt"], rtol=0, atol=0)

@@ -52,17 +52,15 @@ issue 3 is not met (README, quality section).
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from edgeintent.toolkit.models import register_model
 from edgeintent.toolkit.models.base import (
     DEFAULT_DROP,
-    NEG,
     AttentionPool,
     CrossAttention,
+    TimeCrossAttention,
     id_dropout,
     length_mask,
     masked_mean,
@@ -81,73 +79,6 @@ def repeat_flags(ids: torch.Tensor, mask: torch.Tensor, cols: list[int]) -> torc
         same = (col[:, :, None] == col[:, None, :]) & valid
         flags.append(same.any(dim=2).to(torch.float32))
     return torch.stack(flags, dim=-1)
-
-
-#: Edges (seconds) of the inter-view attention's relative-time bias, on the signed gap "key event time −
-#: query event time" (negative: the key event came first).
-#: The relative-time terms see query ages up to 1 h and key ages up to 2 h (log1p seconds); older events
-#: sit at the cap. The caps differ so that two old events (earlier sessions) are an hour apart for these
-#: terms ("far"), not at the same instant, and keep exp finite in fp16 (it overflows past 11).
-AGE_CAP = float(math.log1p(3600.0))
-KEY_AGE_CAP = float(math.log1p(7200.0))
-#: Width (s) of the indicators' linear ramp around each edge: near-hard steps without comparisons.
-STEP_WIDTH_S = 0.02
-TIME_EDGES_S = (-600.0, -120.0, -30.0, -10.0, -4.0, -2.0, -1.0, -0.3, 0.3, 1.0, 2.0, 4.0, 10.0, 30.0, 120.0, 600.0)
-
-
-class TimeCrossAttention(nn.Module):
-    """Inter-view attention that knows *when* the other streams' events happened relative to the query's.
-
-    Scaled dot-product attention from queries (B, Tq, H) to keys / values (B, Tk, H), plus relative-time
-    terms in the scores and the values (Shaw et al. 2018's relative positions, on time): with the signed
-    gap g = key event time − query event time in seconds (recovered from the age input, log1p seconds
-    before the decision; query ages capped at ``AGE_CAP`` = 1 h, key ages at ``KEY_AGE_CAP`` = 2 h) and its
-    near-hard indicators I_j = clip((g − edge_j) / 20 ms + 1/2, 0, 1) (``TIME_EDGES_S``),
-
-    - score += Σ_j b_j I_j (a learned piecewise-constant bias, initialised to prefer nearby events),
-    - value += W_t I (so the output says how far in time the attended events were),
-
-    and a learned null key with zero value, so that a query with nothing relevant around it can attend
-    to nothing. Only exp, subtraction, clip and matmuls (no comparisons: a gap within float error of
-    an edge would flip between runtimes); a row with every key masked returns zeros.
-    """
-
-    def __init__(self, hidden: int) -> None:
-        super().__init__()
-        self.q = nn.Linear(hidden, hidden)
-        self.k = nn.Linear(hidden, hidden)
-        self.v = nn.Linear(hidden, hidden)
-        self.null_key = nn.Parameter(torch.zeros(hidden))
-        self.register_buffer("edges", torch.tensor(TIME_EDGES_S), persistent=False)
-        # initialised to a locality prior, bias(g) = −log1p(|g|) at the bucket centres: attend to what the
-        # user did around the same time in the other streams (learned from there)
-        e = torch.tensor(TIME_EDGES_S, dtype=torch.float64)
-        mids = torch.cat([e[:1] * 2, (e[1:] + e[:-1]) / 2, e[-1:] * 2])
-        level = -torch.log1p(mids.abs())
-        self.time_score = nn.Parameter((level[1:] - level[:-1]).to(torch.float32))
-        self.time_value = nn.Linear(len(TIME_EDGES_S), hidden, bias=False)
-        self.scale = hidden**-0.5
-
-    def forward(
-        self, query: torch.Tensor, keys: torch.Tensor, key_mask: torch.Tensor, age_q: torch.Tensor, age_k: torch.Tensor
-    ) -> torch.Tensor:
-        # 1 + seconds before the decision (exp, not expm1: ONNX has no expm1 and the 1s cancel in the gap),
-        # queries capped at 1 h, keys at 2 h (see ``KEY_AGE_CAP``): the caps keep fp16 finite and fp32 exact
-        # to ~1 ms, and two events of earlier sessions come out an hour apart, not simultaneous
-        sec_q, sec_k = torch.exp(age_q.clamp(max=AGE_CAP)), torch.exp(age_k.clamp(max=KEY_AGE_CAP))
-        gap = sec_q[:, :, None] - sec_k[:, None, :]  # (B, Tq, Tk) key − query time, s
-        # near-hard indicators I_j = clip((gap − edge_j) / 20 ms + 1/2, 0, 1): a step with a 20 ms linear ramp.
-        # Clip, not a comparison: a gap within float error of an edge moves the output by a fraction of the
-        # ramp instead of flipping a whole indicator between runtimes, and MNN 3.6 evaluates comparisons
-        # against broadcast negative constants wrongly
-        ind = ((gap.unsqueeze(-1) - self.edges) * (1.0 / STEP_WIDTH_S) + 0.5).clamp(0.0, 1.0)  # (B, Tq, Tk, J)
-        q = self.q(query)
-        scores = torch.einsum("bqh,bkh->bqk", q, self.k(keys)) * self.scale + (ind * self.time_score).sum(-1)
-        scores = scores + (~key_mask).to(query.dtype)[:, None, :] * NEG
-        null = (q * self.null_key).sum(-1, keepdim=True) * self.scale  # (B, Tq, 1); no matrix @ vector (CoreML)
-        w = torch.softmax(torch.cat([null, scores], dim=-1), dim=-1)[..., 1:] * key_mask.to(query.dtype)[:, None, :]
-        u = torch.einsum("bqk,bkh->bqh", w, self.v(keys))
-        return u + self.time_value(torch.einsum("bqk,bqkj->bqj", w, ind))
 
 
 class _InterGate(nn.Module):
