@@ -249,6 +249,18 @@ class TimeCrossAttention(nn.Module):
         return u + self.time_value(torch.einsum("bqk,bqkj->bqj", w, ind))
 
 
+def other_streams(
+    s: str, reps: dict[str, torch.Tensor], masks: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], ages: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Keys for stream ``s``'s cross-stream attention: every other stream's steps (in ``reps`` order)
+    concatenated along time, their mask and (``ages``) their ``<stream>_age`` inputs."""
+    others = [o for o in reps if o != s]
+    keys = torch.cat([reps[o] for o in others], dim=1)
+    key_mask = torch.cat([masks[o] for o in others], dim=1)
+    key_age = torch.cat([batch[f"{o}_age"] for o in others], dim=1) if ages else None
+    return keys, key_mask, key_age
+
+
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 

@@ -61,6 +61,7 @@ from edgeintent.toolkit.models.base import (
     id_dropout,
     length_mask,
     masked_mean,
+    other_streams,
     stream_embeddings,
 )
 
@@ -179,11 +180,8 @@ class DIPN(nn.Module):
             m = mask.to(r.dtype)
             alpha = self.intra[s].weights(r, mask) if self.use_intra else m / m.sum(1, keepdim=True).clamp(min=1.0)
             if self.use_inter:
-                others = [o for o in self.streams if o != s]
-                keys = torch.cat([reps[o] for o in others], dim=1)
-                key_mask = torch.cat([masks[o] for o in others], dim=1)
+                keys, key_mask, key_age = other_streams(s, reps, masks, batch, ages=self.hparams["time_bias"])
                 if self.hparams["time_bias"]:
-                    key_age = torch.cat([batch[f"{o}_age"] for o in others], dim=1)
                     u = self.cross[s](r, keys, key_mask, batch[f"{s}_age"], key_age)
                 else:
                     u = self.cross[s](r, keys, key_mask)

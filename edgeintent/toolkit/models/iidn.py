@@ -57,7 +57,14 @@ from torch import nn
 from edgeintent.errors import ConfigError
 from edgeintent.toolkit.features import FeatureSpec
 from edgeintent.toolkit.models import register_model
-from edgeintent.toolkit.models.base import DEFAULT_DROP, AttentionPool, TimeCrossAttention, length_mask, stream_embeddings
+from edgeintent.toolkit.models.base import (
+    DEFAULT_DROP,
+    AttentionPool,
+    TimeCrossAttention,
+    length_mask,
+    other_streams,
+    stream_embeddings,
+)
 
 RNNS = ("lstm", "gru")
 COUPON_RESPONSES = ("input", "monotone", "monotone-only")
@@ -246,10 +253,7 @@ class IIDN(nn.Module):
                 parts.append(pool(h, mask))
             tops[s], masks[s] = h * mask.unsqueeze(-1).to(h.dtype), mask
         for s in self.streams if self.use_cross else ():
-            others = [o for o in self.streams if o != s]
-            keys = torch.cat([tops[o] for o in others], dim=1)
-            key_mask = torch.cat([masks[o] for o in others], dim=1)
-            key_age = torch.cat([batch[f"{o}_age"] for o in others], dim=1)
+            keys, key_mask, key_age = other_streams(s, tops, masks, batch)
             u = self.cross[s](tops[s], keys, key_mask, batch[f"{s}_age"], key_age)
             parts.append(self.cross_pool[s](tops[s] + u, masks[s]))
         if self.hparams["coupon_response"] != "monotone-only":
