@@ -66,8 +66,9 @@ purchase within ``rt_horizon_ms`` under amount ``a`` is::
 with uplift largest for comparing and about_to_leave users and small for ready_to_buy users (who
 mostly buy anyway). ``E`` is the episode term: ``EPISODE_SHIFT`` for a session with an episode
 before t (+2.0 if convinced, −2.0 if hesitant: on average an episode triples the purchase odds, a
-convinced one multiplies them by 7.4), 0 without one, plus ``EPISODE_CARRY`` in the session after a convinced one with an episode (the user
-comes back for the item in the cart: a long-term purchase signal). Potential outcomes use common
+convinced one multiplies them by 7.4), 0 without one, plus ``EPISODE_CARRY`` in the session after a
+convinced one with an episode (the user comes back for the item in the cart: a long-term purchase
+signal). Potential outcomes use common
 random numbers: one ``u ~ U(0, 1)`` per decision and ``buy[a] = u < p[a]``, so they are monotone in
 the amount. The realised trajectory follows the offered amount: if ``buy[offer]``, the next step is a
 ready_to_buy buying step (usually an add_to_cart / buy_now click and a cloud ``cart``) that ends with
@@ -89,7 +90,8 @@ Calibration
 - Cloud action mix about the Taobao UserBehavior sample (``TAOBAO_ACTION_MIX``): view 90 %, cart 5 %,
   fav 3 %, buy 2 %.
 - Real-time purchase rate per decision point 5.0 % (3.3 % without a coupon, 6.9 % with the largest
-  default coupon); ``BASE_MU`` is set so that, with the episodes, buys stay 2.0 % of cloud events (sim:20000:1).
+  default coupon); ``BASE_MU`` is set so that, with the episodes, buys stay 2.0 % of cloud events
+  (sim:20000:1).
 
 Learnability
 ============
@@ -108,15 +110,16 @@ speeds and tap positions, in widget clicks, and only faintly in the sparse cloud
 base propensity shows only through their history. On ``sim:20000:0`` a gradient-boosted model on
 per-window aggregates (last 50 gestures / 20 clicks / 20 cloud events before t, plus the offer)
 reaches AUC 0.733, the same model on the cloud aggregates alone 0.609, the best single aggregate
-0.645 (the add_to_cart count 0.639: episodes raise the odds on average) and the true
-``p_buy[offer]`` 0.916 on ``sim:20000:1`` (``tests/test_simulate.py``; the gap to the true probability is mostly the
-episode timing, which aggregates cannot see). On ``sim:20000:0`` a decision whose last 20 minutes
-hold a slow detail / reviews scroll followed by add_to_cart within 3 s (18 % of decisions) buys
-within 30 min at 19 %; one with both events but not so coupled (30 %) at 1.5 %; one without them at
-2.2 % (``test_review_then_cart_timing_carries_the_signal``). Earlier versions of this simulator had half the episodes and a convinced shift
-of +1.2 (15 % vs 2.9 %): with about 150 convinced positives among the training users, no model learned
-the timing under early stopping. At this strength DIPN learns it within 3-4 epochs and the merged-order
-``rnn`` and DIPN without inter-view attention do not (README, quality section).
+0.645 (the add_to_cart count 0.639: episodes raise the odds on average; ``tests/test_simulate.py``).
+The true ``p_buy[offer]`` scores 0.916 on ``sim:20000:1``; the gap is mostly the episode timing,
+which aggregates cannot see. On ``sim:20000:0`` a decision whose last 20 minutes hold a slow
+detail / reviews scroll followed by add_to_cart within 3 s (18 % of decisions) buys within 30 min
+at 19 %; one with both events but not so coupled (30 %) at 1.5 %; one without them at 2.2 %
+(``test_review_then_cart_timing_carries_the_signal``). Earlier versions of this simulator had half
+the episodes and a convinced shift of +1.2 (15 % vs 2.9 %): with about 150 convinced positives among
+the training users, no model learned the timing under early stopping. At this strength DIPN learns
+it within 3-4 epochs and the merged-order ``rnn`` and DIPN without inter-view attention do not
+(README, quality section).
 
 Gesture velocity: for swipes ``(vx, vy)`` is the fling velocity along the displacement (HMOG's
 ``Speed_X/Y``), for scrolls, taps and pinches it is the average velocity (displacement / duration).
