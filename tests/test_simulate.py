@@ -510,7 +510,7 @@ def test_purchase_signal_is_spread_across_streams(sim20k):
     assert auc_all - single[best_name] >= 0.05, report
     # the label is not given away by the number of add_to_cart / buy_now clicks either: review-then-cart
     # episodes raise the purchase odds on average (x3 in odds: convinced x7.4 for 40 %, hesitant x0.14),
-    # so the add_to_cart count carries some signal (0.639 on sim:20000:1), but no more than a gesture mean
+    # so the add_to_cart count carries some signal (0.639 on sim:20000:0), but no more than a gesture mean
     assert max(single[f"c{w}_w_{x}"] for w in (20, 10, 4) for x in ("add_to_cart", "buy_now")) < 0.66, report
 
 
