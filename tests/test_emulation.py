@@ -207,9 +207,10 @@ def test_parity_on_cpu_arm_passes_and_runs_on_aarch64(arm_env, bundles, tmp_path
     assert all("cortex-a76" in r["runtime"] for r in rows)
     for r in rows:
         # the ARM kernels are not the host's: different, but within the table's fp32 bound for aarch64
-        # (MNN's approximate sigmoid / softplus there: 5e-5 on probabilities; onnxruntime: 1e-5)
+        # (MNN's approximate sigmoid / tanh / exp there: 1e-4 on probabilities, 5e-4 on logits; onnxruntime:
+        # the fp32 bounds)
         tol = tolerance(r["target"], r["precision"], arch="aarch64")
-        assert tol.prob_abs <= 5e-5 and tol.logit_abs <= 1e-4
+        assert tol.prob_abs <= 1e-4 and tol.logit_abs <= 5e-4
         assert 0 <= r["metrics"]["prob_max_abs"] <= tol.prob_abs and r["metrics"]["logit_max_abs"] <= tol.logit_abs, r
     assert 'name="arch" value="aarch64"' in junit.read_text()
 

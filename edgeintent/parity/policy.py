@@ -41,12 +41,15 @@ QUANTIZED = Tolerance(prob_abs=0.05, logit_abs=1.0, spearman_min=0.98, auc_delta
 TOLERANCES[("*", "quantized")] = QUANTIZED
 
 #: (target, precision, arch) → tolerance, where a runtime's kernels on that architecture differ by design.
-#: MNN's aarch64 fp32 kernels compute the sigmoid with an approximate exp: on an iidn bundle under
-#: emulation (``parity --device cpu-arm``) probabilities differed from torch by up to 1.6e-5 while
-#: logits differed by 1.3e-5 (a sigmoid is 1/4-Lipschitz: the logits alone explain ≤ 3.3e-6).
-#: Probabilities get 5e-5 there (3x the measured); logits, ranking and decisions keep the fp32 bounds.
+#: MNN 3.6's aarch64 fp32 kernels approximate the transcendental functions: against float64, sigmoid is
+#: off by up to 1.4e-5 and tanh by 2.7e-5 absolute, exp by 5.6e-5 relative (onnxruntime on aarch64 and
+#: both runtimes on x86: ≤ 4.3e-7; ``python benchmarks/arm_kernels.py --json``). Recurrent cells apply
+#: them at every step. Measured under emulation (``parity --device cpu-arm``, after TimeCrossAttention
+#: stopped using the runtime's exp): the cross_time iidn trained on sim:20000 differs from torch by up to
+#: 2.4e-4 on logits and 4.2e-5 on probabilities, a 2-epoch dipn by 2.6e-6. Values get about twice the
+#: worst measured; ranking and decisions keep the fp32 bounds.
 ARCH_TOLERANCES: dict[tuple[str, str, str], Tolerance] = {
-    ("mnn", "fp32", "aarch64"): Tolerance(prob_abs=5e-5, logit_abs=1e-4, spearman_min=0.9999, auc_delta=1e-4, flip_share=0.0),
+    ("mnn", "fp32", "aarch64"): Tolerance(prob_abs=1e-4, logit_abs=5e-4, spearman_min=0.9999, auc_delta=1e-4, flip_share=0.0),
 }
 
 #: decisions are "probability ≥ the torch probability's quantile q" on the recorded rows

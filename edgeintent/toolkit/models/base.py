@@ -194,6 +194,32 @@ STEP_WIDTH_S = 0.02
 TIME_EDGES_S = (-600.0, -120.0, -30.0, -10.0, -4.0, -2.0, -1.0, -0.3, 0.3, 1.0, 2.0, 4.0, 10.0, 30.0, 120.0, 600.0)
 
 
+#: exp(r) on [0, ln 2) by its Taylor polynomial of degree 9 (truncation error < 1e-8 relative), Horner order
+_EXP_TAYLOR = tuple(1.0 / math.factorial(k) for k in range(9, -1, -1))
+#: 2^n for n up to this (ages up to ``KEY_AGE_CAP``: n ≤ 12)
+_EXP_MAX_POW2 = 13
+
+
+def exact_exp(a: torch.Tensor) -> torch.Tensor:
+    """exp(a) for 0 ≤ a ≤ 13 ln 2, to fp32 rounding, from multiply, add, floor and clip only.
+
+    ``a = n ln 2 + r``: exp(r) by a polynomial, 2^n as a product of n twos (the factors
+    clip(n − k, 0, 1) + 1 for k = 0..12: exact). TimeCrossAttention turns ages into seconds with it
+    because runtimes' exp kernels are not all this accurate: MNN 3.6's aarch64 exp is off by up to
+    5.6e-5 relative, 0.3 s at a 2-hour age (``benchmarks/arm_kernels.py``), which moved events across
+    the 20 ms ramps of the time indicators on ARM only. Multiply and add are correctly rounded
+    everywhere.
+    """
+    n = torch.floor(a * (1.0 / math.log(2.0)))
+    r = a - n * math.log(2.0)
+    p = r * _EXP_TAYLOR[0] + _EXP_TAYLOR[1]
+    for c in _EXP_TAYLOR[2:]:
+        p = p * r + c
+    for k in range(_EXP_MAX_POW2):  # 2^n: n factors of 2, the rest 1 (coremltools converts no torch prod)
+        p = p * ((n - k).clamp(0.0, 1.0) + 1.0)
+    return p
+
+
 class TimeCrossAttention(nn.Module):
     """Inter-view attention that knows *when* the other streams' events happened relative to the query's.
 
@@ -207,8 +233,9 @@ class TimeCrossAttention(nn.Module):
     - value += W_t I (so the output says how far in time the attended events were),
 
     and a learned null key with zero value, so that a query with nothing relevant around it can attend
-    to nothing. Only exp, subtraction, clip and matmuls (no comparisons: a gap within float error of
-    an edge would flip between runtimes); a row with every key masked returns zeros.
+    to nothing. Only multiply, add, floor, clip and matmuls (seconds come from :func:`exact_exp`, not
+    a runtime's exp kernel; no comparisons: a gap within float error of an edge would flip between
+    runtimes); a row with every key masked returns zeros.
     """
 
     def __init__(self, hidden: int) -> None:
@@ -230,10 +257,10 @@ class TimeCrossAttention(nn.Module):
     def forward(
         self, query: torch.Tensor, keys: torch.Tensor, key_mask: torch.Tensor, age_q: torch.Tensor, age_k: torch.Tensor
     ) -> torch.Tensor:
-        # 1 + seconds before the decision (exp, not expm1: ONNX has no expm1 and the 1s cancel in the gap),
+        # 1 + seconds before the decision (exp, not expm1: the 1s cancel in the gap; exact_exp, see there),
         # queries capped at 1 h, keys at 2 h (see ``KEY_AGE_CAP``): the caps keep fp16 finite and fp32 exact
         # to ~1 ms, and two events of earlier sessions come out an hour apart, not simultaneous
-        sec_q, sec_k = torch.exp(age_q.clamp(max=AGE_CAP)), torch.exp(age_k.clamp(max=KEY_AGE_CAP))
+        sec_q, sec_k = exact_exp(age_q.clamp(0.0, AGE_CAP)), exact_exp(age_k.clamp(0.0, KEY_AGE_CAP))
         gap = sec_q[:, :, None] - sec_k[:, None, :]  # (B, Tq, Tk) key − query time, s
         # near-hard indicators I_j = clip((gap − edge_j) / 20 ms + 1/2, 0, 1): a step with a 20 ms linear ramp.
         # Clip, not a comparison: a gap within float error of an edge moves the output by a fraction of the
