@@ -89,6 +89,21 @@ def _fp32_onnx(model, bundle):
     return export_proto(model, bundle.spec, golden_samples(bundle.golden), "fp32")
 
 
+def _clear_value_info(path: Path) -> None:
+    """Drop the quantizer's ``graph.value_info`` (shape annotations of every intermediate tensor), as
+    the fp32 export does: onnxruntime infers them again, and they cost more than int8 weights save
+    (a static-int8 dipn was 4 % larger than its fp32 graph with them)."""
+    import onnx
+
+    from edgeintent.exporters.onnx import serialize
+
+    proto = onnx.load(str(path))
+    del proto.graph.value_info[:]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(serialize(proto))
+    tmp.replace(path)
+
+
 def _onnx_dynamic(weight_type: str):
     def build(model, bundle, calib, out: Path) -> dict:
         from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -99,6 +114,7 @@ def _onnx_dynamic(weight_type: str):
             src = Path(tmp) / "fp32.onnx"
             src.write_bytes(serialize(_fp32_onnx(model, bundle)))
             quantize_dynamic(src, out, weight_type=getattr(QuantType, weight_type))
+        _clear_value_info(out)
         return {"quantization": f"onnxruntime quantize_dynamic, {weight_type} weights"}
 
     return build
@@ -130,6 +146,7 @@ def _onnx_static(model, bundle, calib, out: Path) -> dict:
         src.write_bytes(serialize(_fp32_onnx(model, bundle)))
         quantize_static(src, out, Reader(), quant_format=QuantFormat.QDQ, op_types_to_quantize=list(STATIC_OPS),
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=False)  # fmt: skip
+    _clear_value_info(out)
     return {"quantization": f"onnxruntime quantize_static QDQ on {', '.join(STATIC_OPS)}",
             "calibration_rows": int(sum(len(next(iter(f.values()))) for f in calib))}  # fmt: skip
 

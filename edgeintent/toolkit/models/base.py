@@ -196,28 +196,26 @@ TIME_EDGES_S = (-600.0, -120.0, -30.0, -10.0, -4.0, -2.0, -1.0, -0.3, 0.3, 1.0, 
 
 #: exp(r) on [0, ln 2) by its Taylor polynomial of degree 9 (truncation error < 1e-8 relative), Horner order
 _EXP_TAYLOR = tuple(1.0 / math.factorial(k) for k in range(9, -1, -1))
-#: 2^n for n up to this (ages up to ``KEY_AGE_CAP``: n ≤ 12)
-_EXP_MAX_POW2 = 13
-
-
 def exact_exp(a: torch.Tensor) -> torch.Tensor:
-    """exp(a) for 0 ≤ a ≤ 13 ln 2, to fp32 rounding, from multiply, add, floor and clip only.
+    """exp(a) for 0 ≤ a < 16 ln 2, to fp32 rounding, from multiply, add, floor and clip only.
 
-    ``a = n ln 2 + r``: exp(r) by a polynomial, 2^n as a product of n twos (the factors
-    clip(n − k, 0, 1) + 1 for k = 0..12: exact). TimeCrossAttention turns ages into seconds with it
-    because runtimes' exp kernels are not all this accurate: MNN 3.6's aarch64 exp is off by up to
-    5.6e-5 relative, 0.3 s at a 2-hour age (``benchmarks/arm_kernels.py``), which moved events across
-    the 20 ms ramps of the time indicators on ARM only. Multiply and add are correctly rounded
-    everywhere.
+    ``a = n ln 2 + r``: exp(r) by a polynomial; 2^n from the four bits of n, each peeled off with a
+    clip (exact for integer n). No Exp node: runtimes' exp kernels are not all this accurate (MNN 3.6's
+    aarch64 exp is off by up to 5.6e-5 relative, 0.3 s at a 2-hour age; ``benchmarks/arm_kernels.py``),
+    and TimeCrossAttention places the gaps between events on 20 ms ramps. No table lookup either:
+    quantizers treat a Gather's table as weights and would round the powers of two. Multiply and add
+    are correctly rounded everywhere.
     """
     n = torch.floor(a * (1.0 / math.log(2.0)))
     r = a - n * math.log(2.0)
     p = r * _EXP_TAYLOR[0] + _EXP_TAYLOR[1]
     for c in _EXP_TAYLOR[2:]:
         p = p * r + c
-    for k in range(_EXP_MAX_POW2):  # 2^n: n factors of 2, the rest 1 (coremltools converts no torch prod)
-        p = p * ((n - k).clamp(0.0, 1.0) + 1.0)
-    return p
+    for bit in (8.0, 4.0, 2.0):  # p *= 2^bit if n ≥ bit, then n -= bit
+        b = (n - (bit - 1.0)).clamp(0.0, 1.0)
+        p = p * (b * (2.0**bit - 1.0) + 1.0)
+        n = n - b * bit
+    return p * (n + 1.0)  # the last bit: n is 0 or 1 here
 
 
 class TimeCrossAttention(nn.Module):
