@@ -35,13 +35,13 @@ simulator's "slow review scroll, then add_to_cart within seconds" pattern: train
 pattern directly (sim:4000:1, 5 epochs), validation AUC 0.88 without them (the same as
 ``inter=False``) and 0.99 with them, where the merged-order ``rnn`` baseline reached 0.95. The gap
 terms are near-hard steps (a 20 ms clipped ramp at each edge) over ages capped at 1 h (queries) and
-2 h (keys), built from exp, subtraction and clip only, so that the ONNX, CoreML and MNN exports agree
-with torch (see ``TimeCrossAttention``).
+2 h (keys), built from multiply, add, floor and clip only (``exact_exp``), so that the ONNX, CoreML
+and MNN exports agree with torch on x86 and ARM alike (see ``TimeCrossAttention``).
 
 Measured on the simulator (``benchmarks/quality.py --threads 1``, default patience 3, buy_rt AUC on the
 fresh populations ``sim:8000:1001`` / ``sim:8000:1002`` of models trained on ``sim:8000:1`` / ``sim:8000:2``):
-``dipn`` 0.834 / 0.831, ``inter=False`` 0.732 / 0.736, ``attention=False`` 0.727 / 0.736,
-``intra=False`` 0.789 / 0.784, ``multitask=False`` 0.831 / 0.842 (multi-task does not help here), the
+``dipn`` 0.834 / 0.832, ``inter=False`` 0.732 / 0.736, ``attention=False`` 0.727 / 0.736,
+``intra=False`` 0.786 / 0.787, ``multitask=False`` 0.831 / 0.842 (multi-task does not help here), the
 merged-order ``rnn`` 0.726 / 0.732 and ``gbdt`` 0.725 / 0.733 (README, quality section). With a weaker
 episode signal in an earlier simulator (+1.2 logits, half the episodes) no model learned the timing
 under early stopping and all sat at 0.69-0.71.
