@@ -7,7 +7,7 @@ import torch
 from edgeintent.errors import ConfigError
 from edgeintent.toolkit.features import build_samples, fit_spec
 from edgeintent.toolkit.models import create_model
-from edgeintent.toolkit.models.base import KEY_AGE_CAP, TimeCrossAttention, exact_exp, samples_to_batch
+from edgeintent.toolkit.models.base import KEY_AGE_CAP, TimeCrossAttention, event_seconds, exact_exp, samples_to_batch
 from edgeintent.toolkit.models.dipn import repeat_flags
 from edgeintent.toolkit.simulate import SimConfig, simulate
 
@@ -56,7 +56,7 @@ def _attention_weights(att: TimeCrossAttention, q, k, mask, age_q, age_k) -> tor
         att.v.weight.copy_(torch.eye(k.shape[-1]))
         att.v.bias.zero_()
         att.time_value.weight.zero_()
-    return att(q, k, mask, age_q, age_k)
+    return att(q, k, mask, event_seconds(age_q), event_seconds(age_k))
 
 
 def test_time_cross_attention_starts_local_and_masks():
@@ -79,7 +79,7 @@ def test_time_cross_attention_starts_local_and_masks():
     mask[0, 5] = False
     w2 = _attention_weights(att, q, keys, mask, torch.log1p(torch.tensor([[10.0]])), torch.log1p(secs))[0, 0, :n]
     assert w2[5] == 0 and w2[1] == w2.max() and w2[1] > w2[2]  # keys 0 and 1 (9 s and 7 s after) share a bucket
-    out = att(q, keys, torch.zeros_like(mask), torch.log1p(torch.tensor([[10.0]])), torch.log1p(secs))
+    out = att(q, keys, torch.zeros_like(mask), event_seconds(torch.log1p(torch.tensor([[10.0]]))), event_seconds(torch.log1p(secs)))
     assert torch.equal(out, torch.zeros_like(out))
 
 

@@ -196,6 +196,8 @@ TIME_EDGES_S = (-600.0, -120.0, -30.0, -10.0, -4.0, -2.0, -1.0, -0.3, 0.3, 1.0, 
 
 #: exp(r) on [0, ln 2) by its Taylor polynomial of degree 9 (truncation error < 1e-8 relative), Horner order
 _EXP_TAYLOR = tuple(1.0 / math.factorial(k) for k in range(9, -1, -1))
+
+
 def exact_exp(a: torch.Tensor) -> torch.Tensor:
     """exp(a) for 0 ≤ a < 16 ln 2, to fp32 rounding, from multiply, add, floor and clip only.
 
@@ -218,13 +220,25 @@ def exact_exp(a: torch.Tensor) -> torch.Tensor:
     return p * (n + 1.0)  # the last bit: n is 0 or 1 here
 
 
+def event_seconds(age: torch.Tensor) -> torch.Tensor:
+    """1 + seconds before the decision, from a ``<stream>_age`` input (log1p seconds) capped at
+    ``KEY_AGE_CAP`` (2 h), for TimeCrossAttention (exp, not expm1: the 1s cancel in a gap). Models
+    compute it once per stream: the same seconds serve as that stream's queries and as keys in every
+    other stream's attention."""
+    return exact_exp(age.clamp(0.0, KEY_AGE_CAP))
+
+
+#: ``AGE_CAP`` in event_seconds' units (exact_exp at the cap): capping seconds here equals capping ages
+QUERY_SECONDS_CAP = float(exact_exp(torch.tensor(AGE_CAP)))
+
+
 class TimeCrossAttention(nn.Module):
     """Inter-view attention that knows *when* the other streams' events happened relative to the query's.
 
     Scaled dot-product attention from queries (B, Tq, H) to keys / values (B, Tk, H), plus relative-time
     terms in the scores and the values (Shaw et al. 2018's relative positions, on time): with the signed
-    gap g = key event time − query event time in seconds (recovered from the age input, log1p seconds
-    before the decision; query ages capped at ``AGE_CAP`` = 1 h, key ages at ``KEY_AGE_CAP`` = 2 h) and its
+    gap g = key event time − query event time in seconds (from :func:`event_seconds` of the age inputs;
+    query ages capped at ``AGE_CAP`` = 1 h, key ages at ``KEY_AGE_CAP`` = 2 h) and its
     near-hard indicators I_j = clip((g − edge_j) / 20 ms + 1/2, 0, 1) (``TIME_EDGES_S``),
 
     - score += Σ_j b_j I_j (a learned piecewise-constant bias, initialised to prefer nearby events),
@@ -253,12 +267,12 @@ class TimeCrossAttention(nn.Module):
         self.scale = hidden**-0.5
 
     def forward(
-        self, query: torch.Tensor, keys: torch.Tensor, key_mask: torch.Tensor, age_q: torch.Tensor, age_k: torch.Tensor
+        self, query: torch.Tensor, keys: torch.Tensor, key_mask: torch.Tensor, sec_q: torch.Tensor, sec_k: torch.Tensor
     ) -> torch.Tensor:
-        # 1 + seconds before the decision (exp, not expm1: the 1s cancel in the gap; exact_exp, see there),
-        # queries capped at 1 h, keys at 2 h (see ``KEY_AGE_CAP``): the caps keep fp16 finite and fp32 exact
-        # to ~1 ms, and two events of earlier sessions come out an hour apart, not simultaneous
-        sec_q, sec_k = exact_exp(age_q.clamp(0.0, AGE_CAP)), exact_exp(age_k.clamp(0.0, KEY_AGE_CAP))
+        # sec_q / sec_k: event_seconds of the queries' and keys' ages. Queries are capped at 1 h, keys at 2 h
+        # (see ``KEY_AGE_CAP``): the caps keep fp16 finite and fp32 exact to ~1 ms, and two events of earlier
+        # sessions come out an hour apart, not simultaneous
+        sec_q = sec_q.clamp(max=QUERY_SECONDS_CAP)
         gap = sec_q[:, :, None] - sec_k[:, None, :]  # (B, Tq, Tk) key − query time, s
         # near-hard indicators I_j = clip((gap − edge_j) / 20 ms + 1/2, 0, 1): a step with a 20 ms linear ramp.
         # Clip, not a comparison: a gap within float error of an edge moves the output by a fraction of the
@@ -275,15 +289,15 @@ class TimeCrossAttention(nn.Module):
 
 
 def other_streams(
-    s: str, reps: dict[str, torch.Tensor], masks: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], ages: bool = True
+    s: str, reps: dict[str, torch.Tensor], masks: dict[str, torch.Tensor], secs: dict[str, torch.Tensor] | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Keys for stream ``s``'s cross-stream attention: every other stream's steps (in ``reps`` order)
-    concatenated along time, their mask and (``ages``) their ``<stream>_age`` inputs."""
+    concatenated along time, their mask and (with ``secs``, :func:`event_seconds` per stream) their seconds."""
     others = [o for o in reps if o != s]
     keys = torch.cat([reps[o] for o in others], dim=1)
     key_mask = torch.cat([masks[o] for o in others], dim=1)
-    key_age = torch.cat([batch[f"{o}_age"] for o in others], dim=1) if ages else None
-    return keys, key_mask, key_age
+    key_sec = torch.cat([secs[o] for o in others], dim=1) if secs is not None else None
+    return keys, key_mask, key_sec
 
 
 def count_parameters(module: nn.Module) -> int:

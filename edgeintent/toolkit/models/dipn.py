@@ -58,6 +58,7 @@ from edgeintent.toolkit.models.base import (
     AttentionPool,
     CrossAttention,
     TimeCrossAttention,
+    event_seconds,
     id_dropout,
     length_mask,
     masked_mean,
@@ -172,6 +173,8 @@ class DIPN(nn.Module):
             reps[s] = r * mask.unsqueeze(-1).to(r.dtype)
             masks[s] = mask
         pooled = []
+        timed = self.use_inter and self.hparams["time_bias"]
+        secs = {s: event_seconds(batch[f"{s}_age"]) for s in self.streams} if timed else None
         for s in self.streams:
             r, mask = reps[s], masks[s]
             if not self.hparams["attention"]:
@@ -180,9 +183,9 @@ class DIPN(nn.Module):
             m = mask.to(r.dtype)
             alpha = self.intra[s].weights(r, mask) if self.use_intra else m / m.sum(1, keepdim=True).clamp(min=1.0)
             if self.use_inter:
-                keys, key_mask, key_age = other_streams(s, reps, masks, batch, ages=self.hparams["time_bias"])
-                if self.hparams["time_bias"]:
-                    u = self.cross[s](r, keys, key_mask, batch[f"{s}_age"], key_age)
+                keys, key_mask, key_sec = other_streams(s, reps, masks, secs)
+                if timed:
+                    u = self.cross[s](r, keys, key_mask, secs[s], key_sec)
                 else:
                     u = self.cross[s](r, keys, key_mask)
                 weights = alpha * self.gate[s](r, u)

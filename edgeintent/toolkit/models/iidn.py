@@ -61,6 +61,7 @@ from edgeintent.toolkit.models.base import (
     DEFAULT_DROP,
     AttentionPool,
     TimeCrossAttention,
+    event_seconds,
     length_mask,
     other_streams,
     stream_embeddings,
@@ -251,11 +252,14 @@ class IIDN(nn.Module):
             for rnn, pool in zip(self.rnns[s], self.attn[s]):
                 h, _ = rnn(self.drop(h))
                 parts.append(pool(h, mask))
-            tops[s], masks[s] = h * mask.unsqueeze(-1).to(h.dtype), mask
-        for s in self.streams if self.use_cross else ():
-            keys, key_mask, key_age = other_streams(s, tops, masks, batch)
-            u = self.cross[s](tops[s], keys, key_mask, batch[f"{s}_age"], key_age)
-            parts.append(self.cross_pool[s](tops[s] + u, masks[s]))
+            if self.use_cross:
+                tops[s], masks[s] = h * mask.unsqueeze(-1).to(h.dtype), mask
+        if self.use_cross:
+            secs = {s: event_seconds(batch[f"{s}_age"]) for s in self.streams}
+            for s in self.streams:
+                keys, key_mask, key_sec = other_streams(s, tops, masks, secs)
+                u = self.cross[s](tops[s], keys, key_mask, secs[s], key_sec)
+                parts.append(self.cross_pool[s](tops[s] + u, masks[s]))
         if self.hparams["coupon_response"] != "monotone-only":
             parts.append(self.coupon_features(self.coupon_of(batch)))
         if self.hparams["static_dim"]:
