@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from edgeintent.decide.allocation import allocate, gains, lp_relaxation  # noqa: E402
 from edgeintent.decide.policy import outcomes_from_decisions  # noqa: E402
 from edgeintent.decide.rule import decide_batch, rule_from_allocation  # noqa: E402
-from edgeintent.toolkit import simulate as S  # noqa: E402
+from edgeintent.toolkit.data import simulator as S  # noqa: E402
 
 AMOUNTS = (0.0, 5.0, 10.0, 20.0, 30.0)
 

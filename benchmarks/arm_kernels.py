@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edgeintent.exporters.mnn import convert_onnx  # noqa: E402
-from edgeintent.runtime_sim import emulation  # noqa: E402
+from edgeintent.runtimes import emulation  # noqa: E402
 
 N = 1 << 16
 OPS = ("Exp", "Sigmoid", "Tanh")

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edgeintent.exporters import export_bundle  # noqa: E402
 from edgeintent.parity import run_parity  # noqa: E402
-from edgeintent.runtime_sim import emulation  # noqa: E402
-from edgeintent.toolkit.train import TrainConfig, train_bundle  # noqa: E402
+from edgeintent.runtimes import emulation  # noqa: E402
+from edgeintent.toolkit.training.trainer import TrainConfig, train_bundle  # noqa: E402
 
 
 def rows(report: dict, device: str, seconds: float) -> list[dict]:

@@ -35,10 +35,10 @@ from edgeintent.decide.policy import (  # noqa: E402
     ratios,
 )
 from edgeintent.decide.run import predict_decisions  # noqa: E402
-from edgeintent.toolkit import metrics as M  # noqa: E402
+from edgeintent.toolkit.training import metrics as M  # noqa: E402
 from edgeintent.toolkit.bundle import load_bundle  # noqa: E402
-from edgeintent.toolkit.sources import load_source  # noqa: E402
-from edgeintent.toolkit.train import TrainConfig, load_model, train  # noqa: E402
+from edgeintent.toolkit.data.sources import load_source  # noqa: E402
+from edgeintent.toolkit.training.trainer import TrainConfig, load_model, train  # noqa: E402
 
 PER_POINT = (2.5, 5.0, 10.0)
 

@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgeintent.toolkit import features as F  # noqa: E402
-from edgeintent.toolkit import features_reference as R  # noqa: E402
-from edgeintent.toolkit.sources import DEFAULT_SHARED_DATA, load_source  # noqa: E402
+from edgeintent.toolkit.features import reference as R  # noqa: E402
+from edgeintent.toolkit.data.sources import DEFAULT_SHARED_DATA, load_source  # noqa: E402
 
 
 def _median_time(fn, repeats: int) -> float:

@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from edgeintent.toolkit.features import build_samples  # noqa: E402
-from edgeintent.toolkit.sources import DEFAULT_SHARED_DATA, load_source  # noqa: E402
-from edgeintent.toolkit.train import (  # noqa: E402
+from edgeintent.toolkit.data.sources import DEFAULT_SHARED_DATA, load_source  # noqa: E402
+from edgeintent.toolkit.training.trainer import (  # noqa: E402
     TrainConfig,
     evaluate_logits,
     model_size,

@@ -47,7 +47,7 @@ def _bundle(path: str | None, tmp: Path) -> Path:
     if path:
         return Path(path)
     from edgeintent.exporters import export_bundle, get_target
-    from edgeintent.toolkit.train import TrainConfig, train_bundle
+    from edgeintent.toolkit.training.trainer import TrainConfig, train_bundle
 
     out = tmp / "dipn"
     train_bundle("dipn", "sim:600:3", out, TrainConfig(epochs=2, threads=1))
@@ -64,7 +64,7 @@ def _openvino(bundle: Path, runs: int, warmup: int) -> dict | None:
         return None
     from edgeintent.exporters.common import feeds
     from edgeintent.toolkit.bundle import load_bundle
-    from edgeintent.toolkit.train import golden_samples, load_model
+    from edgeintent.toolkit.training.trainer import golden_samples, load_model
 
     import numpy as np
 
@@ -74,7 +74,7 @@ def _openvino(bundle: Path, runs: int, warmup: int) -> dict | None:
     full = np.flatnonzero(g.length[model.streams[0]] == g.x[model.streams[0]].shape[1])
     with tempfile.TemporaryDirectory() as tmp:
         np.savez(Path(tmp) / "f.npz", **feeds(model, g, full[:1] if len(full) else np.arange(1)))
-        from edgeintent.runtime_sim.limits import child_env, pick_cpus
+        from edgeintent.runtimes.limits import child_env, pick_cpus
 
         proc = subprocess.run([sys.executable, "-c", OPENVINO_CHILD, str(bundle / "exports/onnx/model.onnx"),
                                str(Path(tmp) / "f.npz"), json.dumps(list(pick_cpus(1))), str(runs), str(warmup)],

@@ -147,7 +147,7 @@ def features() -> None:
 def features_fit(source: str, out: Path, min_count: int, buckets: int, max_len: str, as_json: bool) -> None:
     """Fit vocabularies, bucket edges and hash sizes on SOURCE and save them as versioned JSON."""
     from edgeintent.toolkit.features import FitConfig, fit_spec
-    from edgeintent.toolkit.sources import load_source
+    from edgeintent.toolkit.data.sources import load_source
 
     cfg = FitConfig(max_len=_parse_max_len(max_len), min_count=min_count, n_buckets=buckets)
     ds = load_source(source)
@@ -176,7 +176,7 @@ def features_fit(source: str, out: Path, min_count: int, buckets: int, max_len: 
 def features_build(source: str, spec_path: Path, out: Path, as_json: bool) -> None:
     """Featurize SOURCE at its decision points into padded id arrays, lengths and labels (.npz)."""
     from edgeintent.toolkit.features import FeatureSpec, build_samples, save_samples
-    from edgeintent.toolkit.sources import load_source
+    from edgeintent.toolkit.data.sources import load_source
 
     spec = FeatureSpec.load(spec_path)
     ds = load_source(source)
@@ -287,7 +287,7 @@ def train_cmd(model_name, source, out, epochs, batch_size, lr, seed, patience, p
     """Train a model on SOURCE (split by user) and write a verified bundle to OUT."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from edgeintent.toolkit.train import TrainConfig, train_bundle
+    from edgeintent.toolkit.training.trainer import TrainConfig, train_bundle
 
     if out.exists() and not overwrite:
         raise ConfigError(f"{out} already exists; pass --overwrite to replace it")
@@ -330,7 +330,7 @@ def _print_metrics(tasks: dict, what: str) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def eval_cmd(bundle: Path, source: str | None, users: str, plot: Path | None, as_json: bool) -> None:
     """Evaluate a bundle: AUC (bootstrap CI over users), KS, logloss and calibration per task."""
-    from edgeintent.toolkit.train import evaluate_bundle
+    from edgeintent.toolkit.training.trainer import evaluate_bundle
 
     if plot is not None:
         _check_out_dir(plot)
@@ -517,7 +517,7 @@ def parity_cmd(bundle: Path, target: str, device: str, as_json: bool, junit: Pat
     from edgeintent.exporters import parse_targets
     from edgeintent.parity import run_parity
     from edgeintent.parity.report import failures, junit_xml, table
-    from edgeintent.toolkit.events import atomic_write_bytes
+    from edgeintent.toolkit.data.events import atomic_write_bytes
 
     targets = None if target.strip() == "all" else parse_targets(target)
     if device not in ("host", "cpu-arm"):
@@ -581,7 +581,7 @@ def devices_setup(device: str, force: bool, as_json: bool) -> None:
     and MNN wheels) in ~/.cache/edgeintent/cpu-arm ($EDGEINTENT_ARM_CACHE). Needs root the first time."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from edgeintent.runtime_sim import emulation
+    from edgeintent.runtimes import emulation
 
     t0 = time.perf_counter()
     with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TextColumn("{task.fields[info]}"),

@@ -12,8 +12,8 @@ BRIEF_SRC = "sim:400:3"
 def brief_bundles(tmp_path_factory) -> dict[str, Path]:
     """dipn and iidn trained for two epochs on ``BRIEF_SRC``, nothing exported. Never change them:
     copy first (``shutil.copytree``)."""
-    from edgeintent.toolkit.sources import load_source
-    from edgeintent.toolkit.train import TrainConfig, prepare, train_bundle
+    from edgeintent.toolkit.data.sources import load_source
+    from edgeintent.toolkit.training.trainer import TrainConfig, prepare, train_bundle
 
     cfg = TrainConfig(epochs=2, batch_size=128, patience=2, golden_rows=24)
     root = tmp_path_factory.mktemp("brief")

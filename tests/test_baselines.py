@@ -19,7 +19,7 @@ from edgeintent.toolkit.models.baselines import (
     merge_order,
 )
 from edgeintent.toolkit.models.base import DEFAULT_DROP, samples_to_batch
-from edgeintent.toolkit.simulate import SimConfig, simulate
+from edgeintent.toolkit.data.simulator import SimConfig, simulate
 
 torch.set_num_threads(1)
 

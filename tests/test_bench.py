@@ -20,9 +20,9 @@ from edgeintent.exporters import export_bundle, exported_artifacts, get_target, 
 from edgeintent.runtime_sim import devices as D
 from edgeintent.runtime_sim import project
 from edgeintent.runtime_sim.bench import SCHEMA, BenchConfig, _run_child, parse_callgrind_dir, run_bench
-from edgeintent.runtime_sim.limits import pick_cpus
+from edgeintent.runtimes.limits import pick_cpus
 from edgeintent.toolkit.bundle import load_bundle
-from edgeintent.toolkit.train import TrainConfig, golden_samples, load_model, train_bundle
+from edgeintent.toolkit.training.trainer import TrainConfig, golden_samples, load_model, train_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = "sim:400:3"
@@ -255,9 +255,9 @@ def test_ort_session_options(precision, level):
 
 
 def test_featurize_request_equals_build_samples(bundle):
-    from edgeintent.runtime_sim.featurize import featurize_request, pick_request
+    from edgeintent.toolkit.features.request import featurize_request, pick_request
     from edgeintent.toolkit.features import build_samples
-    from edgeintent.toolkit.sources import load_source
+    from edgeintent.toolkit.data.sources import load_source
 
     spec = load_bundle(bundle).spec
     ds = load_source("sim:120:5")
@@ -315,4 +315,4 @@ def test_no_torch_in_the_onnx_measuring_process(bundle, tmp_path):
             "assert 'torch' not in sys.modules, 'torch imported'")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
-    assert re.search(r"import torch", (ROOT / "edgeintent/runtime_sim/child.py").read_text()) is None
+    assert re.search(r"import torch", (ROOT / "edgeintent/runtimes/child.py").read_text()) is None

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgeintent.cli import main
-from edgeintent.toolkit.events import write_events
+from edgeintent.toolkit.data.events import write_events
 
 from .helpers import random_log
 
@@ -90,8 +90,8 @@ def test_bad_option_values_exit_2(tmp_path):
 
 @pytest.mark.parametrize("ext", [".parquet", ".csv", ".jsonl"])
 def test_simulate_is_deterministic_and_round_trips(tmp_path, ext):
-    from edgeintent.toolkit.simulate import SimConfig, simulate
-    from edgeintent.toolkit.sources import load_source, sidecar_path
+    from edgeintent.toolkit.data.simulator import SimConfig, simulate
+    from edgeintent.toolkit.data.sources import load_source, sidecar_path
 
     paths = []
     for i in range(2):

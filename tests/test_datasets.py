@@ -13,16 +13,16 @@ import pyarrow.compute as pc
 import pytest
 
 from edgeintent.errors import DataError
-from edgeintent.toolkit.datasets.calibration import (
+from edgeintent.toolkit.data.calibration import (
     cloud_action_mix,
     fling_pairing,
     gesture_marginals,
     gesture_shape,
     main,
 )
-from edgeintent.toolkit.datasets.hmog import load_hmog
-from edgeintent.toolkit.datasets.taobao import load_taobao
-from edgeintent.toolkit.events import EventLog, STREAM_FIELDS
+from edgeintent.toolkit.data.hmog import load_hmog
+from edgeintent.toolkit.data.taobao import load_taobao
+from edgeintent.toolkit.data.events import EventLog, STREAM_FIELDS
 
 # The HMOG data description: TaskID -> (task, walking), written out independently of the adapter.
 PDF_TASKS = {

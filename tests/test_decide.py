@@ -18,7 +18,7 @@ from edgeintent.decide.policy import POLICIES, Outcomes, PolicyInputs, evaluate_
 from edgeintent.decide.rule import RULE_FILE, DecisionRule, decide, decide_batch, read_rule, rule_from_allocation, write_rule
 from edgeintent.errors import BundleError, ConfigError
 from edgeintent.toolkit.bundle import verify_bundle
-from edgeintent.toolkit.simulate import SimConfig, simulate
+from edgeintent.toolkit.data.simulator import SimConfig, simulate
 
 AMOUNTS = np.array([0.0, 5.0, 10.0, 20.0])
 
@@ -314,7 +314,7 @@ SRC = "sim:300:3"
 
 @pytest.fixture(scope="module")
 def iidn_bundle(tmp_path_factory):
-    from edgeintent.toolkit.train import TrainConfig, train_bundle
+    from edgeintent.toolkit.training.trainer import TrainConfig, train_bundle
 
     out = tmp_path_factory.mktemp("decide") / "iidn"
     train_bundle("iidn", SRC, out, TrainConfig(epochs=1, batch_size=128, golden_rows=16),
@@ -386,7 +386,7 @@ def _one_line_error(args, expect):
 
 
 def test_cli_bad_input_exits_2_with_one_line(iidn_bundle, tmp_path):
-    from edgeintent.toolkit.events import write_events
+    from edgeintent.toolkit.data.events import write_events
 
     from .helpers import random_log
 

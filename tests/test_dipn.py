@@ -9,7 +9,7 @@ from edgeintent.toolkit.features import build_samples, fit_spec
 from edgeintent.toolkit.models import create_model
 from edgeintent.toolkit.models.base import KEY_AGE_CAP, TimeCrossAttention, event_seconds, exact_exp, samples_to_batch
 from edgeintent.toolkit.models.dipn import repeat_flags
-from edgeintent.toolkit.simulate import SimConfig, simulate
+from edgeintent.toolkit.data.simulator import SimConfig, simulate
 
 
 @pytest.fixture(scope="module")

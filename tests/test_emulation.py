@@ -25,10 +25,10 @@ from edgeintent.errors import ConfigError
 from edgeintent.exporters import export_bundle, exported_artifacts, load_runner
 from edgeintent.parity import run_parity, variant_batches
 from edgeintent.parity.policy import tolerance
-from edgeintent.runtime_sim import emulation
-from edgeintent.runtime_sim.emulation import EmulationError
+from edgeintent.runtimes import emulation
+from edgeintent.runtimes.emulation import EmulationError
 from edgeintent.toolkit.bundle import load_bundle
-from edgeintent.toolkit.train import load_model
+from edgeintent.toolkit.training.trainer import load_model
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from edgeintent.exporters.common import ExportError, feeds, input_specs, torch_o
 from edgeintent.toolkit.bundle import load_bundle, verify_bundle
 from edgeintent.toolkit.models import get_entry, list_models
 from edgeintent.toolkit.models.base import TimeCrossAttention
-from edgeintent.toolkit.train import TrainConfig, golden_samples, load_model, train_bundle
+from edgeintent.toolkit.training.trainer import TrainConfig, golden_samples, load_model, train_bundle
 
 SRC = "sim:400:3"
 FAST = TrainConfig(epochs=1, batch_size=128, patience=1, golden_rows=24)
@@ -29,8 +29,8 @@ TORCH_MODELS = [m for m in list_models() if get_entry(m).kind == "torch"]
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """name -> a freshly trained bundle directory (cached per module; copy before changing it)."""
-    from edgeintent.toolkit.sources import load_source
-    from edgeintent.toolkit.train import prepare
+    from edgeintent.toolkit.data.sources import load_source
+    from edgeintent.toolkit.training.trainer import prepare
 
     root = tmp_path_factory.mktemp("bundles")
     prep = prepare(load_source(SRC), FAST.seed, FAST.valid_share)
@@ -193,7 +193,7 @@ def test_fp16_onnx_session_is_created_at_a_safe_level(trained, tmp_path):
     code = (
         "import sys; from edgeintent.toolkit.bundle import load_bundle; from edgeintent.exporters import load_runner;"
         "import json; b = load_bundle(sys.argv[1]); m = json.loads(sys.argv[2]);"
-        "from edgeintent.exporters.common import feeds; from edgeintent.toolkit.train import golden_samples, load_model;"
+        "from edgeintent.exporters.common import feeds; from edgeintent.toolkit.training.trainer import golden_samples, load_model;"
         "r = load_runner(b, m); print(sorted(r.run(feeds(load_model(b), golden_samples(b.golden)))))"
     )
     proc = subprocess.run([sys.executable, "-c", code, str(path), json.dumps(meta)], capture_output=True, text=True, timeout=300)
@@ -208,7 +208,7 @@ def test_coreml_converts_grucell_unsafe_chunk_and_the_mil_reference_runs_it(tmp_
     import numpy as np
 
     from edgeintent.exporters.coreml import _quiet_import
-    from edgeintent.exporters.mil_reference import MilProgram
+    from edgeintent.runtimes.mil_reference import MilProgram
 
     ct = _quiet_import()
     torch.manual_seed(0)
@@ -247,7 +247,7 @@ def test_mil_reference_names_an_op_it_cannot_run(trained, tmp_path, monkeypatch)
 
 
 def test_coreml_fp16_is_explicit(trained, tmp_path):
-    from edgeintent.exporters.mil_reference import MilProgram
+    from edgeintent.runtimes.mil_reference import MilProgram
 
     path = fresh(trained, "rnn", tmp_path)
     m32, m16 = export_bundle(path, "coreml", "fp32"), export_bundle(path, "coreml", "fp16")

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from edgeintent.errors import SpecError
 from edgeintent.toolkit import features as F
-from edgeintent.toolkit import features_reference as R
-from edgeintent.toolkit.events import EventLog
+from edgeintent.toolkit.features import reference as R
+from edgeintent.toolkit.data.events import EventLog
 
 from .helpers import random_columns, random_log
 
@@ -88,7 +88,7 @@ def test_vectorized_equals_reference_on_random_multistream():
 
 @pytest.mark.realdata
 def test_vectorized_equals_reference_on_taobao(taobao_csv):
-    from edgeintent.toolkit.datasets.taobao import load_taobao
+    from edgeintent.toolkit.data.taobao import load_taobao
 
     ds = load_taobao(taobao_csv)
     spec = F.fit_spec(ds.events, utc_offset_ms=ds.utc_offset_ms)
@@ -108,7 +108,7 @@ def test_vectorized_equals_reference_on_taobao(taobao_csv):
 
 @pytest.mark.realdata
 def test_vectorized_equals_reference_on_hmog(hmog_dir):
-    from edgeintent.toolkit.datasets.hmog import load_hmog
+    from edgeintent.toolkit.data.hmog import load_hmog
 
     ds = load_hmog(hmog_dir)
     spec = F.fit_spec(ds.events)
@@ -212,7 +212,7 @@ def test_samples_save_load(tmp_path):
 
 
 def test_vectorized_equals_reference_on_simulator():
-    from edgeintent.toolkit.simulate import SimConfig, simulate
+    from edgeintent.toolkit.data.simulator import SimConfig, simulate
 
     sim = simulate(SimConfig(users=150, seed=11))
     spec = F.fit_spec(sim.events)

@@ -13,7 +13,7 @@ from edgeintent.toolkit import models
 from edgeintent.toolkit.features import build_samples, fit_spec
 from edgeintent.toolkit.models import iidn as iidn_mod  # noqa: F401  (registers "iidn")
 from edgeintent.toolkit.models.base import samples_to_batch
-from edgeintent.toolkit.simulate import SimConfig, simulate
+from edgeintent.toolkit.data.simulator import SimConfig, simulate
 
 torch.set_num_threads(1)
 
@@ -401,7 +401,7 @@ def test_bundles_without_coupon_response_load_as_the_papers_model(data):
 
     from edgeintent.errors import BundleError
     from edgeintent.toolkit.models import model_config, rebuild_model
-    from edgeintent.toolkit.train import load_model, model_weights
+    from edgeintent.toolkit.training.trainer import load_model, model_weights
 
     spec, _ = data
     old = make(spec, coupon_response="input", cross_time=False)

@@ -9,7 +9,7 @@ from scipy.stats import ks_2samp
 from sklearn.calibration import calibration_curve as sk_calibration_curve
 from sklearn.metrics import log_loss, roc_auc_score
 
-from edgeintent.toolkit import metrics as M
+from edgeintent.toolkit.training import metrics as M
 
 
 def _data(n: int, seed: int = 0, strength: float = 2.0) -> tuple[np.ndarray, np.ndarray]:

@@ -10,12 +10,12 @@ from click.testing import CliRunner
 
 from edgeintent.cli import main
 from edgeintent.exporters import export_bundle, exported_artifacts
-from edgeintent.exporters.mil_reference import MilProgram
+from edgeintent.runtimes.mil_reference import MilProgram
 from edgeintent.parity import run_parity
 from edgeintent.parity.policy import QUANTIZED, tolerance
 from edgeintent.quantization import _explain, _pick, recipes
 from edgeintent.toolkit.bundle import load_bundle, verify_bundle
-from edgeintent.toolkit.train import TrainConfig, train_bundle
+from edgeintent.toolkit.training.trainer import TrainConfig, train_bundle
 
 SRC = "sim:400:3"
 FAST = TrainConfig(epochs=3, batch_size=128, patience=3, golden_rows=160)

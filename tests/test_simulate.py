@@ -12,9 +12,9 @@ import pyarrow as pa
 import pytest
 
 from edgeintent.errors import ConfigError
-from edgeintent.toolkit import simulate as sm
-from edgeintent.toolkit.events import STREAM_FIELDS, EventLog, concat_logs, stream_schema
-from edgeintent.toolkit.simulate import BLOCK_USERS, SimConfig, SimData, iter_simulate, simulate
+from edgeintent.toolkit.data import simulator as sm
+from edgeintent.toolkit.data.events import STREAM_FIELDS, EventLog, concat_logs, stream_schema
+from edgeintent.toolkit.data.simulator import BLOCK_USERS, SimConfig, SimData, iter_simulate, simulate
 
 STAY_MS = 30 * 60 * 1000
 

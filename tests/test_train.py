@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from edgeintent.cli import main
 from edgeintent.toolkit.bundle import load_bundle
 from edgeintent.toolkit.models import get_entry, list_models
-from edgeintent.toolkit.sources import load_source
-from edgeintent.toolkit.train import (
+from edgeintent.toolkit.data.sources import load_source
+from edgeintent.toolkit.training.trainer import (
     TrainConfig,
     evaluate_bundle,
     golden_samples,

@@ -243,7 +243,7 @@ def plot_budget_uplift(rows: list[dict], path: str | Path, title: str = "") -> P
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from edgeintent.toolkit.events import atomic_path
+    from edgeintent.toolkit.data.events import atomic_path
 
     path = Path(path)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))

@@ -73,8 +73,8 @@ def predict_decisions(model, spec, ds, amounts) -> tuple:
 def score_source(bundle_path, source: str, amounts: tuple[float, ...] | None = None, ds=None) -> Scored:
     """Load a bundle and a source, featurize every decision point, predict P under each amount and S."""
     from edgeintent.toolkit.bundle import load_bundle
-    from edgeintent.toolkit.sources import load_source
-    from edgeintent.toolkit.train import load_model
+    from edgeintent.toolkit.data.sources import load_source
+    from edgeintent.toolkit.training.trainer import load_model
 
     bundle = load_bundle(bundle_path)
     model = load_model(bundle)
@@ -106,7 +106,7 @@ def run_allocate(bundle_path, source: str, budget: float, out: Path, amounts: tu
     """Allocate coupons over SOURCE's decision points, write them (Parquet, atomically) and decision.json."""
     import pyarrow.parquet as pq
 
-    from edgeintent.toolkit.events import atomic_path
+    from edgeintent.toolkit.data.events import atomic_path
 
     check_objective(objective)
     out = Path(out)
@@ -161,7 +161,7 @@ def run_policy_eval(bundle_path, source: str, budgets: tuple[float, ...] | None 
         raise DataError(f"{plot}: directory {Path(plot).parent} does not exist")
     if scored is None:
         if ds is None:
-            from edgeintent.toolkit.sources import load_source
+            from edgeintent.toolkit.data.sources import load_source
 
             ds = load_source(source)
         truth = outcomes_from_decisions(ds.decisions, source)  # fails early without potential outcomes

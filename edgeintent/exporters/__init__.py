@@ -142,7 +142,7 @@ def _read_tree(path: Path) -> dict[str, bytes]:
 def export_bundle(bundle_dir, target: str, precision: str = "fp32", options: dict | None = None) -> dict:
     """Export the bundle's model to ``target`` into ``bundle/exports/<target>/``; returns the metadata."""
     from edgeintent.toolkit.bundle import load_bundle
-    from edgeintent.toolkit.train import load_model
+    from edgeintent.toolkit.training.trainer import load_model
 
     t = get_target(target)
     if precision not in t.precisions:
@@ -175,7 +175,7 @@ def install_artifact(bundle, target: str, precision: str, model, options: dict |
     (the quantization recipes use it). Tests pass a deliberately broken copy of the model here to
     check that parity catches it.
     """
-    from edgeintent.toolkit.train import golden_samples
+    from edgeintent.toolkit.training.trainer import golden_samples
 
     t = get_target(target)
     options = dict(options or {})

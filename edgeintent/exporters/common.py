@@ -87,7 +87,7 @@ class ExportModule(torch.nn.Module):
 
 def feeds(model, samples: Samples, idx: np.ndarray | None = None, widths: dict[str, int] | None = None) -> dict[str, np.ndarray]:
     """numpy inputs of the exported signature for ``samples[idx]`` (the torch batch, same values)."""
-    from edgeintent.toolkit.train import batch_for
+    from edgeintent.toolkit.training.trainer import batch_for
 
     idx = np.arange(len(samples)) if idx is None else np.asarray(idx)
     batch = batch_for(model, samples, idx, widths=widths)

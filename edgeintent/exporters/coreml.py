@@ -26,7 +26,7 @@ import numpy as np
 
 from edgeintent.exporters import Runner, Target, register_target
 from edgeintent.exporters.common import ExportError, ExportModule, example_inputs, input_specs, output_names
-from edgeintent.exporters.mil_reference import LABEL, MilProgram, quiet_coremltools
+from edgeintent.runtimes.mil_reference import LABEL, MilProgram, quiet_coremltools
 
 MIN_TARGET = "iOS16"
 MAX_BATCH = 4096

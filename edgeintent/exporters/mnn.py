@@ -28,7 +28,7 @@ import numpy as np
 
 from edgeintent.exporters import Runner, Target, register_target
 from edgeintent.exporters.common import ExportError
-from edgeintent.runtime_sim.arm_worker import quiet_fd1
+from edgeintent.runtimes.worker import quiet_fd1
 
 _CONVERT = """
 import sys
@@ -77,7 +77,7 @@ class MnnRunner(Runner):
 
     def __init__(self, path: Path, threads: int = 1, precision: str = "normal", inputs: list[str] | None = None,
                  outputs: list[str] | None = None) -> None:  # fmt: skip
-        from edgeintent.runtime_sim.arm_worker import MnnSessionRunner
+        from edgeintent.runtimes.worker import MnnSessionRunner
 
         with quiet_fd1():
             self._impl = MnnSessionRunner(str(path), precision, threads, inputs, outputs)
@@ -129,7 +129,7 @@ class MnnModuleRunner(Runner):
     """MNN's Module API (runs the While-loop RNNs); the same code as the cpu-arm worker's."""
 
     def __init__(self, path: Path, threads: int, precision: str, inputs: list[str], outputs: list[str]) -> None:
-        from edgeintent.runtime_sim.arm_worker import MnnModuleRunner as _Impl
+        from edgeintent.runtimes.worker import MnnModuleRunner as _Impl
 
         with quiet_fd1():
             self._impl = _Impl(str(path), precision, threads, inputs, outputs)

@@ -25,8 +25,8 @@ import numpy as np
 
 from edgeintent.exporters import Runner, Target, register_target
 from edgeintent.exporters.common import ExportError, ExportModule, example_inputs, input_specs, output_names
-from edgeintent.runtime_sim.arm_worker import OnnxRuntimeRunner
-from edgeintent.runtime_sim.arm_worker import ort_session_options as session_options  # noqa: F401 - re-exported
+from edgeintent.runtimes.worker import OnnxRuntimeRunner
+from edgeintent.runtimes.worker import ort_session_options as session_options  # noqa: F401 - re-exported
 
 OPSET = 17
 

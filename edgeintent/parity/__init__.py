@@ -57,7 +57,7 @@ def _chunks(n: int, size: int) -> list[np.ndarray]:
 
 def variant_batches(model, bundle, seed: int = 0) -> dict[str, list[tuple[np.ndarray, dict[str, np.ndarray]]]]:
     """Per variant, a list of (row indices into the golden set, feeds)."""
-    from edgeintent.toolkit.train import golden_samples
+    from edgeintent.toolkit.training.trainer import golden_samples
 
     samples = golden_samples(bundle.golden)
     n = len(samples)
@@ -225,17 +225,17 @@ def run_parity(bundle_dir, targets: list[str] | None = None, threads: int = 1, d
     """Parity of every exported artifact of ``targets`` (default: all exported); returns the report.
 
     ``device="cpu-arm"`` runs the artifacts in the aarch64 builds of their runtimes under qemu
-    (``edgeintent.runtime_sim.emulation``); the torch reference stays on the host.
+    (``edgeintent.runtimes.emulation``); the torch reference stays on the host.
     """
     import contextlib
     import platform
 
     from edgeintent.toolkit.bundle import load_bundle
-    from edgeintent.toolkit.train import load_model
+    from edgeintent.toolkit.training.trainer import load_model
 
     emu = env = None
     if device != "host":
-        from edgeintent.runtime_sim import emulation as emu
+        from edgeintent.runtimes import emulation as emu
 
         if device != emu.DEVICE:
             raise ConfigError(f"--device {device}: choose host or {emu.DEVICE}")

@@ -41,7 +41,7 @@ def first_divergent_node(bundle, model, meta: dict, feeds: dict) -> dict:
     import onnx
 
     from edgeintent.exporters.onnx import export_proto
-    from edgeintent.toolkit.train import golden_samples
+    from edgeintent.toolkit.training.trainer import golden_samples
 
     artifact = onnx.load(str(bundle.file(meta["artifact"])))
     reference = export_proto(model, bundle.spec, golden_samples(bundle.golden), meta["precision"])

@@ -84,7 +84,7 @@ def get_recipe(target: str, mode: str) -> Recipe:
 
 def _fp32_onnx(model, bundle):
     from edgeintent.exporters.onnx import export_proto
-    from edgeintent.toolkit.train import golden_samples
+    from edgeintent.toolkit.training.trainer import golden_samples
 
     return export_proto(model, bundle.spec, golden_samples(bundle.golden), "fp32")
 
@@ -167,7 +167,7 @@ def _coreml_base(model, bundle, precision: str = "fp32"):
     slow step), else a fresh conversion of ``model``."""
     from edgeintent.exporters import exported_artifacts
     from edgeintent.exporters.coreml import _quiet_import, convert
-    from edgeintent.toolkit.train import golden_samples
+    from edgeintent.toolkit.training.trainer import golden_samples
 
     if precision == "fp32":
         for meta in exported_artifacts(bundle, ["coreml"]):
@@ -288,7 +288,7 @@ def _run_all(runner, model, samples, idx: np.ndarray, batch: int = 256) -> dict[
 
 def _evaluate(model, samples, idx, ref: dict, got: dict) -> dict:
     from edgeintent.parity import _thresholds
-    from edgeintent.toolkit.metrics import auc
+    from edgeintent.toolkit.training.metrics import auc
 
     tasks = {}
     for t in model.tasks:
@@ -326,7 +326,7 @@ def quantize_bundle(bundle_dir, target: str, mode: str = "auto", source: str | N
                     runs: int = 200, say: Callable[[str], None] | None = None) -> dict:  # fmt: skip
     """Build, evaluate and install quantized artifacts; returns the report (also written to the bundle)."""
     from edgeintent.toolkit.bundle import add_files, canonical_json, load_bundle
-    from edgeintent.toolkit.train import evaluation_rows, load_model
+    from edgeintent.toolkit.training.trainer import evaluation_rows, load_model
 
     say = say or (lambda *_: None)
     if budget_auc < 0:
@@ -395,7 +395,7 @@ def _fp32_size(model, bundle, target: str) -> int:
         if meta["precision"] == "fp32":
             return int(meta["bytes"])
     with tempfile.TemporaryDirectory() as tmp:
-        from edgeintent.toolkit.train import golden_samples
+        from edgeintent.toolkit.training.trainer import golden_samples
 
         out = Path(tmp) / get_target(target).artifact_name("fp32")
         get_target(target).export(model, bundle.spec, golden_samples(bundle.golden), out, "fp32")

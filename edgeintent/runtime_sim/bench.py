@@ -25,7 +25,7 @@ import numpy as np
 from edgeintent.errors import ConfigError, EdgeIntentError
 from edgeintent.runtime_sim import project
 from edgeintent.runtime_sim.devices import DeviceProfile, get_device
-from edgeintent.runtime_sim.limits import child_env, pick_cpus
+from edgeintent.runtimes.limits import child_env, pick_cpus
 from edgeintent.runtime_sim.runners import RUNTIMES, runtime_available, runtime_for_target
 
 SCHEMA = "edgeintent.bench/1"
@@ -78,7 +78,7 @@ def _run_child(job: dict, workdir: Path, name: str, threads: int, wrap: list[str
     job_path.write_text(json.dumps(job))
     env = child_env(threads)
     env["PYTHONPATH"] = os.pathsep.join([_package_root(), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    cmd = (wrap or []) + [sys.executable, "-m", "edgeintent.runtime_sim.child", str(job_path), str(out)]
+    cmd = (wrap or []) + [sys.executable, "-m", "edgeintent.runtimes.child", str(job_path), str(out)]
     try:
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -105,7 +105,7 @@ class Bench:
     def __init__(self, bundle_dir, cfg: BenchConfig, say: Callable[[str], None] | None = None) -> None:
         from edgeintent.exporters.common import torch_model
         from edgeintent.toolkit.bundle import load_bundle
-        from edgeintent.toolkit.train import load_model
+        from edgeintent.toolkit.training.trainer import load_model
 
         self.bundle_dir = Path(bundle_dir)
         self.cfg = cfg
@@ -119,9 +119,9 @@ class Bench:
     # -- the request ---------------------------------------------------------------------------
     def _request(self, workdir: Path) -> dict:
         from edgeintent.exporters.common import feeds
-        from edgeintent.runtime_sim.featurize import pick_request, write_window
+        from edgeintent.toolkit.features.request import pick_request, write_window
         from edgeintent.toolkit.features import build_samples
-        from edgeintent.toolkit.sources import load_source
+        from edgeintent.toolkit.data.sources import load_source
 
         spec = self.bundle.spec
         streams = [s for s in spec.streams if s in self.model.streams]
@@ -374,7 +374,7 @@ def write_plot(times: dict[str, list[float]], report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from edgeintent.toolkit.events import atomic_path
+    from edgeintent.toolkit.data.events import atomic_path
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     allv = np.concatenate([np.asarray(v) for v in times.values()])

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeintent.runtime_sim.arm_worker import MnnSessionRunner, OnnxRuntimeRunner, quiet_fd1
-from edgeintent.runtime_sim.arm_worker import ort_session_options  # noqa: F401 - the measuring child imports it from here
+from edgeintent.runtimes.worker import MnnSessionRunner, OnnxRuntimeRunner, quiet_fd1
+from edgeintent.runtimes.worker import ort_session_options  # noqa: F401 - the measuring child imports it from here
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class _Torch:
 
         from edgeintent.exporters.common import ExportModule, output_names
         from edgeintent.toolkit.bundle import load_bundle
-        from edgeintent.toolkit.train import load_model
+        from edgeintent.toolkit.training.trainer import load_model
 
         torch.set_num_threads(threads)
         model = load_model(load_bundle(path))
@@ -120,7 +120,7 @@ def register_runtime(rt: Runtime) -> None:
 
 register_runtime(Runtime("onnxruntime", "onnx", True, _Ort, _version("onnxruntime"), _preload("onnxruntime")))
 register_runtime(Runtime("mnn", "mnn", True, _Mnn, _version("MNN"), _preload("MNN")))
-register_runtime(Runtime("torch", None, True, _Torch, _version("torch"), _preload("torch", "edgeintent.toolkit.train", "edgeintent.toolkit.bundle", "edgeintent.exporters.common")))
+register_runtime(Runtime("torch", None, True, _Torch, _version("torch"), _preload("torch", "edgeintent.toolkit.training.trainer", "edgeintent.toolkit.bundle", "edgeintent.exporters.common")))
 register_runtime(Runtime("mil-reference", "coreml", False, _Mil, _version("coremltools"), _preload("edgeintent.exporters", "edgeintent.exporters.coreml")))
 
 

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from edgeintent.errors import BundleError, SpecError
-from edgeintent.toolkit.events import default_mode
+from edgeintent.toolkit.data.events import default_mode
 from edgeintent.toolkit.features import FeatureSpec
 
 BUNDLE_FORMAT = "edgeintent-bundle"

@@ -17,9 +17,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from edgeintent.errors import DataError
-from edgeintent.toolkit.events import EventWriter, atomic_write_text
+from edgeintent.toolkit.data.events import EventWriter, atomic_write_text
 from edgeintent.toolkit.features import LABELS, FitConfig, LabelConfig, label_decisions, save_samples
-from edgeintent.toolkit.sources import Dataset, load_source, sidecar_path
+from edgeintent.toolkit.data.sources import Dataset, load_source, sidecar_path
 
 TOP_FIELD = {"gesture": "kind", "click": "widget", "cloud": "action"}
 
@@ -28,7 +28,7 @@ def simulate_to_file(users: int, seed: int, out: Path, progress: bool = False) -
     """Stream the simulator into ``out`` and its decision points into the sidecar, block by block."""
     from rich.progress import Progress
 
-    from edgeintent.toolkit.simulate import SimConfig, iter_simulate
+    from edgeintent.toolkit.data.simulator import SimConfig, iter_simulate
 
     out = Path(out)
     cfg = SimConfig(users=users, seed=seed)
@@ -156,7 +156,7 @@ def run_demo(users: int, seed: int, out_dir: Path, say: Callable[[str], None] | 
     result["simulate"] = dict(sim, seconds=round(time.perf_counter() - t0, 2))
     say(f"    {sim['events']:,} events, {sim['decisions']:,} decision points → {sim['events_file']}")
 
-    from edgeintent.toolkit.train import Prepared, TrainConfig, prepare, train_bundle
+    from edgeintent.toolkit.training.trainer import Prepared, TrainConfig, prepare, train_bundle
 
     source = str(out_dir / "events.parquet")
     ds = load_source(source)
@@ -200,7 +200,7 @@ def run_demo(users: int, seed: int, out_dir: Path, say: Callable[[str], None] | 
     fresh = f"sim:{users}:{seed + 1}"
     say(f"[bold]5/{n_stages} evaluate[/] on held-out users ({len(prep.valid_idx):,} decision points; they also "
         f"chose the epoch) and on a fresh population ({fresh})")
-    from edgeintent.toolkit.train import evaluate_bundle
+    from edgeintent.toolkit.training.trainer import evaluate_bundle
 
     result["evaluate"] = {}
     for name, summary in result["train"].items():
@@ -234,7 +234,7 @@ def run_demo(users: int, seed: int, out_dir: Path, say: Callable[[str], None] | 
 def _demo_decide(source: str, fresh: str, out_dir: Path, cfg, prep, say: Callable[[str], None]) -> dict:
     """Demo stage: an IIDN bundle, the policy table on a fresh population and the on-device rule."""
     from edgeintent.decide.run import policy_table_lines, run_allocate, run_policy_eval, score_source
-    from edgeintent.toolkit.train import train_bundle
+    from edgeintent.toolkit.training.trainer import train_bundle
 
     t0 = time.perf_counter()
     summary = train_bundle("iidn", source, out_dir / "iidn", cfg, prepared=prep, overwrite=True)

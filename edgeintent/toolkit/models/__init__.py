@@ -117,7 +117,7 @@ def rebuild_model(config: dict, spec):
 def describe_models(users: int = 500) -> list[dict]:
     """Every registered model with parameter count and weight bytes on a simulator FeatureSpec."""
     from edgeintent.toolkit.features import fit_spec
-    from edgeintent.toolkit.simulate import SimConfig, simulate
+    from edgeintent.toolkit.data.simulator import SimConfig, simulate
 
     spec = fit_spec(simulate(SimConfig(users=users, seed=0)).events)
     rows = []

@@ -14,7 +14,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from edgeintent.toolkit.events import STREAMS, EventLog
+from edgeintent.toolkit.data.events import STREAMS, EventLog
 from edgeintent.toolkit.features import FeatureSpec, LabelConfig
 
 MASK64 = (1 << 64) - 1

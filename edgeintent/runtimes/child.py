@@ -1,4 +1,4 @@
-"""The measuring process: ``python -m edgeintent.runtime_sim.child JOB.json RESULT.json``.
+"""The measuring process: ``python -m edgeintent.runtimes.child JOB.json RESULT.json``.
 
 One fresh process per variant (in-process measurements after other sessions were up to 2x off).
 It pins itself to the job's CPUs, loads numpy and the runtime library, caps its address space at
@@ -19,7 +19,7 @@ import sys
 import time
 import traceback
 
-from edgeintent.runtime_sim.limits import cap_address_space, reset_peak_rss, set_affinity, vm_status
+from edgeintent.runtimes.limits import cap_address_space, reset_peak_rss, set_affinity, vm_status
 
 MEMORY_WORDS = ("memoryerror", "bad_alloc", "bad allocation", "failed to allocate", "cannot allocate", "out of memory",
                 "can't allocate", "std::bad_alloc", "alloc")  # fmt: skip
@@ -154,7 +154,7 @@ def measure_model(job: dict, out: str) -> dict:
 def measure_featurizer(job: dict, out: str) -> dict:
     import numpy as np
 
-    from edgeintent.runtime_sim.featurize import featurize_request, read_window
+    from edgeintent.toolkit.features.request import featurize_request, read_window
     from edgeintent.toolkit.features import FeatureSpec
 
     spec = FeatureSpec.load(job["spec"])

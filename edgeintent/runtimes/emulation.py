@@ -44,7 +44,7 @@ import numpy as np
 
 from edgeintent.errors import ConfigError, EdgeIntentError
 from edgeintent.exporters import Runner
-from edgeintent.runtime_sim import arm_worker
+from edgeintent.runtimes import worker as arm_worker
 
 DEVICE = "cpu-arm"
 ENV_VAR = "EDGEINTENT_ARM_CACHE"

@@ -47,7 +47,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from edgeintent.errors import ConfigError, DataError, SpecError
-from edgeintent.toolkit.events import STREAMS, EventLog, atomic_path, atomic_write_text
+from edgeintent.toolkit.data.events import STREAMS, EventLog, atomic_path, atomic_write_text
 
 SPEC_VERSION = 1
 PAD, UNK = 0, 1

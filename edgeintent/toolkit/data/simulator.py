@@ -141,7 +141,7 @@ import numpy as np
 import pyarrow as pa
 
 from edgeintent.errors import ConfigError
-from edgeintent.toolkit.events import STREAMS, EventLog, ReadReport, stream_schema
+from edgeintent.toolkit.data.events import STREAMS, EventLog, ReadReport, stream_schema
 
 SIM_VERSION = 1
 #: Users per block. Fixed: the output for a seed must not depend on how it is consumed.
@@ -175,7 +175,7 @@ A_VIEW, A_FAV, A_CART, A_BUY = range(4)
 #: the 6 subjects x 24 sessions in ../shared/data/hmog. Units: duration ms; distance in screen
 #: units, hypot(dx/1080, dy/1920); speed in screen units per second, hypot(vx, vy) (swipe: the fling
 #: velocity Speed_X/1080, Speed_Y/1920; scroll: distance / duration).
-#: Derived with ``python -m edgeintent.toolkit.datasets.calibration`` (keys
+#: Derived with ``python -m edgeintent.toolkit.data.calibration`` (keys
 #: ``hmog.gesture_marginals_portrait`` and ``hmog.gesture_shape_portrait``; 6,987 swipes, 12,498 scrolls).
 HMOG_MARGINALS: dict[str, dict[str, tuple[float, float]]] = {
     "swipe": {"duration_ms": (5.8769, 0.9019), "distance": (-1.9974, 1.2272), "speed": (-0.8122, 0.8673)},

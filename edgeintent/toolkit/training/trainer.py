@@ -23,7 +23,7 @@ import torch
 
 from edgeintent import __version__
 from edgeintent.errors import BundleError, ConfigError, DataError
-from edgeintent.toolkit import metrics as M
+from edgeintent.toolkit.training import metrics as M
 from edgeintent.toolkit.features import (
     FeatureSpec,
     FitConfig,
@@ -35,7 +35,7 @@ from edgeintent.toolkit.features import (
 )
 from edgeintent.toolkit.models import create_model, get_entry, model_config
 from edgeintent.toolkit.models.base import count_parameters, coupon_values, samples_to_batch
-from edgeintent.toolkit.sources import Dataset
+from edgeintent.toolkit.data.sources import Dataset
 
 
 @dataclass(frozen=True)
@@ -392,7 +392,7 @@ def train_bundle(
 ) -> dict:
     """Train ``name`` on ``source`` and write a verified bundle to ``out``; returns the summary."""
     from edgeintent.toolkit.bundle import write_bundle
-    from edgeintent.toolkit.sources import load_source
+    from edgeintent.toolkit.data.sources import load_source
 
     cfg = cfg or TrainConfig()
     ds = ds or (None if prepared is not None else load_source(source))
@@ -441,7 +441,7 @@ def load_model(bundle):
 def evaluation_rows(bundle, model, source: str | None = None, users: str = "auto") -> tuple[Samples, np.ndarray, str, str]:
     """(samples, rows to evaluate, source, users) for a bundle: by default the training source's
     validation users; another source is evaluated on all its users."""
-    from edgeintent.toolkit.sources import load_source
+    from edgeintent.toolkit.data.sources import load_source
 
     trained_on = bundle.config["data"]["source"]
     source = source or trained_on

@@ -18,9 +18,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from edgeintent.errors import SourceError
-from edgeintent.toolkit.events import EventLog, read_events
+from edgeintent.toolkit.data.events import EventLog, read_events
 
-DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 
 
 @dataclass
@@ -52,16 +52,16 @@ def load_source(spec: str) -> Dataset:
     spec = spec.strip()
     if spec.startswith("sim:"):
         users, seed = _parse_sim(spec)
-        from edgeintent.toolkit.simulate import SimConfig, simulate
+        from edgeintent.toolkit.data.simulator import SimConfig, simulate
 
         sim = simulate(SimConfig(users=users, seed=seed))
         return Dataset(name=spec, events=sim.events, decisions=sim.decisions, meta={"simulator": sim.config_dict()})
     if spec.startswith("taobao:"):
-        from edgeintent.toolkit.datasets.taobao import load_taobao
+        from edgeintent.toolkit.data.taobao import load_taobao
 
         return load_taobao(_path_part(spec, "taobao"))
     if spec.startswith("hmog:"):
-        from edgeintent.toolkit.datasets.hmog import load_hmog
+        from edgeintent.toolkit.data.hmog import load_hmog
 
         return load_hmog(_path_part(spec, "hmog"))
     if ":" in spec.split("/")[0] and not Path(spec).exists():

@@ -1,9 +1,9 @@
 """Constants the behaviour simulator is calibrated to, measured on the real data sets.
 
-Pure functions over an :class:`~edgeintent.toolkit.events.EventLog`; ``main()`` loads HMOG (gestures) and the
+Pure functions over an :class:`~edgeintent.toolkit.data.events.EventLog`; ``main()`` loads HMOG (gestures) and the
 Taobao sample (cloud behaviours) and prints both as JSON::
 
-    python -m edgeintent.toolkit.datasets.calibration [--hmog PATH] [--taobao PATH] [--out FILE]
+    python -m edgeintent.toolkit.data.calibration [--hmog PATH] [--taobao PATH] [--out FILE]
 
 Statistics (the simulator author copies these numbers; this command is their provenance):
 
@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from edgeintent.toolkit.events import EventLog
+from edgeintent.toolkit.data.events import EventLog
 
 GESTURE_MEASURES: tuple[str, ...] = ("duration_ms", "distance", "speed")
 QUANTILES: tuple[float, ...] = (0.10, 0.50, 0.90)
@@ -170,9 +170,9 @@ def cloud_action_mix(log: EventLog) -> dict:
 
 def calibrate(hmog: str | Path | None = None, taobao: str | Path | None = None) -> dict:
     """Load the real data sets and compute all calibration figures (``None``: the shared-data default path)."""
-    from edgeintent.toolkit.datasets.hmog import load_hmog
-    from edgeintent.toolkit.datasets.taobao import load_taobao
-    from edgeintent.toolkit.sources import DEFAULT_SHARED_DATA
+    from edgeintent.toolkit.data.hmog import load_hmog
+    from edgeintent.toolkit.data.taobao import load_taobao
+    from edgeintent.toolkit.data.sources import DEFAULT_SHARED_DATA
 
     hmog_path = Path(hmog) if hmog is not None else DEFAULT_SHARED_DATA / "hmog"
     taobao_path = Path(taobao) if taobao is not None else DEFAULT_SHARED_DATA / "taobao_userbehavior"
@@ -211,10 +211,10 @@ def calibrate(hmog: str | Path | None = None, taobao: str | Path | None = None) 
 
 def main(argv: list[str] | None = None) -> int:
     from edgeintent.errors import EdgeIntentError
-    from edgeintent.toolkit.sources import DEFAULT_SHARED_DATA
+    from edgeintent.toolkit.data.sources import DEFAULT_SHARED_DATA
 
     parser = argparse.ArgumentParser(
-        prog="python -m edgeintent.toolkit.datasets.calibration",
+        prog="python -m edgeintent.toolkit.data.calibration",
         description="Print the simulator's calibration figures measured on the real data sets, as JSON.",
     )
     parser.add_argument("--hmog", default=str(DEFAULT_SHARED_DATA / "hmog"), help="HMOG root folder")
@@ -228,11 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     except EdgeIntentError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    result = {"command": "python -m edgeintent.toolkit.datasets.calibration", **result}
+    result = {"command": "python -m edgeintent.toolkit.data.calibration", **result}
     text = json.dumps(result, indent=2, sort_keys=False)
     print(text)
     if args.out:
-        from edgeintent.toolkit.events import atomic_write_text
+        from edgeintent.toolkit.data.events import atomic_write_text
 
         atomic_write_text(args.out, text + "\n")
     return 0

@@ -38,8 +38,8 @@ import pyarrow.csv as pacsv
 import pyarrow.compute as pc
 
 from edgeintent.errors import DataError
-from edgeintent.toolkit.events import EventLog, ReadReport, count_out_of_order, stream_schema
-from edgeintent.toolkit.sources import Dataset
+from edgeintent.toolkit.data.events import EventLog, ReadReport, count_out_of_order, stream_schema
+from edgeintent.toolkit.data.sources import Dataset
 
 FILE_NAME = "UserBehavior_sample.csv"
 COLUMNS: tuple[str, ...] = ("user_id", "item_id", "category_id", "behavior_type", "timestamp")
