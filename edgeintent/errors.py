@@ -34,3 +34,31 @@ class ConfigError(EdgeIntentError):
 
 class BundleError(EdgeIntentError):
     """A bundle directory is missing, incomplete, modified after it was written, or cannot be written."""
+
+
+class ExportError(EdgeIntentError):
+    """A model cannot be exported to (or run on) a target."""
+
+
+class MilReferenceError(ExportError):
+    """The MIL reference executor met something it cannot run."""
+
+
+class EmulationError(EdgeIntentError):
+    """The emulated device cannot be built or used (no root, apt or PyPI unreachable, not set up).
+
+    ``reason`` is ``"root"`` (setup needs root), ``"network"`` (apt or PyPI unreachable),
+    ``"setup"`` (not built yet) or ``"broken"``: tests skip on the first three only.
+    """
+
+    def __init__(self, message: str, reason: str = "broken") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class MemoryBudgetError(EdgeIntentError):
+    """A model needs more memory than the device profile's budget."""
+
+
+class BenchError(EdgeIntentError):
+    """A measuring process failed for a reason other than memory."""

@@ -18,12 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from edgeintent.errors import EdgeIntentError
+from edgeintent.errors import ExportError
 from edgeintent.toolkit.features import Samples
 
-
-class ExportError(EdgeIntentError):
-    """A model cannot be exported to (or run on) a target."""
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeintent.errors import ConfigError, EdgeIntentError
+from edgeintent.errors import BenchError, ConfigError, MemoryBudgetError
 from edgeintent.runtime_sim import project
 from edgeintent.runtime_sim.devices import DeviceProfile, get_device
 from edgeintent.runtimes.limits import child_env, pick_cpus
@@ -32,12 +32,6 @@ SCHEMA = "edgeintent.bench/1"
 CHILD_TIMEOUT_S = 900
 
 
-class MemoryBudgetError(EdgeIntentError):
-    """A model needs more memory than the device profile's budget."""
-
-
-class BenchError(EdgeIntentError):
-    """A measuring process failed for a reason other than memory."""
 
 
 @dataclass(frozen=True)

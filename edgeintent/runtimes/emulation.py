@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeintent.errors import ConfigError, EdgeIntentError
+from edgeintent.errors import ConfigError, EmulationError
 from edgeintent.exporters import Runner
 from edgeintent.runtimes import worker as arm_worker
 
@@ -64,17 +64,6 @@ CPUINFO_FEATURES = "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asim
 #: targets whose runtime has an aarch64 Linux build here
 ARM_TARGETS = ("onnx", "mnn")
 
-
-class EmulationError(EdgeIntentError):
-    """The emulated device cannot be built or used (no root, apt or PyPI unreachable, not set up).
-
-    ``reason`` is ``"root"`` (setup needs root), ``"network"`` (apt or PyPI unreachable),
-    ``"setup"`` (not built yet) or ``"broken"``: tests skip on the first three only.
-    """
-
-    def __init__(self, message: str, reason: str = "broken") -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 def cache_dir() -> Path:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeintent.exporters.common import ExportError
+from edgeintent.errors import MilReferenceError
 
 LABEL = "MIL reference (graph semantics, not Apple kernels)"
 
@@ -45,9 +45,6 @@ def quiet_coremltools():
 
     return coremltools
 
-
-class MilReferenceError(ExportError):
-    """The MIL reference executor met something it cannot run."""
 
 
 Kernel = Callable[..., object]
