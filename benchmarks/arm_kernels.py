@@ -70,8 +70,8 @@ def main() -> int:
         devices = {"host": ([sys.executable], None), emulation.DEVICE: (arm.command(), arm.env())}
         rows = []
         for device, (command, env) in devices.items():
-            for kind, path in (("onnx", onnx_path), ("mnn-session", mnn_path)):
-                precision = "fp32" if kind == "onnx" else "normal"
+            for kind, path in (("onnxruntime", onnx_path), ("mnn-session", mnn_path)):
+                precision = "fp32" if kind == "onnxruntime" else "normal"
                 with emulation.WorkerRunner(command, env, kind, path, precision, 1, ["x"], [o.lower() for o in OPS]) as r:
                     rows.append({"device": device, "arch": r.arch, "runtime": r.runtime, **errors(r.run)})
     numpy_exp = np.exp(np.linspace(0.0, np.log1p(7200.0), N, dtype=np.float32))

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edgeintent.exporters import export_bundle  # noqa: E402
 from edgeintent.parity import run_parity  # noqa: E402
+from edgeintent.runtimes.providers import provider  # noqa: E402
 from edgeintent.runtimes import emulation  # noqa: E402
 from edgeintent.toolkit.training.trainer import TrainConfig, train_bundle  # noqa: E402
 
@@ -43,7 +44,7 @@ def rows(report: dict, device: str, seconds: float) -> list[dict]:
 
 def timed_parity(path: Path, targets: list[str], device: str) -> tuple[dict, float]:
     t0 = time.perf_counter()
-    report = run_parity(path, targets, device=device)
+    report = run_parity(path, targets, provider=provider(device))
     return report, time.perf_counter() - t0
 
 

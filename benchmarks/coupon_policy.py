@@ -38,7 +38,8 @@ from edgeintent.decide.run import predict_decisions  # noqa: E402
 from edgeintent.toolkit.training import metrics as M  # noqa: E402
 from edgeintent.toolkit.bundle import load_bundle  # noqa: E402
 from edgeintent.toolkit.data.sources import load_source  # noqa: E402
-from edgeintent.toolkit.training.trainer import TrainConfig, load_model, train  # noqa: E402
+from edgeintent.toolkit.training.trainer import TrainConfig, train  # noqa: E402
+from edgeintent.toolkit.bundle import load_model  # noqa: E402
 
 PER_POINT = (2.5, 5.0, 10.0)
 

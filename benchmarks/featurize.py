@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 from edgeintent.toolkit import features as F  # noqa: E402
 from edgeintent.toolkit.features import reference as R  # noqa: E402
-from edgeintent.toolkit.data.sources import DEFAULT_SHARED_DATA, load_source  # noqa: E402
+from edgeintent.toolkit.data.dataset import DEFAULT_SHARED_DATA  # noqa: E402
+from edgeintent.toolkit.data.sources import load_source  # noqa: E402
 
 
 def _median_time(fn, repeats: int) -> float:

@@ -25,15 +25,10 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from edgeintent.toolkit.features import build_samples  # noqa: E402
-from edgeintent.toolkit.data.sources import DEFAULT_SHARED_DATA, load_source  # noqa: E402
-from edgeintent.toolkit.training.trainer import (  # noqa: E402
-    TrainConfig,
-    evaluate_logits,
-    model_size,
-    predict_logits,
-    prepare,
-    train,
-)
+from edgeintent.toolkit.data.dataset import DEFAULT_SHARED_DATA  # noqa: E402
+from edgeintent.toolkit.data.sources import load_source  # noqa: E402
+from edgeintent.toolkit.models.exportable import predict_logits  # noqa: E402
+from edgeintent.toolkit.training.trainer import TrainConfig, evaluate_logits, model_size, prepare, train  # noqa: E402
 
 #: row name → (registered model, streams or None for all, options)
 VARIANTS: dict[str, tuple[str, tuple[str, ...] | None, dict]] = {

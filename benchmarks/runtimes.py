@@ -62,9 +62,10 @@ def _openvino(bundle: Path, runs: int, warmup: int) -> dict | None:
 
     if importlib.util.find_spec("openvino") is None:
         return None
-    from edgeintent.exporters.common import feeds
+    from edgeintent.toolkit.models.exportable import feeds
     from edgeintent.toolkit.bundle import load_bundle
-    from edgeintent.toolkit.training.trainer import golden_samples, load_model
+    from edgeintent.toolkit.golden import golden_samples
+    from edgeintent.toolkit.bundle import load_model
 
     import numpy as np
 
@@ -96,7 +97,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="edgeintent-runtimes-") as tmp:
         bundle = _bundle(args.bundle, Path(tmp))
         targets = tuple(t for t in ("onnx", "mnn") if (bundle / "exports" / t).exists())
-        rep = run_bench(bundle, BenchConfig(device="host", targets=targets, runs=args.runs, warmup=args.warmup, parity=False))
+        rep = run_bench(bundle, BenchConfig(device="host", targets=targets, runs=args.runs, warmup=args.warmup))
         rows = {}
         for r in rep["rows"]:
             if "measured" in r and r["precision"] == "fp32":

@@ -4,25 +4,66 @@ from pathlib import Path
 
 import pytest
 
-#: the briefly trained dipn and iidn bundles that the parity and cpu-arm tests share (trained once)
-BRIEF_SRC = "sim:400:3"
+#: the source every test bundle is trained on unless a test says otherwise
+SRC = "sim:400:3"
 
 
 @pytest.fixture(scope="session")
-def brief_bundles(tmp_path_factory) -> dict[str, Path]:
-    """dipn and iidn trained for two epochs on ``BRIEF_SRC``, nothing exported. Never change them:
-    copy first (``shutil.copytree``)."""
+def prepared_source():
+    """``(source, seed, valid_share) -> prepared`` split, loaded once per session (never mutate it)."""
     from edgeintent.toolkit.data.sources import load_source
-    from edgeintent.toolkit.training.trainer import TrainConfig, prepare, train_bundle
+    from edgeintent.toolkit.training.trainer import prepare
 
-    cfg = TrainConfig(epochs=2, batch_size=128, patience=2, golden_rows=24)
-    root = tmp_path_factory.mktemp("brief")
-    prep = prepare(load_source(BRIEF_SRC), cfg.seed, cfg.valid_share)
-    out = {}
-    for name in ("dipn", "iidn"):
-        out[name] = root / name
-        train_bundle(name, BRIEF_SRC, out[name], cfg, prepared=prep)
-    return out
+    cache: dict = {}
+
+    def get(source: str = SRC, seed: int = 0, valid_share: float = 0.2):
+        key = (source, seed, valid_share)
+        if key not in cache:
+            cache[key] = prepare(load_source(source), seed, valid_share)
+        return cache[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, prepared_source):
+    """``trained(name, cfg=None, source=SRC, options=None) -> Path``: a bundle trained once per session
+    for each distinct request (default config: one epoch, 24 golden rows). Never change it: copy it
+    first (``shutil.copytree``)."""
+    import json
+
+    from edgeintent.toolkit.training.trainer import TrainConfig, train_bundle
+
+    root = tmp_path_factory.mktemp("trained")
+    cache: dict = {}
+    summaries: dict[Path, dict] = {}
+
+    def get(name: str, cfg: TrainConfig | None = None, source: str = SRC, options: dict | None = None) -> Path:
+        cfg = cfg or TrainConfig(epochs=1, batch_size=128, patience=1, golden_rows=24)
+        key = (name, source, json.dumps(cfg.__dict__, sort_keys=True), json.dumps(options or {}, sort_keys=True))
+        if key not in cache:
+            path = root / f"{name}-{len(cache)}"
+            prep = prepared_source(source, cfg.seed, cfg.valid_share)
+            summaries[path] = train_bundle(name, source, path, cfg, options=options, prepared=prep)
+            cache[key] = path
+        return cache[key]
+
+    get.summaries = summaries  # path -> the summary train_bundle returned
+    return get
+
+
+#: the config of the briefly trained bundles (two epochs, 24 golden rows)
+BRIEF = dict(epochs=2, batch_size=128, patience=2, golden_rows=24)
+
+
+@pytest.fixture(scope="session")
+def brief_bundles(trained) -> dict[str, Path]:
+    """dipn and iidn trained for two epochs on ``SRC``, nothing exported (the parity and cpu-arm
+    tests share them). Never change them: copy first."""
+    from edgeintent.toolkit.training.trainer import TrainConfig
+
+    return {name: trained(name, TrainConfig(**BRIEF)) for name in ("dipn", "iidn")}
+
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TAOBAO_CSV = SHARED_DATA / "taobao_userbehavior" / "UserBehavior_sample.csv"

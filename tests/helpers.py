@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeintent.toolkit.data.events import EventLog
+from edgeintent.toolkit.data.schema import EventLog
 
 KINDS = ["swipe", "scroll", "tap", "pinch"]
 PAGES = ["home", "feed", "detail", "reviews", "cart"]

@@ -11,13 +11,8 @@ import torch
 from edgeintent.errors import ConfigError, SpecError
 from edgeintent.toolkit.features import Samples, build_samples, fit_spec
 from edgeintent.toolkit.models import create_model, get_entry, list_models, register_model
-from edgeintent.toolkit.models.baselines import (
-    GBDT,
-    add_merge_order,
-    aggregate_features,
-    aggregate_names,
-    merge_order,
-)
+from edgeintent.toolkit.models.gbdt import GBDT, aggregate_features, aggregate_names
+from edgeintent.toolkit.models.rnn import add_merge_order, merge_order
 from edgeintent.toolkit.models.base import DEFAULT_DROP, samples_to_batch
 from edgeintent.toolkit.data.simulator import SimConfig, simulate
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -16,25 +17,25 @@ import pytest
 from click.testing import CliRunner
 
 from edgeintent.cli import main
-from edgeintent.exporters import export_bundle, exported_artifacts, get_target, load_runner
+from edgeintent.exporters import artifact_of, export_bundle, exported_artifacts, get_target, load_runner
 from edgeintent.runtime_sim import devices as D
 from edgeintent.runtime_sim import project
-from edgeintent.runtime_sim.bench import SCHEMA, BenchConfig, _run_child, parse_callgrind_dir, run_bench
+from edgeintent.runtime_sim.bench import SCHEMA, BenchConfig, parse_callgrind_dir, run_bench
+from edgeintent.runtimes.child import run_child
 from edgeintent.runtimes.limits import pick_cpus
 from edgeintent.toolkit.bundle import load_bundle
-from edgeintent.toolkit.training.trainer import TrainConfig, golden_samples, load_model, train_bundle
+from edgeintent.toolkit.golden import golden_samples
+from edgeintent.toolkit.bundle import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
-SRC = "sim:400:3"
-FAST = TrainConfig(epochs=1, batch_size=128, patience=1, golden_rows=24)
 HAS_MNN = get_target("mnn").run_missing() is None
 TARGETS = ["onnx"] + (["mnn"] if HAS_MNN else [])
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
+def bundle(trained, tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "dipn"
-    train_bundle("dipn", SRC, out, FAST)
+    shutil.copytree(trained("dipn"), out)
     for t in TARGETS:
         export_bundle(out, t, "fp32")
     return out
@@ -56,15 +57,15 @@ def _devices_md_rows() -> dict[str, list[str]]:
     rows = {}
     for line in text.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if line.startswith("|") and cells[0] in D.PROFILES:
+        if line.startswith("|") and cells[0] in D.DEVICES:
             rows[cells[0]] = cells
     return rows
 
 
 def test_devices_md_matches_the_table_value_for_value():
     rows = _devices_md_rows()
-    assert set(rows) == set(D.PROFILES), "devices.md lists other profiles than devices.py"
-    for name, p in D.PROFILES.items():
+    assert set(rows) == set(D.DEVICES), "devices.md lists other profiles than devices.py"
+    for name, p in D.DEVICES.items():
         c = rows[name]
         assert c[1] == p.core and int(c[2]) == p.threads and int(c[3]) == p.cores, name
         assert float(c[4]) == p.gb5_single and float(c[5]) == p.bandwidth_gbs, name
@@ -78,13 +79,13 @@ def test_devices_md_matches_the_table_value_for_value():
 def test_profiles_cover_the_issue_and_default_runtimes_are_targets():
     from edgeintent.exporters import list_targets
 
-    assert {"cpu-arm", "cpu-arm-little", "cpu-arm-low", "iphone", "host"} <= set(D.PROFILES)
+    assert {"cpu-arm", "cpu-arm-little", "cpu-arm-low", "iphone", "host"} <= set(D.DEVICES)
     for p in D.list_devices():
         assert p.runtime in list_targets() and p.threads >= 1 and p.memory_mb > 0
     assert D.get_device("host").speed == 1.0
     assert D.get_device("cpu-arm").speed < 1 < D.get_device("iphone").speed
-    with pytest.raises(ValueError, match="defined twice"):
-        D._index((D.PROFILES["host"], D.PROFILES["host"]))
+    with pytest.raises(ValueError, match="already registered"):
+        D.DEVICES.register("host", D.get_device("host"))
 
 
 def test_devices_cli_lists_every_profile_and_is_a_group():
@@ -94,10 +95,10 @@ def test_devices_cli_lists_every_profile_and_is_a_group():
     res = CliRunner().invoke(main, ["devices", "--json"])
     assert res.exit_code == 0, res.output
     rows = {r["name"]: r for r in json.loads(res.output)}
-    assert set(rows) == set(D.PROFILES)
+    assert set(rows) == set(D.DEVICES)
     assert rows["cpu-arm"]["speed_vs_host"] == pytest.approx(745 / D.HOST_GB5_SINGLE, abs=1e-3)
     res = CliRunner().invoke(main, ["devices"])
-    assert res.exit_code == 0 and all(n in res.output for n in D.PROFILES)
+    assert res.exit_code == 0 and all(n in res.output for n in D.DEVICES)
 
 
 def test_unknown_device_is_one_line_and_exit_2(bundle):
@@ -147,6 +148,7 @@ def test_json_schema_and_every_field_labelled(report, bundle):
 
 def test_exported_outputs_in_the_children_agree_with_torch(report):
     rows = [r for r in report["rows"] if "outputs" in r]
+    assert len(rows) >= 3, [r["target"] for r in report["rows"]]  # torch and at least two exported runtimes
     ref = next(r for r in rows if r["reference"])["outputs"]
     for r in rows:
         for k, v in ref.items():
@@ -155,9 +157,9 @@ def test_exported_outputs_in_the_children_agree_with_torch(report):
 
 def test_limits_are_observed_in_the_child(report):
     want = list(pick_cpus(1))
-    for r in report["rows"]:
-        if "limits_observed" not in r:
-            continue
+    rows = [r for r in report["rows"] if "limits_observed" in r]
+    assert any(r["reference"] for r in rows) and any(not r["reference"] for r in rows), [r["target"] for r in rows]
+    for r in rows:
         obs = r["limits_observed"]
         assert obs["affinity"] == want, r["target"]
         assert obs["runtime_threads"] == 1
@@ -173,16 +175,16 @@ def test_thread_count_reaches_the_runtime(bundle, tmp_path):
     b = load_bundle(bundle)
     meta = next(m for m in exported_artifacts(b, ["onnx"]))
     model = load_model(b)
-    from edgeintent.exporters.common import feeds
+    from edgeintent.toolkit.models.exportable import feeds
 
     np.savez(tmp_path / "feeds.npz", **feeds(model, golden_samples(b.golden), np.arange(1)))
     cpus = sorted(__import__("os").sched_getaffinity(0))
     added = {}
     for threads in (1, 2):
         job = {"kind": "model", "threads": threads, "cpus": cpus[:threads] if len(cpus) >= threads else cpus,
-               "memory_bytes": None, "runs": 3, "warmup": 1, "feeds": str(tmp_path / "feeds.npz"), "runtime": "onnxruntime",
-               "artifact": str(bundle / meta["artifact"]), "precision": "fp32", "meta": meta}  # fmt: skip
-        code, res, _ = _run_child(job, tmp_path, f"t{threads}", threads)
+               "memory_bytes": None, "runs": 3, "warmup": 1, "feeds": str(tmp_path / "feeds.npz"),
+               "artifact": asdict(artifact_of(b, meta))}  # fmt: skip
+        code, res, _ = run_child(job, tmp_path, f"t{threads}", threads)
         assert code == 0, res
         added[threads] = res["os_threads_after_load"] - res["os_threads_before_load"]
         assert res["affinity"] == job["cpus"]
@@ -205,16 +207,34 @@ def test_memory_budget_on_mnn_which_aborts_instead_of_raising(bundle):
 
 def test_plot_is_a_png_written_atomically(bundle, tmp_path):
     out = tmp_path / "lat.png"
-    rep = run_bench(bundle, BenchConfig(device="host", targets=("onnx",), runs=30, warmup=2, parity=False), plot=out)
+    rep = run_bench(bundle, BenchConfig(device="host", targets=("onnx",), runs=30, warmup=2), plot=out)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and rep["plot"] == str(out)
     assert not list(tmp_path.glob(".lat.png.*"))
     onnx = next(r for r in rep["rows"] if r["target"] == "onnx")
     assert onnx["status"]["parity"] == "not run" and onnx["projected"]["label"] == "projected on host"
 
 
-def test_bench_without_exports_says_how_to_export(tmp_path, bundle):
+@pytest.mark.skipif(not HAS_MNN, reason="MNN is not installed")
+def test_bench_opens_mnn_artifacts_with_their_recorded_api_and_precision(bundle, tmp_path):
+    """A While-loop artifact runs only through MNN's Module API, and fp16 runs at precision low: bench's
+    measuring process opens each artifact the way its metadata says, as parity does."""
+    path = tmp_path / "loop"
+    shutil.copytree(bundle, path)
+    export_bundle(path, "mnn", "fp16", {"rnn": "while-loop"})
+    rep = run_bench(path, BenchConfig(device="host", targets=("mnn",), runs=3, warmup=1))
+    rows = {r["precision"]: r for r in rep["rows"] if r["target"] == "mnn"}
+    assert (rows["fp32"]["runtime_api"], rows["fp32"]["runtime_precision"]) == ("mnn-session", "normal")
+    loop = rows["fp16"]
+    assert loop["status"]["benched"] is True and (loop["runtime_api"], loop["runtime_precision"]) == ("mnn-module", "low")
+    ref = rows["fp32"]["outputs"]
+    assert loop["outputs"] and set(loop["outputs"]) == set(ref)
+    for k, v in loop["outputs"].items():
+        assert np.abs(np.asarray(v) - np.asarray(ref[k])).max() < 1e-2, k
+
+
+def test_bench_without_exports_says_how_to_export(tmp_path, trained):
     bare = tmp_path / "bare"
-    train_bundle("dipn", SRC, bare, FAST)
+    shutil.copytree(trained("dipn"), bare)
     res = CliRunner().invoke(main, ["bench", str(bare)])
     assert res.exit_code == 2 and "edgeintent export" in res.output
 
@@ -222,19 +242,25 @@ def test_bench_without_exports_says_how_to_export(tmp_path, bundle):
 # --- runners and featurizer ---------------------------------------------------------------------
 
 
-def test_light_runners_match_the_exporters_runners(bundle):
-    from edgeintent.exporters.common import feeds
-    from edgeintent.runtime_sim.runners import RUNTIMES, runtime_for_target
+def test_the_measuring_child_runs_the_artifact_as_every_runner_does(bundle, tmp_path):
+    """The child opens each artifact through the same runtime registry as parity: same outputs."""
+    from edgeintent.toolkit.models.exportable import feeds
 
     b = load_bundle(bundle)
     model = load_model(b)
-    f = feeds(model, golden_samples(b.golden), np.arange(8))
-    for meta in exported_artifacts(b):
-        ours = RUNTIMES[runtime_for_target(meta["target"]).name].load(bundle / meta["artifact"], meta["precision"], 1, meta)
-        theirs = load_runner(b, meta)
-        a, c = ours.run(f), theirs.run(f)
-        for k in c:
-            np.testing.assert_array_equal(a[k], c[k], err_msg=f"{meta['target']} {k}")
+    f = feeds(model, golden_samples(b.golden), np.arange(1))
+    np.savez(tmp_path / "feeds.npz", **f)
+    metas = exported_artifacts(b)
+    assert metas
+    for meta in metas:
+        job = {"kind": "model", "threads": 1, "cpus": sorted(__import__("os").sched_getaffinity(0))[:1], "memory_bytes": None,
+               "runs": 1, "warmup": 0, "feeds": str(tmp_path / "feeds.npz"), "artifact": asdict(artifact_of(b, meta))}  # fmt: skip
+        code, res, _ = run_child(job, tmp_path, meta.target, 1)
+        assert code == 0, res
+        theirs = load_runner(b, meta).run(f)
+        for k in theirs:
+            np.testing.assert_array_equal(np.asarray(res["outputs"][k]), np.asarray(theirs[k], np.float64).reshape(-1),
+                                          err_msg=f"{meta.target} {k}")  # fmt: skip
 
 
 @pytest.mark.parametrize("precision,level", [("fp32", "ORT_ENABLE_ALL"), ("fp16", "ORT_ENABLE_EXTENDED")])
@@ -243,10 +269,8 @@ def test_ort_session_options(precision, level):
     inter-op thread, quiet logs, and fp16 sessions below ORT_ENABLE_ALL (which crashes onnxruntime 1.32)."""
     import onnxruntime as ort
 
-    from edgeintent.exporters.onnx import session_options
-    from edgeintent.runtime_sim.runners import ort_session_options
+    from edgeintent.runtimes.sessions import ort_session_options
 
-    assert session_options is ort_session_options  # re-exported, not a second copy
     so = ort_session_options(precision, 3)
     assert (so.intra_op_num_threads, so.inter_op_num_threads, so.log_severity_level) == (3, 1, 3)
     assert so.graph_optimization_level == getattr(ort.GraphOptimizationLevel, level)
@@ -295,12 +319,35 @@ def test_deterministic_without_valgrind_says_how_to_install(bundle, monkeypatch)
 @pytest.mark.skipif(shutil.which("valgrind") is None or shutil.which("callgrind_control") is None,
                     reason="valgrind is not installed (apt-get install -y valgrind); --deterministic needs callgrind")
 def test_deterministic_instruction_count_is_stable_within_0_1_percent(bundle):
-    cfg = BenchConfig(device="cpu-arm", targets=("onnx",), runs=5, warmup=1, parity=False, deterministic=True,
-                      deterministic_runs=200)  # the CLI's default: a one-off allocation amortises below 0.1 %  # fmt: skip
+    """Two independent `bench --deterministic` processes (the CLI's 200 counted runs: a one-off
+    allocation amortises below 0.1 %) count the same instructions per inference. They run side by side,
+    each pinned to its own CPU when there are two: callgrind counts instructions, not time."""
+    import os
+    import subprocess
+    import sys
+
+    cpus = sorted(os.sched_getaffinity(0))
+    pins = [cpus[-1:], cpus[-2:-1]] if len(cpus) >= 2 else [cpus, cpus]
+    cmd = [sys.executable, "-m", "edgeintent.cli", "bench", str(bundle), "--device", "cpu-arm", "--targets", "onnx",
+           "--runs", "5", "--warmup", "1", "--no-parity", "--deterministic", "--json"]  # fmt: skip
+
+    def start(pin):
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                                preexec_fn=lambda: os.sched_setaffinity(0, pin))  # fmt: skip
+
+    def finish(p):
+        out, err = p.communicate(timeout=900)
+        assert p.returncode == 0, err[-2000:]
+        return out
+
+    if len(cpus) >= 2:
+        procs = [start(pin) for pin in pins]
+        outs = [finish(p) for p in procs]
+    else:  # one CPU: one after the other
+        outs = [finish(start(pin)) for pin in pins]
     counts = []
-    for _ in range(2):
-        rep = run_bench(bundle, cfg)
-        row = next(r for r in rep["rows"] if r["target"] == "onnx")
+    for out in outs:
+        row = next(r for r in json.loads(out)["rows"] if r["target"] == "onnx")
         counts.append(row["deterministic"]["instructions_per_inference"])
     assert counts[0] > 1e5
     assert abs(counts[0] - counts[1]) / counts[0] < 1e-3, counts
@@ -311,7 +358,7 @@ def test_no_torch_in_the_onnx_measuring_process(bundle, tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; from edgeintent.runtime_sim import child, runners, limits, featurize; "
+    code = ("import sys; from edgeintent.runtimes import child, limits, sessions; from edgeintent.toolkit.features import request; "
             "assert 'torch' not in sys.modules, 'torch imported'")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgeintent.cli import main
-from edgeintent.toolkit.data.events import write_events
+from edgeintent.toolkit.data.writer import write_events
 
 from .helpers import random_log
 
@@ -138,3 +138,45 @@ def test_demo_runs_every_stage(tmp_path):
     rows = out["decide"]["policy_eval"]["rows"]
     assert {r["policy"] for r in rows} >= {"give-all", "mckp", "oracle"} and all(r["spend"] <= r["budget"] for r in rows)
     assert out["decide"]["allocate"]["spend"] <= out["decide"]["allocate"]["budget"]
+
+
+def _label_rates(stdout: str) -> dict[str, str]:
+    """label → the rate cell of `data inspect`'s label table."""
+    rows = {}
+    for line in stdout.splitlines():
+        cells = [c.strip() for c in line.strip("│┃ ").split("│")]
+        if len(cells) == 4 and cells[0] in ("buy_rt", "buy_long", "stay"):
+            rows[cells[0]] = cells[2]
+    return rows
+
+
+def test_inspect_tells_unobserved_labels_from_a_missing_cloud_stream(tmp_path):
+    # one cloud event: the cloud stream exists, but no horizon ends inside the data
+    one = tmp_path / "one.csv"
+    one.write_text(HEADER + "1,5,cloud,view,1,1,1.0\n")
+    res = CliRunner().invoke(main, ["data", "inspect", str(one)])
+    assert res.exit_code == 0, res.output
+    assert _label_rates(res.stdout) == {"buy_rt": "n/a (unobserved)", "buy_long": "n/a (unobserved)",
+                                        "stay": "n/a (unobserved)"}, res.stdout
+    assert "no cloud stream" not in res.stdout
+
+    # no cloud stream, decision points of its own: purchases are undefined, stay is observed
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from edgeintent.toolkit.data.schema import EventLog
+    from edgeintent.toolkit.data.sources import sidecar_path
+
+    from .helpers import random_columns
+
+    cols = random_columns(2)
+    del cols["cloud"]
+    events = write_events(EventLog.from_columns(cols), tmp_path / "touch.parquet")
+    users = [1, 2, 3]
+    pq.write_table(pa.table({"user_id": pa.array(users, pa.int64()), "t_ms": pa.array([3_600_000] * 3, pa.int64())}),
+                   sidecar_path(events))
+    res = CliRunner().invoke(main, ["data", "inspect", str(events)])
+    assert res.exit_code == 0, res.output
+    rates = _label_rates(res.stdout)
+    assert rates["buy_rt"] == rates["buy_long"] == "n/a (no cloud stream)", res.stdout
+    assert rates["stay"].endswith("%") and not rates["stay"].startswith("n/a"), res.stdout

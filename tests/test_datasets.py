@@ -22,7 +22,7 @@ from edgeintent.toolkit.data.calibration import (
 )
 from edgeintent.toolkit.data.hmog import load_hmog
 from edgeintent.toolkit.data.taobao import load_taobao
-from edgeintent.toolkit.data.events import EventLog, STREAM_FIELDS
+from edgeintent.toolkit.data.schema import EventLog, STREAM_FIELDS
 
 # The HMOG data description: TaskID -> (task, walking), written out independently of the adapter.
 PDF_TASKS = {

@@ -286,7 +286,7 @@ def test_policies_respect_budgets_and_the_oracle_is_the_ceiling(sim10k):
     assert at[(10.0 * n, "give-all")]["spend"] == 10.0 * n
     mb = at[(5.0 * n, "middle-band")]  # the middle half gets 10 each
     assert mb["coupons"] == n // 2 and mb["spend"] == 10.0 * (n // 2)
-    band = POLICIES["middle-band"](PolicyInputs(noisy, None, truth), 5.0 * n, rng) > 0
+    band = POLICIES.get("middle-band")(PolicyInputs(noisy, None, truth), 5.0 * n, rng) > 0
     lo, hi = np.quantile(noisy[:, 0], [0.245, 0.755])
     assert np.all((noisy[band, 0] >= lo) & (noisy[band, 0] <= hi))
     # with the true probabilities as "predictions", mckp is the oracle
@@ -313,13 +313,11 @@ SRC = "sim:300:3"
 
 
 @pytest.fixture(scope="module")
-def iidn_bundle(tmp_path_factory):
-    from edgeintent.toolkit.training.trainer import TrainConfig, train_bundle
+def iidn_bundle(trained):
+    from edgeintent.toolkit.training.trainer import TrainConfig
 
-    out = tmp_path_factory.mktemp("decide") / "iidn"
-    train_bundle("iidn", SRC, out, TrainConfig(epochs=1, batch_size=128, golden_rows=16),
-                 options={"hidden": 8, "embed_dim": 4, "layers": 1})  # fmt: skip
-    return out
+    return trained("iidn", TrainConfig(epochs=1, batch_size=128, golden_rows=16), source=SRC,
+                   options={"hidden": 8, "embed_dim": 4, "layers": 1})  # fmt: skip
 
 
 def _fresh_copy(src, dst):
@@ -386,7 +384,7 @@ def _one_line_error(args, expect):
 
 
 def test_cli_bad_input_exits_2_with_one_line(iidn_bundle, tmp_path):
-    from edgeintent.toolkit.data.events import write_events
+    from edgeintent.toolkit.data.writer import write_events
 
     from .helpers import random_log
 

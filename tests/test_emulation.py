@@ -12,8 +12,10 @@ Two layers:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import platform
 import shutil
 
 import numpy as np
@@ -22,13 +24,14 @@ from click.testing import CliRunner
 
 from edgeintent.cli import main
 from edgeintent.errors import ConfigError
-from edgeintent.exporters import export_bundle, exported_artifacts, load_runner
-from edgeintent.parity import run_parity, variant_batches
+from edgeintent.exporters import ArtifactMeta, artifact_of, export_bundle, exported_artifacts, load_runner
+from edgeintent.parity import run_parity, select_artifacts, variant_batches
 from edgeintent.parity.policy import tolerance
+from edgeintent.runtimes import HostProvider
 from edgeintent.runtimes import emulation
-from edgeintent.runtimes.emulation import EmulationError
+from edgeintent.errors import EmulationError
 from edgeintent.toolkit.bundle import load_bundle
-from edgeintent.toolkit.training.trainer import load_model
+from edgeintent.toolkit.bundle import load_model
 
 
 @pytest.fixture(scope="module")
@@ -61,24 +64,25 @@ def test_worker_on_the_host_matches_the_host_runners_bit_for_bit(bundles, name):
     feeds = variant_batches(model, bundle)["trimmed"][0][1]
     for meta in exported_artifacts(bundle, ["onnx", "mnn"]):
         want = load_runner(bundle, meta).run(feeds)
-        with emulation.host_worker_runner(bundle, meta) as worker:
-            assert worker.arch == emulation.host_arch()
+        with emulation.host_worker(artifact_of(bundle, meta)) as worker:
+            assert worker.arch == platform.machine()
             got = worker.run(feeds)
             again = worker.run({k: v[:1] for k, v in feeds.items()})  # same process, other shapes
-        assert set(got) == set(want) == set(meta["outputs"])
+        assert set(got) == set(want) == set(meta.outputs)
         for k in want:
-            np.testing.assert_array_equal(got[k], want[k], err_msg=f"{meta['artifact']} {k}")
+            np.testing.assert_array_equal(got[k], want[k], err_msg=f"{meta.artifact} {k}")
             assert again[k].shape == (1,)
 
 
 def test_worker_errors_are_one_line_user_errors(bundles, tmp_path):
     bundle = load_bundle(bundles["dipn"])
-    meta = dict(exported_artifacts(bundle, ["onnx"])[0], artifact="exports/onnx/missing.onnx")
+    meta = dataclasses.replace(exported_artifacts(bundle, ["onnx"])[0], artifact="exports/onnx/missing.onnx")
     with pytest.raises(EmulationError, match=r"missing\.onnx") as exc:
-        emulation.host_worker_runner(bundle, meta)
+        emulation.host_worker(artifact_of(bundle, meta))
     assert "\n" not in str(exc.value)
     meta = exported_artifacts(bundle, ["onnx"])[0]
-    with emulation.host_worker_runner(bundle, meta) as worker:
+    with emulation.host_worker(artifact_of(bundle, meta)) as session:
+        worker = session._impl
         with pytest.raises(EmulationError, match="needs input"):
             worker.run({"coupon": np.zeros(2, np.float32)})
         worker.proc.kill()  # a crash (qemu segfault) is reported, not a hang
@@ -126,12 +130,15 @@ def test_coreml_on_cpu_arm_is_a_usage_error_naming_the_reason(bundles):
 
 
 def test_select_artifacts_skips_coreml_unless_asked():
-    metas = [{"target": "onnx", "precision": "fp32"}, {"target": "coreml", "precision": "fp32"}, {"target": "mnn", "precision": "fp16"}]
-    keep, skipped = emulation.select_artifacts(metas, None)
-    assert [m["target"] for m in keep] == ["onnx", "mnn"]
+    metas = [ArtifactMeta(t, p, f"exports/{t}/x", "dipn", (), (), 0) for t, p in (("onnx", "fp32"), ("coreml", "fp32"), ("mnn", "fp16"))]
+    arm = emulation.ArmProvider()
+    keep, skipped = select_artifacts(metas, None, arm)
+    assert [m.target for m in keep] == ["onnx", "mnn"]
     assert skipped == [{"target": "coreml", "precision": "fp32", "why": skipped[0]["why"]}] and "Apple" in skipped[0]["why"]
-    with pytest.raises(ConfigError, match="coreml"):
-        emulation.select_artifacts(metas, ["onnx", "coreml"])
+    with pytest.raises(ConfigError, match="coreml has no runtime on cpu-arm.*use --target onnx,mnn"):
+        select_artifacts(metas, ["onnx", "coreml"], arm)
+    keep, skipped = select_artifacts(metas, None, HostProvider())
+    assert len(keep) == 3 and not skipped
 
 
 def test_setup_refuses_without_root_with_one_line(tmp_path, monkeypatch):
@@ -203,7 +210,7 @@ def test_parity_on_cpu_arm_passes_and_runs_on_aarch64(arm_env, bundles, tmp_path
     rows = [r for r in report["results"] if r["target"] != "torch"]
     assert {r["target"] for r in rows} == {"onnx", "mnn"}
     assert all(r["arch"] == "aarch64" for r in rows), [r["arch"] for r in rows]
-    assert all(r["arch"] == emulation.host_arch() for r in report["results"] if r["target"] == "torch")
+    assert all(r["arch"] == platform.machine() for r in report["results"] if r["target"] == "torch")
     assert all("cortex-a76" in r["runtime"] for r in rows)
     for r in rows:
         # the ARM kernels are not the host's: different, but within the table's fp32 bound for aarch64

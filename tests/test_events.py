@@ -8,7 +8,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from edgeintent.errors import DataError
-from edgeintent.toolkit.data.events import EventLog, read_events, write_events
+from edgeintent.toolkit.data.readers import read_events
+from edgeintent.toolkit.data.schema import EventLog
+from edgeintent.toolkit.data.writer import write_events
 
 HEADER = "user_id,ts_ms,stream,action,item_id,category_id,price,widget,page\n"
 

@@ -14,35 +14,17 @@ import torch
 from click.testing import CliRunner
 
 from edgeintent.cli import main
-from edgeintent.exporters import capability_table, export_bundle, get_target, list_targets, load_runner
-from edgeintent.exporters.common import ExportError, feeds, input_specs, torch_outputs
+from edgeintent.exporters import export_bundle, get_target, list_targets, load_runner
+from edgeintent.errors import ExportError
+from edgeintent.toolkit.models.exportable import feeds, torch_outputs
+from edgeintent.quantization.capabilities import capability_table
 from edgeintent.toolkit.bundle import load_bundle, verify_bundle
 from edgeintent.toolkit.models import get_entry, list_models
 from edgeintent.toolkit.models.base import TimeCrossAttention
-from edgeintent.toolkit.training.trainer import TrainConfig, golden_samples, load_model, train_bundle
+from edgeintent.toolkit.golden import golden_samples
+from edgeintent.toolkit.bundle import load_model
 
-SRC = "sim:400:3"
-FAST = TrainConfig(epochs=1, batch_size=128, patience=1, golden_rows=24)
 TORCH_MODELS = [m for m in list_models() if get_entry(m).kind == "torch"]
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """name -> a freshly trained bundle directory (cached per module; copy before changing it)."""
-    from edgeintent.toolkit.data.sources import load_source
-    from edgeintent.toolkit.training.trainer import prepare
-
-    root = tmp_path_factory.mktemp("bundles")
-    prep = prepare(load_source(SRC), FAST.seed, FAST.valid_share)
-    cache = {}
-
-    def get(name: str):
-        if name not in cache:
-            cache[name] = root / name
-            train_bundle(name, SRC, cache[name], FAST, prepared=prep)
-        return cache[name]
-
-    return get
 
 
 def fresh(trained, name, tmp_path):
@@ -69,14 +51,14 @@ def test_every_torch_model_exports_and_matches_torch(trained, tmp_path, name, ta
     meta = export_bundle(path, target)
     verify_bundle(path)  # the artifact and its metadata are in the manifest
     bundle = load_bundle(path)
-    assert any(f == meta["artifact"] or f.startswith(meta["artifact"] + "/") for f in bundle.files)
-    assert f"{meta['artifact']}.meta.json" in bundle.files
+    assert any(f == meta.artifact or f.startswith(meta.artifact + "/") for f in bundle.files)
+    assert f"{meta.artifact}.meta.json" in bundle.files
     model = load_model(bundle)
     f = _different_lengths(model, bundle)
     runner = load_runner(bundle, meta)
     assert runner.inputs == model.input_names()
     got, ref = runner.run(f), torch_outputs(model, f)
-    assert sorted(got) == sorted(ref) == sorted(meta["outputs"])
+    assert sorted(got) == sorted(ref) == sorted(meta.outputs)
     for k in ref:
         assert np.abs(got[k].reshape(-1) - ref[k]).max() <= 1e-5, (k, np.abs(got[k].reshape(-1) - ref[k]).max())
     # logits are real logits, not probabilities (MNN once returned probabilities under the logit name)
@@ -114,7 +96,7 @@ def test_onnx_dims_are_symbolic_bytes_deterministic_and_self_contained(trained, 
     proto = onnx.load_from_string(a)
     assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer)
     assert len(proto.graph.value_info) == 0
-    for spec in input_specs(model, bundle.spec):
+    for spec in model.signature().inputs:
         vi = next(i for i in proto.graph.input if i.name == spec.name)
         for d, want in zip(vi.type.tensor_type.shape.dim, spec.dims, strict=True):
             assert (d.dim_param == want) if isinstance(want, str) else (d.dim_value == want)
@@ -149,7 +131,7 @@ def test_check_symbolic_refuses_a_fixed_sequence_dim(trained):
     dim = next(i for i in broken.graph.input if i.name == "click").type.tensor_type.shape.dim[1]
     dim.dim_value = 7  # what the dynamo exporter did to value_info / inputs
     with pytest.raises(ExportError, match="fixed dim 1 \\(T_click\\) of 'click'"):
-        check_symbolic(broken, input_specs(model, bundle.spec))
+        check_symbolic(broken, model.signature().inputs)
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
@@ -157,7 +139,7 @@ def test_rnn_canary_matches_torch_at_every_length(cell):
     """A bare GRU / LSTM through the exporter and onnxruntime, exported twice in one process."""
     import onnx
 
-    from edgeintent.exporters.onnx import OnnxRunner
+    from edgeintent.runtimes.sessions import OrtSession
 
     torch.manual_seed(0)
     rnn = (torch.nn.GRU if cell == "gru" else torch.nn.LSTM)(6, 8, batch_first=True).eval()
@@ -178,7 +160,7 @@ def test_rnn_canary_matches_torch_at_every_length(cell):
                               dynamic_axes={"x": {0: "b", 1: "t"}, "y": {0: "b", 1: "t"}}, dynamo=False, opset_version=17)  # fmt: skip
         proto = onnx.load(path)
         assert proto.graph.input[0].type.tensor_type.shape.dim[1].dim_param == "t"
-        runner = OnnxRunner(proto.SerializeToString())
+        runner = OrtSession(proto.SerializeToString(), "fp32", 1)
         for t in (1, 3, 17, 50):
             x = torch.randn(3, t, 6)
             with torch.no_grad():
@@ -192,11 +174,14 @@ def test_fp16_onnx_session_is_created_at_a_safe_level(trained, tmp_path):
     meta = export_bundle(path, "onnx", "fp16")
     code = (
         "import sys; from edgeintent.toolkit.bundle import load_bundle; from edgeintent.exporters import load_runner;"
-        "import json; b = load_bundle(sys.argv[1]); m = json.loads(sys.argv[2]);"
-        "from edgeintent.exporters.common import feeds; from edgeintent.toolkit.training.trainer import golden_samples, load_model;"
+        "import json; from edgeintent.exporters import ArtifactMeta; b = load_bundle(sys.argv[1]);"
+        "m = ArtifactMeta.from_json(json.loads(sys.argv[2]));"
+        "from edgeintent.toolkit.models.exportable import feeds; from edgeintent.toolkit.golden import golden_samples;"
+        "from edgeintent.toolkit.bundle import load_model;"
         "r = load_runner(b, m); print(sorted(r.run(feeds(load_model(b), golden_samples(b.golden)))))"
     )
-    proc = subprocess.run([sys.executable, "-c", code, str(path), json.dumps(meta)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-c", code, str(path), json.dumps(meta.to_json())], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "prob_buy_rt" in proc.stdout
 
@@ -237,11 +222,11 @@ def test_coreml_converts_grucell_unsafe_chunk_and_the_mil_reference_runs_it(tmp_
 
 
 def test_mil_reference_names_an_op_it_cannot_run(trained, tmp_path, monkeypatch):
-    from edgeintent.exporters import mil_reference
+    from edgeintent.runtimes import mil_reference
 
     path = fresh(trained, "rnn", tmp_path)
     meta = export_bundle(path, "coreml")
-    monkeypatch.delitem(mil_reference.KERNELS, "linear")
+    monkeypatch.delitem(mil_reference.KERNELS._entries, "linear")
     with pytest.raises(mil_reference.MilReferenceError, match="no kernel for op 'linear'"):
         load_runner(load_bundle(path), meta)
 
@@ -251,16 +236,17 @@ def test_coreml_fp16_is_explicit(trained, tmp_path):
 
     path = fresh(trained, "rnn", tmp_path)
     m32, m16 = export_bundle(path, "coreml", "fp32"), export_bundle(path, "coreml", "fp16")
-    assert (m32["compute_precision"], m16["compute_precision"]) == ("fp32", "fp16")
-    assert "fp16" not in MilProgram(path / m32["artifact"]).dtypes
-    assert "fp16" in MilProgram(path / m16["artifact"]).dtypes
+    assert (m32.extra["compute_precision"], m16.extra["compute_precision"]) == ("fp32", "fp16")
+    assert "fp16" not in MilProgram(path / m32.artifact).dtypes
+    assert "fp16" in MilProgram(path / m16.artifact).dtypes
 
 
 @pytest.mark.coreml
 def test_coreml_native_predict_matches_torch(trained, tmp_path):  # pragma: no cover - macOS only
-    from edgeintent.exporters.coreml import NativeCoremlRunner, native_available
+    from edgeintent.runtimes import RUNTIMES
+    from edgeintent.runtimes.coreml_native import CoremlSession
 
-    why = native_available()
+    why = RUNTIMES.get("coreml").available()
     if why:
         pytest.skip(why)
     path = fresh(trained, "dipn", tmp_path)
@@ -268,7 +254,7 @@ def test_coreml_native_predict_matches_torch(trained, tmp_path):  # pragma: no c
     bundle = load_bundle(path)
     model = load_model(bundle)
     f = feeds(model, golden_samples(bundle.golden))
-    got = NativeCoremlRunner(path / meta["artifact"]).run(f)
+    got = CoremlSession(path / meta.artifact).run(f)
     ref = torch_outputs(model, f)
     assert max(np.abs(got[k] - ref[k]).max() for k in ref) <= 1e-4
 

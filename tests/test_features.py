@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from edgeintent.errors import SpecError
 from edgeintent.toolkit import features as F
 from edgeintent.toolkit.features import reference as R
-from edgeintent.toolkit.data.events import EventLog
+from edgeintent.toolkit.data.schema import EventLog
 
 from .helpers import random_columns, random_log
 

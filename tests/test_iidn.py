@@ -28,7 +28,7 @@ def data():
 
 def make(spec, streams=None, tasks=None, seed=0, **kw):
     """Build through the registry entry (defaults + overrides), like ``create_model`` does."""
-    entry = models._REGISTRY["iidn"]
+    entry = models.get_entry("iidn")
     torch.manual_seed(seed)
     m = entry.factory(spec=spec, streams=tuple(streams or spec.streams), tasks=tuple(tasks or entry.tasks),
                       **{**entry.defaults, **kw})
@@ -41,7 +41,7 @@ def batch_of(samples, streams, idx):
 
 def test_registry_entry_and_config_round_trip(data):
     spec, samples = data
-    entry = models._REGISTRY["iidn"]
+    entry = models.get_entry("iidn")
     assert entry.kind == "torch" and entry.tasks == ("stay", "buy_rt")
     assert entry.defaults["layers"] == 2 and entry.defaults["rnn"] == "lstm"
     m = make(spec, streams=("click", "cloud"))
@@ -401,7 +401,8 @@ def test_bundles_without_coupon_response_load_as_the_papers_model(data):
 
     from edgeintent.errors import BundleError
     from edgeintent.toolkit.models import model_config, rebuild_model
-    from edgeintent.toolkit.training.trainer import load_model, model_weights
+    from edgeintent.toolkit.bundle import load_model
+    from edgeintent.toolkit.training.trainer import model_weights
 
     spec, _ = data
     old = make(spec, coupon_response="input", cross_time=False)

@@ -16,7 +16,7 @@ from edgeintent.exporters import export_bundle, install_artifact, list_targets
 from edgeintent.parity import compare, run_parity
 from edgeintent.parity.policy import tolerance
 from edgeintent.toolkit.bundle import load_bundle
-from edgeintent.toolkit.training.trainer import load_model
+from edgeintent.toolkit.bundle import load_model
 
 
 @pytest.fixture(scope="module")

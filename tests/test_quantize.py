@@ -5,27 +5,38 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from edgeintent.cli import main
-from edgeintent.exporters import export_bundle, exported_artifacts
+from edgeintent.exporters import ArtifactMeta, export_bundle, exported_artifacts, get_target
 from edgeintent.runtimes.mil_reference import MilProgram
 from edgeintent.parity import run_parity
 from edgeintent.parity.policy import QUANTIZED, tolerance
-from edgeintent.quantization import _explain, _pick, recipes
-from edgeintent.toolkit.bundle import load_bundle, verify_bundle
-from edgeintent.toolkit.training.trainer import TrainConfig, train_bundle
+from edgeintent.quantization import RECIPES, recipes
+from edgeintent.quantization.select import _explain, _pick
+from edgeintent.runtimes import open_artifact
+from edgeintent.toolkit.bundle import load_bundle, load_model, verify_bundle
+from edgeintent.toolkit.golden import golden_samples
+from edgeintent.toolkit.models.exportable import feeds, torch_model, torch_outputs
+from edgeintent.toolkit.training.trainer import TrainConfig
 
-SRC = "sim:400:3"
 FAST = TrainConfig(epochs=3, batch_size=128, patience=3, golden_rows=160)
 
 
 @pytest.fixture(scope="module")
-def lstm_dipn(tmp_path_factory):
-    """dipn with LSTM cells (what int8 can cover) trained on the simulator."""
-    path = tmp_path_factory.mktemp("quant") / "dipn-lstm"
-    train_bundle("dipn", SRC, path, FAST, options={"rnn": "lstm"})
+def lstm_dipn(trained):
+    """dipn with LSTM cells (what int8 can cover) trained on the simulator (never change it: copy first)."""
+    return trained("dipn", FAST, options={"rnn": "lstm"})
+
+
+@pytest.fixture(scope="module")
+def exported_lstm(lstm_dipn, tmp_path_factory):
+    """lstm_dipn with its fp32 CoreML program exported (the CoreML recipes compress that program)."""
+    path = tmp_path_factory.mktemp("quant-coreml") / "b"
+    shutil.copytree(lstm_dipn, path)
+    export_bundle(path, "coreml")
     return path
 
 
@@ -33,6 +44,26 @@ def copy(src, tmp_path):
     dst = tmp_path / "b"
     shutil.copytree(src, dst)
     return dst
+
+
+@pytest.mark.parametrize("name", RECIPES.names())
+def test_every_recipe_builds_an_artifact_its_runtime_runs_close_to_torch(exported_lstm, tmp_path, name):
+    recipe = RECIPES.get(name)
+    bundle = load_bundle(exported_lstm)
+    model = torch_model(load_model(bundle))
+    inputs = feeds(model, golden_samples(bundle.golden), np.arange(64))
+    out = tmp_path / get_target(recipe.target).artifact_name(recipe.mode)
+    extra = recipe.build(model, bundle, [inputs], out)
+    assert out.exists() and isinstance(extra, dict)
+    sig = model.signature()
+    meta = ArtifactMeta(recipe.target, recipe.mode, str(out), "dipn", sig.inputs, sig.outputs, 0, extra=dict(extra))
+    with open_artifact(get_target(recipe.target).artifact(out, meta)) as session:
+        got = session.run(inputs)
+    ref = torch_outputs(model, inputs)
+    assert set(got) == set(ref)
+    for name_, want in ref.items():
+        assert np.isfinite(got[name_]).all(), name_
+        assert np.abs(got[name_] - want).max() < 0.5, (name_, float(np.abs(got[name_] - want).max()))
 
 
 def test_every_target_has_its_recipes():
@@ -59,35 +90,34 @@ def test_onnx_int8_report_and_parity(lstm_dipn, tmp_path, mode):
     verify_bundle(path)
     bundle = load_bundle(path)
     assert "exports/onnx/quantize-report.json" in bundle.files
-    meta = next(m for m in exported_artifacts(bundle, ["onnx"]) if m["precision"] == mode)
+    meta = next(m for m in exported_artifacts(bundle, ["onnx"]) if m.precision == mode)
     if mode == "dynamic-int8":  # LSTM → DynamicQuantizeLSTM: the recurrent weights are int8 too
         import onnx
 
-        ops = {n.op_type for n in onnx.load(str(path / meta["artifact"])).graph.node}
+        ops = {n.op_type for n in onnx.load(str(path / meta.artifact)).graph.node}
         assert "DynamicQuantizeLSTM" in ops and "MatMulInteger" in ops
     if mode == "static-int8":  # mask-safe op selection: no quantized Softmax / Add around the −1e4 mask
         import onnx
 
-        graph = onnx.load(str(path / meta["artifact"])).graph
+        graph = onnx.load(str(path / meta.artifact)).graph
         quantized_inputs = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
         softmax_in = [i for n in graph.node if n.op_type == "Softmax" for i in n.input]
         assert not set(softmax_in) & quantized_inputs
     # the parity row for the artifact comes from its report
-    tol = tolerance("onnx", mode, meta)
+    tol = tolerance("onnx", mode, meta.quantize_report)
     assert tol != QUANTIZED and tol.logit_abs < QUANTIZED.logit_abs
     report = run_parity(path, ["onnx"])
     rows = [r for r in report["results"] if r["precision"] == mode]
     assert rows and all(r["passed"] for r in rows), [r["reasons"] for r in rows]
 
 
-def test_coreml_compressed_weights_run_in_the_mil_reference(lstm_dipn, tmp_path):
-    path = copy(lstm_dipn, tmp_path)
-    export_bundle(path, "coreml")  # the recipes compress the exported fp32 program
+def test_coreml_compressed_weights_run_in_the_mil_reference(exported_lstm, tmp_path):
+    path = copy(exported_lstm, tmp_path)
     for mode, op in (("weight-int8", "constexpr_affine_dequantize"), ("palettize-4", "constexpr_lut_to_dense")):
         res = CliRunner().invoke(main, ["quantize", str(path), "--target", "coreml", "--mode", mode, "--json"])
         assert res.exit_code == 0, res.output[-2000:]
         cand = json.loads(res.stdout)["candidates"][0]
-        assert cand["latency"]["p50_ms"] is None and "MIL reference is not timed" in cand["latency"]["why"]
+        assert cand["latency"]["p50_ms"] is None and "not timed" in cand["latency"]["why"]
         assert cand["tasks"]["buy_rt"]["logit_max_abs"] < 0.5
         assert op in MilProgram(path / f"exports/coreml/model.{mode}.mlpackage").op_types
         assert cand["weight_bytes"] < cand["bytes"]

@@ -9,31 +9,25 @@ from click.testing import CliRunner
 from edgeintent.cli import main
 from edgeintent.toolkit.bundle import load_bundle
 from edgeintent.toolkit.models import get_entry, list_models
-from edgeintent.toolkit.data.sources import load_source
-from edgeintent.toolkit.training.trainer import (
-    TrainConfig,
-    evaluate_bundle,
-    golden_samples,
-    load_model,
-    predict_logits,
-    prepare,
-    train_bundle,
-)
+from edgeintent.toolkit.training.trainer import TrainConfig, evaluate_bundle, train_bundle
+from edgeintent.toolkit.golden import golden_samples
+from edgeintent.toolkit.bundle import load_model
+from edgeintent.toolkit.models.exportable import predict_logits
 
-SRC = "sim:400:3"
-FAST = TrainConfig(epochs=2, batch_size=128, patience=2, golden_rows=32)
+from tests.conftest import BRIEF, SRC
+
+FAST = TrainConfig(**BRIEF)
 
 
 @pytest.fixture(scope="module")
-def prepared():
-    ds = load_source(SRC)
-    return prepare(ds, FAST.seed, FAST.valid_share)
+def prepared(prepared_source):
+    return prepared_source(SRC, FAST.seed, FAST.valid_share)
 
 
 @pytest.mark.parametrize("name", list_models())
-def test_every_model_trains_bundles_and_reloads(tmp_path, prepared, name):
-    out = tmp_path / name
-    summary = train_bundle(name, SRC, out, FAST, prepared=prepared)
+def test_every_model_trains_bundles_and_reloads(trained, name):
+    out = trained(name, FAST)  # the briefly trained bundle the parity tests share, trained once
+    summary = trained.summaries[out]
     assert summary["model"] == name
     assert set(summary["valid"]) == set(summary["tasks"])
     for task, r in summary["valid"].items():

@@ -35,19 +35,14 @@ import pyarrow as pa
 
 from edgeintent.decide.allocation import allocate, check_amounts, check_objective
 from edgeintent.errors import ConfigError, DataError
+from edgeintent.registry import Registry
 
-POLICIES: dict[str, Callable] = {}
+POLICIES: Registry[Callable] = Registry("policy")
 BAND = (0.25, 0.75)
 
 
 def register_policy(name: str):
-    def deco(fn):
-        if name in POLICIES:
-            raise ValueError(f"policy {name!r} is registered twice")
-        POLICIES[name] = fn
-        return fn
-
-    return deco
+    return POLICIES.register(name)
 
 
 @dataclass
@@ -205,10 +200,9 @@ def score(choice: np.ndarray, truth: Outcomes) -> dict:
 def evaluate_policies(inp: PolicyInputs, budgets, policies=None) -> list[dict]:
     """One row per (budget, policy): the policy's metrics; random draws are seeded per budget."""
     check_objective(inp.objective)
-    names = list(policies or POLICIES)
-    unknown = [p for p in names if p not in POLICIES]
-    if unknown:
-        raise ConfigError(f"unknown policy {unknown[0]!r}; known: {', '.join(POLICIES)}")
+    names = list(policies or POLICIES.names())
+    for p in names:
+        POLICIES.get(p)
     rows = []
     for k, b in enumerate(budgets):
         b = float(b)
@@ -216,7 +210,7 @@ def evaluate_policies(inp: PolicyInputs, budgets, policies=None) -> list[dict]:
             raise ConfigError(f"budgets must be non-negative numbers, got {b}")
         for name in names:
             rng = np.random.default_rng([inp.seed, k])
-            choice = POLICIES[name](inp, b, rng)
+            choice = POLICIES.get(name)(inp, b, rng)
             rows.append({"budget": b, "policy": name, **score(choice, inp.truth)})
     return rows
 
@@ -243,7 +237,7 @@ def plot_budget_uplift(rows: list[dict], path: str | Path, title: str = "") -> P
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from edgeintent.toolkit.data.events import atomic_path
+    from edgeintent.io import atomic_path
 
     path = Path(path)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))

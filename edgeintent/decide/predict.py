@@ -40,7 +40,7 @@ def predict_by_amount(model, samples: Samples, amounts, idx: np.ndarray | None =
     One forward pass per amount. S is read at amount 0 (the stay intent before any offer); ``None``
     when the model has no stay task.
     """
-    from edgeintent.toolkit.training.trainer import predict_logits, sigmoid
+    from edgeintent.toolkit.models.exportable import predict_logits, sigmoid
 
     buy, stay = tasks_of(model)
     idx = np.arange(len(samples)) if idx is None else np.asarray(idx)

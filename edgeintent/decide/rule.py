@@ -152,7 +152,8 @@ def parity(rule: DecisionRule, p: np.ndarray, stay: np.ndarray | None, choice: n
 
 def write_rule(bundle: str | Path, rule: DecisionRule) -> None:
     """Write ``decision.json`` into a bundle (verified first; the manifest is updated)."""
-    from edgeintent.toolkit.bundle import add_files, canonical_json
+    from edgeintent.io import canonical_json
+    from edgeintent.toolkit.bundle import add_files
 
     add_files(bundle, {RULE_FILE: canonical_json(rule.to_json(), f"{bundle}: {RULE_FILE}")})
 

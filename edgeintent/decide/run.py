@@ -74,7 +74,7 @@ def score_source(bundle_path, source: str, amounts: tuple[float, ...] | None = N
     """Load a bundle and a source, featurize every decision point, predict P under each amount and S."""
     from edgeintent.toolkit.bundle import load_bundle
     from edgeintent.toolkit.data.sources import load_source
-    from edgeintent.toolkit.training.trainer import load_model
+    from edgeintent.toolkit.bundle import load_model
 
     bundle = load_bundle(bundle_path)
     model = load_model(bundle)
@@ -106,7 +106,7 @@ def run_allocate(bundle_path, source: str, budget: float, out: Path, amounts: tu
     """Allocate coupons over SOURCE's decision points, write them (Parquet, atomically) and decision.json."""
     import pyarrow.parquet as pq
 
-    from edgeintent.toolkit.data.events import atomic_path
+    from edgeintent.io import atomic_path
 
     check_objective(objective)
     out = Path(out)

@@ -1,47 +1,72 @@
-"""Export targets: ``@register_target("onnx")``, a capability table, and export into a bundle.
+"""Export targets: ``@register_target("onnx")`` and export into a bundle.
 
 A target is one module with a :class:`Target` subclass: it writes an artifact for a torch model
-(``export``) and runs one in the target's real runtime (``runner``). ``export_bundle`` puts the
-artifact under ``BUNDLE/exports/<target>/`` with a ``.meta.json`` beside it (signature, precision,
-tool versions) and records both in the bundle manifest.
+(``export``) and says which runtime runs such an artifact and how (``runtime_for``). ``export_bundle``
+puts the artifact under ``BUNDLE/exports/<target>/`` with a ``.meta.json`` beside it (signature,
+precision, tool versions: an :class:`ArtifactMeta`) and records both in the bundle manifest.
+
+Importing this package imports neither torch nor a converter: a target imports what it needs when
+it exports. The capability table that joins targets and quantization recipes lives one floor up
+(``edgeintent.quantization.capabilities``).
 """
 
 from __future__ import annotations
 
-import importlib
 import json
-import platform
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
+from edgeintent.errors import ConfigError, ExportError
+from edgeintent.registry import Registry
+from edgeintent.runtimes import RUNTIMES, Artifact, Session, open_artifact
+from edgeintent.toolkit.models.signature import InputSpec
 
-from edgeintent.errors import ConfigError
-from edgeintent.exporters.common import ExportError, input_specs, output_names, torch_model
-
-_MODULES = ("onnx", "coreml", "mnn")
-_REGISTRY: dict[str, Target] = {}
+TARGETS: Registry[Target] = Registry("target", modules=tuple(f"{__name__}.{m}" for m in ("onnx", "coreml", "mnn")))
 
 PRECISIONS = ("fp32", "fp16")  # quantization recipes add modes such as dynamic-int8
 
 
-class Runner:
-    """A loaded artifact in its runtime: ``run(feeds) -> {output: array}``."""
+@dataclass(frozen=True)
+class ArtifactMeta:
+    """What ``BUNDLE/exports/<target>/<artifact>.meta.json`` records about one exported artifact.
 
-    runtime: str = ""
-    arch: str = platform.machine()
-    inputs: list[str]
-    outputs: list[str]
+    ``extra`` holds what a target or recipe adds (``opset``, ``converter_flags``, ``mnn_api``,
+    ``mnn_precision``, ``quantize_report`` …); the JSON file keeps every key at the top level.
+    """
 
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:  # pragma: no cover - interface
-        raise NotImplementedError
+    target: str
+    precision: str
+    artifact: str  # the artifact's path inside the bundle
+    model: str
+    inputs: tuple[InputSpec, ...]
+    outputs: tuple[str, ...]
+    bytes: int
+    versions: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
 
-    def require_inputs(self, feeds: dict[str, np.ndarray], what: str) -> None:
-        """One-line ``ExportError`` naming the first input of the artifact that ``feeds`` lacks."""
-        missing = [n for n in self.inputs if n not in feeds]
-        if missing:
-            raise ExportError(f"{what} artifact needs input {missing[0]!r}")
+    _FIELDS = ("target", "precision", "artifact", "model", "inputs", "outputs", "bytes", "versions")
+
+    @classmethod
+    def from_json(cls, d: dict) -> ArtifactMeta:
+        inputs = tuple(InputSpec(i["name"], i.get("dtype", ""), tuple(i.get("dims", ()))) for i in d.get("inputs", ()))
+        return cls(d["target"], d["precision"], d["artifact"], d.get("model", ""), inputs, tuple(d.get("outputs", ())),
+                   int(d.get("bytes", 0)), dict(d.get("versions", {})),
+                   {k: v for k, v in d.items() if k not in cls._FIELDS})  # fmt: skip
+
+    def to_json(self) -> dict:
+        return {"target": self.target, "precision": self.precision, "artifact": self.artifact, "model": self.model,
+                "inputs": [i.as_dict() for i in self.inputs], "outputs": list(self.outputs), "bytes": self.bytes,
+                "versions": dict(self.versions), **self.extra}  # fmt: skip
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(i.name for i in self.inputs)
+
+    @property
+    def quantize_report(self) -> dict | None:
+        return self.extra.get("quantize_report")
 
 
 class Target:
@@ -52,9 +77,10 @@ class Target:
     precisions: tuple[str, ...] = ("fp32",)
     dynamic_batch: bool = True
     dynamic_length: bool = True
-    runtime: str = ""
+    runtime: str = ""  # what runs the artifacts, in words (the capability table)
+    runtimes: tuple[str, ...] = ()  # the RUNTIMES names its artifacts may run in
     notes: str = ""
-    requires: tuple[str, ...] = ()  # importable modules the target needs
+    requires: tuple[str, ...] = ()  # importable modules the target needs to export
     options: tuple[str, ...] = ()  # keyword options of ``export`` (``edgeintent export --set KEY=VALUE``)
 
     def missing(self) -> str | None:
@@ -65,8 +91,8 @@ class Target:
         return f"{', '.join(absent)} not installed" if absent else None
 
     def run_missing(self) -> str | None:
-        """Why artifacts cannot run here, or None."""
-        return self.missing()
+        """Why its artifacts cannot run here, or None."""
+        return RUNTIMES.get(self.runtimes[0]).available() if self.runtimes else "no runtime"
 
     def artifact_name(self, precision: str) -> str:
         return f"model{'' if precision == 'fp32' else '.' + precision}{self.extension}"
@@ -75,62 +101,41 @@ class Target:
         """Write the artifact to ``out`` (a file or a directory); return extra metadata."""
         raise NotImplementedError
 
-    def runner(self, path: Path, meta: dict, threads: int = 1) -> Runner:  # pragma: no cover - interface
-        raise NotImplementedError
+    def runtime_for(self, meta: ArtifactMeta) -> tuple[str, str]:
+        """``(runtime name, runtime precision)`` an artifact of this target runs with."""
+        return self.runtimes[0], meta.precision
+
+    def artifact(self, path: Path, meta: ArtifactMeta) -> Artifact:
+        """The artifact at ``path`` as its runtime opens it."""
+        runtime, precision = self.runtime_for(meta)
+        return Artifact(runtime, str(path), precision, meta.input_names, meta.outputs, target=self.name)
 
 
 def register_target(name: str) -> Callable[[type[Target]], type[Target]]:
     def deco(cls: type[Target]) -> type[Target]:
-        if name in _REGISTRY:
-            raise ValueError(f"target {name!r} is already registered (by {type(_REGISTRY[name]).__qualname__})")
         cls.name = name
-        _REGISTRY[name] = cls()
+        TARGETS.register(name, cls())
         return cls
 
     return deco
 
 
-def _load_all() -> None:
-    for mod in _MODULES:
-        importlib.import_module(f"{__name__}.{mod}")
-
-
 def list_targets() -> list[str]:
-    _load_all()
-    return list(_REGISTRY)
+    return TARGETS.names()
 
 
 def get_target(name: str) -> Target:
-    _load_all()
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown target {name!r}; choose one of: {', '.join(_REGISTRY)}, all")
-    return _REGISTRY[name]
+    return TARGETS.get(name, extra=("all",))
 
 
 def parse_targets(text: str) -> list[str]:
     """``"all"`` or a comma list of target names, validated."""
     names = list_targets() if text.strip() == "all" else [t.strip() for t in text.split(",") if t.strip()]
     if not names:
-        raise ConfigError("no target given; use onnx, coreml, mnn or all")
+        raise ConfigError(f"no target given; use {', '.join(list_targets())} or all")
     for n in names:
         get_target(n)
     return names
-
-
-def capability_table() -> list[dict]:
-    from edgeintent.quantization import recipes
-
-    rows = []
-    for name in list_targets():
-        t = _REGISTRY[name]
-        rows.append({
-            "target": name, "extension": t.extension, "precisions": list(t.precisions),
-            "dynamic_batch": t.dynamic_batch, "dynamic_length": t.dynamic_length,
-            "quantization": [r.mode for r in recipes(name)], "runtime": t.runtime,
-            "exports_here": t.missing() is None, "runs_here": t.run_missing() is None,
-            "why_not": t.run_missing() or "", "notes": t.notes,
-        })  # fmt: skip
-    return rows
 
 
 def _read_tree(path: Path) -> dict[str, bytes]:
@@ -139,10 +144,10 @@ def _read_tree(path: Path) -> dict[str, bytes]:
     return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 
 
-def export_bundle(bundle_dir, target: str, precision: str = "fp32", options: dict | None = None) -> dict:
+def export_bundle(bundle_dir, target: str, precision: str = "fp32", options: dict | None = None) -> ArtifactMeta:
     """Export the bundle's model to ``target`` into ``bundle/exports/<target>/``; returns the metadata."""
-    from edgeintent.toolkit.bundle import load_bundle
-    from edgeintent.toolkit.training.trainer import load_model
+    from edgeintent.toolkit.bundle import load_bundle, load_model
+    from edgeintent.toolkit.models.exportable import torch_model
 
     t = get_target(target)
     if precision not in t.precisions:
@@ -167,7 +172,7 @@ def _tool_versions() -> dict[str, str | None]:
 
 
 def install_artifact(bundle, target: str, precision: str, model, options: dict | None = None,
-                     build: Callable[[Path], dict] | None = None) -> dict:  # fmt: skip
+                     build: Callable[[Path], dict] | None = None) -> ArtifactMeta:  # fmt: skip
     """Export ``model`` (normally the bundle's own) into ``bundle``'s slot for ``target``/``precision``.
 
     ``options`` are the target's export options (``Target.options``), e.g. ``{"rnn": "while-loop"}``
@@ -175,7 +180,7 @@ def install_artifact(bundle, target: str, precision: str, model, options: dict |
     (the quantization recipes use it). Tests pass a deliberately broken copy of the model here to
     check that parity catches it.
     """
-    from edgeintent.toolkit.training.trainer import golden_samples
+    from edgeintent.toolkit.golden import golden_samples
 
     t = get_target(target)
     options = dict(options or {})
@@ -193,47 +198,46 @@ def install_artifact(bundle, target: str, precision: str, model, options: dict |
         return install_tree(bundle, target, precision, model, out, extra)
 
 
-def install_tree(bundle, target: str, precision: str, model, out: Path, extra: dict) -> dict:
+def install_tree(bundle, target: str, precision: str, model, out: Path, extra: dict) -> ArtifactMeta:
     """Record an artifact already written at ``out`` (file or directory) in the bundle, with its meta."""
-    from edgeintent.toolkit.bundle import add_files, canonical_json, environment_versions
+    from edgeintent.io import canonical_json
+    from edgeintent.toolkit.bundle import add_files, environment_versions
 
     name = get_target(target).artifact_name(precision)
     tree = _read_tree(out)
     rel = f"exports/{target}/{name}"
     files = {(rel if k == "" else f"{rel}/{k}"): v for k, v in tree.items()}
-    meta = {
-        "target": target,
-        "precision": precision,
-        "artifact": rel,
-        "model": bundle.config["model"]["name"],
-        "inputs": [{"name": s.name, "dtype": s.dtype, "dims": list(s.dims)} for s in input_specs(model, bundle.spec)],
-        "outputs": output_names(model),
-        "bytes": sum(len(v) for v in tree.values()),
-        "versions": {**environment_versions(), **_tool_versions()},
-        **extra,
-    }
-    files[f"{rel}.meta.json"] = canonical_json(meta)
+    sig = model.signature()
+    meta = ArtifactMeta(target, precision, rel, bundle.config["model"]["name"], sig.inputs, sig.outputs,
+                        sum(len(v) for v in tree.values()), {**environment_versions(), **_tool_versions()}, dict(extra))  # fmt: skip
+    files[f"{rel}.meta.json"] = canonical_json(meta.to_json())
     # a directory artifact (CoreML's .mlpackage) is replaced as a whole: no file of an earlier export stays
     add_files(bundle.path, files, replace=(rel,) if "" not in tree else ())
     return meta
 
 
-def exported_artifacts(bundle, targets: list[str] | None = None) -> list[dict]:
-    """The ``.meta.json`` of every artifact in a loaded bundle (optionally only these targets)."""
+def exported_artifacts(bundle, targets: list[str] | None = None) -> list[ArtifactMeta]:
+    """The metadata of every artifact in a loaded bundle (optionally only these targets)."""
     metas = []
     for rel in bundle.files:
         if rel.startswith("exports/") and rel.endswith(".meta.json"):
-            meta = json.loads(bundle.file(rel).read_bytes())
-            if targets is None or meta["target"] in targets:
+            meta = ArtifactMeta.from_json(json.loads(bundle.file(rel).read_bytes()))
+            if targets is None or meta.target in targets:
                 metas.append(meta)
     order = list_targets()
-    return sorted(metas, key=lambda m: (order.index(m["target"]) if m["target"] in order else len(order),
-                                        PRECISIONS.index(m["precision"]) if m["precision"] in PRECISIONS else 9))  # fmt: skip
+    return sorted(metas, key=lambda m: (order.index(m.target) if m.target in order else len(order),
+                                        PRECISIONS.index(m.precision) if m.precision in PRECISIONS else 9))  # fmt: skip
 
 
-def load_runner(bundle, meta: dict, threads: int = 1) -> Runner:
-    t = get_target(meta["target"])
+def artifact_of(bundle, meta: ArtifactMeta) -> Artifact:
+    """The bundle's artifact of ``meta`` as its runtime opens it."""
+    return get_target(meta.target).artifact(Path(bundle.path) / meta.artifact, meta)
+
+
+def load_runner(bundle, meta: ArtifactMeta, threads: int = 1) -> Session:
+    """The artifact of ``meta`` in its runtime on this machine."""
+    t = get_target(meta.target)
     why = t.run_missing()
     if why:
-        raise ExportError(f"cannot run {meta['artifact']}: {why}")
-    return t.runner(Path(bundle.path) / meta["artifact"], meta, threads=threads)
+        raise ExportError(f"cannot run {meta.artifact}: {why}")
+    return open_artifact(artifact_of(bundle, meta), threads=threads)

@@ -10,23 +10,22 @@
   The models themselves use ``nn.GRU`` / ``nn.LSTM`` (converted to a while-loop / the MIL ``lstm``
   op) and write decoder cells with plain Linear layers.
 
-On Linux the artifact runs in the MIL reference executor (``mil_reference.py``; graph semantics, not
-Apple kernels); on macOS ``MLModel.predict`` is available as well (``NativeCoremlRunner``).
+On Linux the artifact runs in the MIL reference executor (runtime ``mil-reference``: graph semantics,
+not Apple kernels); on macOS ``MLModel.predict`` is available as well (runtime ``coreml``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import platform
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from edgeintent.exporters import Runner, Target, register_target
-from edgeintent.exporters.common import ExportError, ExportModule, example_inputs, input_specs, output_names
-from edgeintent.runtimes.mil_reference import LABEL, MilProgram, quiet_coremltools
+from edgeintent.errors import ExportError
+from edgeintent.exporters import Target, register_target
+from edgeintent.runtimes.mil_reference import quiet_coremltools
 
 MIN_TARGET = "iOS16"
 MAX_BATCH = 4096
@@ -70,8 +69,11 @@ def convert(model, spec, samples, precision: str = "fp32"):
     """The converted ``MLModel`` (not saved)."""
     import torch
 
+    from edgeintent.toolkit.models.exportable import ExportModule, example_inputs
+
     ct = _quiet_import()
-    specs = input_specs(model, spec)
+    sig = model.signature()
+    specs = sig.inputs
     example = example_inputs(model, samples)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
@@ -96,7 +98,7 @@ def convert(model, spec, samples, precision: str = "fp32"):
         with warnings.catch_warnings(), contextlib.redirect_stderr(sink), contextlib.redirect_stdout(sink):
             warnings.simplefilter("ignore")
             return ct.convert(
-                traced, inputs=inputs, outputs=[ct.TensorType(name=o) for o in output_names(model)],
+                traced, inputs=inputs, outputs=[ct.TensorType(name=o) for o in sig.outputs],
                 convert_to="mlprogram", compute_precision=precision_ct,
                 minimum_deployment_target=getattr(ct.target, MIN_TARGET),
             )  # fmt: skip
@@ -104,51 +106,14 @@ def convert(model, spec, samples, precision: str = "fp32"):
         raise ExportError(f"coremltools could not convert {model.registry_name}: {type(exc).__name__}: {exc}") from None
 
 
-class MilReferenceRunner(Runner):
-    def __init__(self, path: Path) -> None:
-        coremltools = quiet_coremltools()
-        self.program = MilProgram(path)
-        self.runtime = f"{LABEL}, coremltools {coremltools.__version__}"
-        self.inputs = self.program.inputs
-        self.outputs = self.program.outputs
-
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        self.require_inputs(feeds, "coreml")
-        out = self.program.run(feeds)
-        return {k: np.asarray(v, dtype=np.float32) for k, v in out.items()}
-
-
-class NativeCoremlRunner(Runner):  # pragma: no cover - macOS only
-    def __init__(self, path: Path) -> None:
-        ct = _quiet_import()
-        self.model = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.CPU_ONLY)
-        self.runtime = f"CoreML (macOS {platform.mac_ver()[0]})"
-        desc = self.model.get_spec().description
-        self.inputs = [i.name for i in desc.input]
-        self.outputs = [o.name for o in desc.output]
-
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        self.require_inputs(feeds, "coreml")
-        x = {n: np.asarray(feeds[n], np.int32 if np.issubdtype(feeds[n].dtype, np.integer) else np.float32) for n in self.inputs}
-        out = self.model.predict(x)
-        return {k: np.asarray(out[k], np.float32) for k in self.outputs}
-
-
-def native_available() -> str | None:
-    """None when ``MLModel.predict`` works here; otherwise why not."""
-    if platform.system() != "Darwin":
-        return f"CoreML prediction is macOS-only (this is {platform.system()})"
-    return None
-
-
 @register_target("coreml")
 class CoremlTarget(Target):
     extension = ".mlpackage"
     precisions = ("fp32", "fp16")
     runtime = "MIL reference on Linux; CoreML on macOS"
+    runtimes = ("mil-reference",)
     notes = f"mlprogram, min target {MIN_TARGET}, RangeDim batch and lengths, explicit compute precision"
     requires = ("coremltools",)
-
 
     def export(self, model, spec, samples, out: Path, precision: str) -> dict:
         mlmodel = convert(model, spec, samples, precision)
@@ -156,6 +121,3 @@ class CoremlTarget(Target):
         with contextlib.redirect_stderr(sink), contextlib.redirect_stdout(sink):
             mlmodel.save(str(out))
         return {"minimum_deployment_target": MIN_TARGET, "compute_precision": precision}
-
-    def runner(self, path: Path, meta: dict, threads: int = 1) -> Runner:
-        return MilReferenceRunner(path)

@@ -11,10 +11,13 @@
 - fp16 stores weights as fp16 (``--fp16``) and runs with ``precision=low``, as an app that ships an
   fp16 model does: fp16 arithmetic on ARM cores that have it (ARMv8.2+); x86 computes in fp32 either
   way, so only ``edgeintent parity --device cpu-arm`` sees the fp16 arithmetic.
-- Inference uses the session API (``Interpreter``), resizing inputs when a request's shapes change.
+- Inference uses the session API (runtime ``mnn-session``), resizing inputs when a request's shapes change.
 - ``rnn="while-loop"`` (export option) converts without ``--useOriginRNNImpl``; such an artifact runs
-  through the Module API (the session API cannot run the loop). At ``precision=low`` on aarch64 it
-  is far from torch while the host passes: the ARM-only failure ``tests/test_emulation.py`` keeps.
+  through the Module API (runtime ``mnn-module``: the session API cannot run the loop). At
+  ``precision=low`` on aarch64 it is far from torch while the host passes: the ARM-only failure
+  ``tests/test_emulation.py`` keeps.
+- The artifact's metadata records the API and precision it runs with (``mnn_api``, ``mnn_precision``);
+  every runner (host, aarch64 worker, bench's measuring child) opens it that way (``runtime_for``).
 """
 
 from __future__ import annotations
@@ -24,11 +27,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
-from edgeintent.exporters import Runner, Target, register_target
-from edgeintent.exporters.common import ExportError
-from edgeintent.runtimes.worker import quiet_fd1
+from edgeintent.errors import ExportError
+from edgeintent.exporters import ArtifactMeta, Target, register_target
 
 _CONVERT = """
 import sys
@@ -57,36 +57,15 @@ def convert_onnx(onnx_path: Path, out: Path, native_rnn: bool = True, fp16: bool
 RNN_IMPLS = ("native", "while-loop")
 
 
-def mnn_runtime(meta: dict) -> tuple[str, str]:
+def mnn_runtime(meta: ArtifactMeta) -> tuple[str, str]:
     """``(api, precision)`` an artifact runs with: ``session``/``module`` and ``normal``/``low``.
 
     Artifacts exported before these were recorded run like their first exports did: session API,
     ``low`` for fp16 (identical to ``normal`` on x86).
     """
-    api = meta.get("mnn_api", "session")
-    precision = meta.get("mnn_precision", "low" if meta.get("precision") == "fp16" else "normal")
+    api = meta.extra.get("mnn_api", "session")
+    precision = meta.extra.get("mnn_precision", "low" if meta.precision == "fp16" else "normal")
     return api, precision
-
-
-class MnnRunner(Runner):
-    """MNN session API with ``precision`` ``normal`` (``low`` allows fp16 arithmetic on ARM).
-
-    The session code lives in the torch-free ``runtime_sim.arm_worker.MnnSessionRunner``, which the
-    emulated ARM worker and bench's light runner use too, so every MNN measurement runs the same code.
-    """
-
-    def __init__(self, path: Path, threads: int = 1, precision: str = "normal", inputs: list[str] | None = None,
-                 outputs: list[str] | None = None) -> None:  # fmt: skip
-        from edgeintent.runtimes.worker import MnnSessionRunner
-
-        with quiet_fd1():
-            self._impl = MnnSessionRunner(str(path), precision, threads, inputs, outputs)
-        self.runtime = self._impl.runtime
-        self.inputs, self.outputs = self._impl.inputs, self._impl.outputs
-
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        self.require_inputs(feeds, "mnn")
-        return self._impl.run(feeds)
 
 
 @register_target("mnn")
@@ -94,6 +73,7 @@ class MnnTarget(Target):
     extension = ".mnn"
     precisions = ("fp32", "fp16")
     runtime = "MNN (session API)"
+    runtimes = ("mnn-session", "mnn-module")
     notes = "from ONNX with the native RNN op; converter called directly, never MNN.tools"
     requires = ("MNN", "_tools")
 
@@ -117,24 +97,6 @@ class MnnTarget(Target):
         return {"converter_flags": flags, "mnn_rnn": rnn, "mnn_api": "session" if native else "module",
                 "mnn_precision": "low" if precision == "fp16" else "normal"}  # fmt: skip
 
-    def runner(self, path: Path, meta: dict, threads: int = 1) -> Runner:
+    def runtime_for(self, meta: ArtifactMeta) -> tuple[str, str]:
         api, precision = mnn_runtime(meta)
-        inputs, outputs = [i["name"] for i in meta["inputs"]], meta["outputs"]
-        if api == "module":
-            return MnnModuleRunner(path, threads, precision, inputs, outputs)
-        return MnnRunner(path, threads, precision, inputs=inputs, outputs=outputs)
-
-
-class MnnModuleRunner(Runner):
-    """MNN's Module API (runs the While-loop RNNs); the same code as the cpu-arm worker's."""
-
-    def __init__(self, path: Path, threads: int, precision: str, inputs: list[str], outputs: list[str]) -> None:
-        from edgeintent.runtimes.worker import MnnModuleRunner as _Impl
-
-        with quiet_fd1():
-            self._impl = _Impl(str(path), precision, threads, inputs, outputs)
-        self.runtime, self.inputs, self.outputs = self._impl.runtime, self._impl.inputs, self._impl.outputs
-
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        self.require_inputs(feeds, "mnn")
-        return self._impl.run(feeds)
+        return f"mnn-{api}", precision

@@ -21,12 +21,8 @@ import io
 import warnings
 from pathlib import Path
 
-import numpy as np
-
-from edgeintent.exporters import Runner, Target, register_target
-from edgeintent.exporters.common import ExportError, ExportModule, example_inputs, input_specs, output_names
-from edgeintent.runtimes.worker import OnnxRuntimeRunner
-from edgeintent.runtimes.worker import ort_session_options as session_options  # noqa: F401 - re-exported
+from edgeintent.errors import ExportError
+from edgeintent.exporters import Target, register_target
 
 OPSET = 17
 
@@ -88,8 +84,10 @@ def export_proto(model, spec, samples, precision: str = "fp32"):
     import onnx
     import torch
 
-    specs = input_specs(model, spec)
-    outputs = output_names(model)
+    from edgeintent.toolkit.models.exportable import ExportModule, example_inputs
+
+    sig = model.signature()
+    specs, outputs = list(sig.inputs), list(sig.outputs)
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
@@ -115,28 +113,15 @@ def serialize(proto) -> bytes:
     return proto.SerializeToString(deterministic=True)
 
 
-class OnnxRunner(OnnxRuntimeRunner, Runner):
-    """onnxruntime on a path or serialized bytes (the session code is ``arm_worker.OnnxRuntimeRunner``)."""
-
-    def __init__(self, model: bytes | str | Path, precision: str = "fp32", threads: int = 1) -> None:
-        super().__init__(str(model) if isinstance(model, Path) else model, precision, threads)
-
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        self.require_inputs(feeds, "onnx")
-        return super().run(feeds)
-
-
 @register_target("onnx")
 class OnnxTarget(Target):
     extension = ".onnx"
     precisions = ("fp32", "fp16")
     runtime = "onnxruntime"
+    runtimes = ("onnxruntime",)
     notes = "TorchScript exporter, opset 17; fp16 keeps fp32 inputs/outputs"
     requires = ("onnx", "onnxruntime")
 
     def export(self, model, spec, samples, out: Path, precision: str) -> dict:
         out.write_bytes(serialize(export_proto(model, spec, samples, precision)))
         return {"opset": OPSET, "exporter": "torch.onnx (TorchScript)"}
-
-    def runner(self, path: Path, meta: dict, threads: int = 1) -> Runner:
-        return OnnxRunner(path, meta["precision"], threads)

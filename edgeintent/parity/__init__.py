@@ -17,21 +17,24 @@ tolerances are in ``policy.py``. On an ONNX breach the report names the first di
 
 from __future__ import annotations
 
+import importlib
+import platform
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from edgeintent.errors import ConfigError
-from edgeintent.exporters import exported_artifacts, list_targets, load_runner
-from edgeintent.exporters.common import feeds, output_names, torch_model, torch_outputs
-from edgeintent.parity.policy import DECISION_QUANTILES, Tolerance, tolerance
+from edgeintent.exporters import artifact_of, exported_artifacts, get_target, list_targets
+from edgeintent.parity import functional as F
+from edgeintent.parity.policy import Tolerance, tolerance
+from edgeintent.runtimes import HostProvider
+from edgeintent.toolkit.golden import GoldenSet
 
 VARIANTS = ("full_width", "trimmed", "batch1", "garbage_pad")
 BATCH = 64
 BATCH1_RECORDED = 8
 MIN_CLASS_ROWS = 10  # AUC delta only with at least this many labelled positives and negatives
-THRESHOLD_WINDOW = 0.05  # decision thresholds sit in the widest gap within ±5 % of ranks of their quantile
 
 
 @dataclass
@@ -57,12 +60,13 @@ def _chunks(n: int, size: int) -> list[np.ndarray]:
 
 def variant_batches(model, bundle, seed: int = 0) -> dict[str, list[tuple[np.ndarray, dict[str, np.ndarray]]]]:
     """Per variant, a list of (row indices into the golden set, feeds)."""
-    from edgeintent.toolkit.training.trainer import golden_samples
+    from edgeintent.toolkit.models.exportable import feeds
 
-    samples = golden_samples(bundle.golden)
+    golden = GoldenSet.of(bundle)
+    samples = golden.samples
     n = len(samples)
     full = {s: int(samples.x[s].shape[1]) for s in model.streams}
-    cases = bundle.golden["case"]
+    cases = golden.kinds
     out: dict[str, list] = {v: [] for v in VARIANTS}
     for idx in _chunks(n, BATCH):
         out["full_width"].append((idx, feeds(model, samples, idx, widths=full)))
@@ -90,36 +94,6 @@ def _garbage(f: dict[str, np.ndarray], model, spec, seed: int) -> dict[str, np.n
     return f
 
 
-def _thresholds(ref_prob: np.ndarray, all_prob: np.ndarray | None = None) -> np.ndarray:
-    """Decision thresholds near DECISION_QUANTILES of ``ref_prob`` (the recorded rows), each in the
-    middle of the widest gap between neighbouring probabilities of ``all_prob`` (every row whose
-    decision is counted) within ±THRESHOLD_WINDOW of the quantile's rank.
-
-    Not simply halfway between the quantile's two neighbours: when those happen to be 4e-8 apart
-    (seen on a 256-row golden set), or an edge-case row sits 7e-7 from the threshold, a change far
-    below the value bound flips a decision, and fp32 kernels that agree with torch to 2e-6 (MNN on
-    aarch64) fail the zero-flip rule on a near-tie of the sample, not on a behaviour change. The
-    widest nearby gap keeps each threshold at its quantile (±5 % of ranks) while a decision flips
-    only when an output moves by more than half a real gap.
-    """
-    p = np.sort(ref_prob)
-    if len(p) < 2:
-        return np.array([0.5])
-    every = np.sort(all_prob if all_prob is not None else ref_prob)
-    w = max(1, int(round(THRESHOLD_WINDOW * len(p))))
-    out = []
-    for q in DECISION_QUANTILES:
-        k0 = int(np.clip(q * (len(p) - 1), 0, len(p) - 2))
-        lo, hi = p[max(0, k0 - w)], p[min(len(p) - 1, k0 + w + 1)]
-        cand = every[(every >= lo) & (every <= hi)]
-        if len(cand) < 2 or hi <= lo:
-            out.append((p[k0] + p[k0 + 1]) / 2)
-            continue
-        k = int(np.argmax(np.diff(cand)))
-        out.append((cand[k] + cand[k + 1]) / 2)
-    return np.array(out)
-
-
 def compare(ref: dict[str, np.ndarray], got: dict[str, np.ndarray], task: str, labels: np.ndarray | None,
             recorded: np.ndarray, tol: Tolerance, ranking: bool = True) -> tuple[dict, list[str]]:  # fmt: skip
     """Metrics of one task's outputs (prob and logit) and the tolerance breaches.
@@ -127,29 +101,24 @@ def compare(ref: dict[str, np.ndarray], got: dict[str, np.ndarray], task: str, l
     ``ranking=False`` (the few single rows of ``batch1``) checks values only: Spearman, AUC and
     decision flips need the whole golden set to mean anything.
     """
-    from scipy.stats import spearmanr
-    from sklearn.metrics import roc_auc_score
-
     rp, rl = ref[f"prob_{task}"], ref[f"logit_{task}"]
     gp, gl = got[f"prob_{task}"], got[f"logit_{task}"]
     reasons = []
-    finite = bool(np.isfinite(gp).all() and np.isfinite(gl).all())
+    finite = F.finite(gp, gl)
     if not finite:
         reasons.append(f"non-finite outputs in {int((~np.isfinite(gp)).sum() + (~np.isfinite(gl)).sum())} values (overflow?)")
-    with np.errstate(invalid="ignore"):
-        prob_abs = float(np.nanmax(np.abs(gp - rp))) if finite else float("inf")
-        logit_abs = float(np.nanmax(np.abs(gl - rl))) if finite else float("inf")
+    prob_abs = F.max_abs(rp, gp) if finite else float("inf")
+    logit_abs = F.max_abs(rl, gl) if finite else float("inf")
     spearman = flips = auc_delta = None
     if ranking and finite:
-        spearman = float(spearmanr(rl, gl).statistic) if np.std(rl) > 0 and np.std(gl) > 0 else float(np.array_equal(rl, gl))
+        spearman = F.spearman(rl, gl)
     if ranking:
-        thr = _thresholds(rp[recorded], rp)
-        flips = float(np.mean([(np.nan_to_num(gp, nan=-1) >= t) != (rp >= t) for t in thr]))
+        flips = F.flip_share(rp, gp, F.decision_thresholds(rp[recorded], rp))
     if ranking and labels is not None and finite:
         sel = recorded & (labels >= 0)
         pos = int((labels[sel] == 1).sum())
         if min(pos, int(sel.sum()) - pos) >= MIN_CLASS_ROWS:  # with fewer, one swapped pair moves AUC by > 0.01
-            auc_delta = float(abs(roc_auc_score(labels[sel], gl[sel]) - roc_auc_score(labels[sel], rl[sel])))
+            auc_delta = abs(F.auc_delta(labels[sel], rl[sel], gl[sel]))
     metrics = {"prob_max_abs": prob_abs, "logit_max_abs": logit_abs, "spearman": spearman, "auc_delta": auc_delta,
                "flip_share": flips, "finite": finite, "rows": int(len(rp))}  # fmt: skip
     if finite:
@@ -183,9 +152,9 @@ def _run_variants(run: Callable[[dict], dict], batches: dict, n: int, outputs: l
 def check_runner(name: str, precision: str, runtime: str, arch: str, run: Callable[[dict], dict], model, bundle,
                  batches: dict, tol: Tolerance | None = None) -> list[OutputResult]:  # fmt: skip
     """Compare one runner with the golden reference on every variant; one result per task."""
-    g = bundle.golden
-    n = len(g["case"])
-    outputs = output_names(model)
+    golden = GoldenSet.of(bundle)
+    n = len(golden)
+    outputs = model.output_names()
     tol = tol or tolerance(name, precision, arch=arch)
     per_variant = _run_variants(run, batches, n, outputs)
     results = []
@@ -195,9 +164,10 @@ def check_runner(name: str, precision: str, runtime: str, arch: str, run: Callab
         ranking: dict[str, list] = {"spearman": [], "auc_delta": [], "flip_share": []}
         for variant, got in per_variant.items():
             rows = got["_rows"]
-            ref = {o: g[o][rows].astype(np.float64) for o in outputs}
-            labels = g[f"label_{task}"][rows] if f"label_{task}" in g else None
-            recorded = g["case"][rows] == "recorded"
+            ref = {o: golden.reference(o)[rows].astype(np.float64) for o in outputs}
+            labels = golden.labels(task)
+            labels = None if labels is None else labels[rows]
+            recorded = golden.recorded[rows]
             metrics, reasons = compare(ref, got, task, labels, recorded, tol, ranking=variant != "batch1")
             all_reasons += [f"{variant}: {r}" for r in reasons]
             for k, vals in ranking.items():
@@ -220,75 +190,97 @@ def _worse(a: dict, b: dict) -> bool:
     return a["logit_max_abs"] > b["logit_max_abs"]
 
 
+def _why_not(target: str, provider) -> str | None:
+    """Why ``provider`` cannot run any artifact of ``target``, or None."""
+    reasons = [provider.supports(r) for r in get_target(target).runtimes]
+    return None if any(r is None for r in reasons) else reasons[0]
+
+
+def _runnable(provider) -> list[str]:
+    return [t for t in list_targets() if _why_not(t, provider) is None]
+
+
+def check_requested(requested: list[str] | None, provider) -> None:
+    """An explicitly requested target that ``provider`` cannot run is a usage error naming those it can."""
+    for t in requested or []:
+        why = _why_not(t, provider)
+        if why:
+            raise ConfigError(f"{t} has no runtime on {provider.device}: {why}; "
+                              f"on {provider.device} use --target {','.join(_runnable(provider))}")  # fmt: skip
+
+
+def select_artifacts(metas: list, requested: list[str] | None, provider) -> tuple[list, list[dict]]:
+    """Split artifacts into those ``provider`` runs and those it skips (with why)."""
+    check_requested(requested, provider)
+    keep = [m for m in metas if _why_not(m.target, provider) is None]
+    skipped = [{"target": m.target, "precision": m.precision,
+                "why": f"{m.target} has no runtime on {provider.device}: {_why_not(m.target, provider)}"}
+               for m in metas if _why_not(m.target, provider) is not None]  # fmt: skip
+    if not keep:
+        runnable = _runnable(provider)
+        raise ConfigError(f"nothing to run on {provider.device}: export {' or '.join(runnable)} first "
+                          f"(edgeintent export BUNDLE --target {','.join(runnable)})")  # fmt: skip
+    return keep, skipped
+
+
+#: target → the function that names the first divergent node of a failing artifact (module, name)
+DIAGNOSERS = {"onnx": ("edgeintent.parity.onnx_debug", "first_divergent_node")}
+
+
 def run_parity(bundle_dir, targets: list[str] | None = None, threads: int = 1, diagnose: bool = True,
-               device: str = "host") -> dict:  # fmt: skip
+               provider=None) -> dict:  # fmt: skip
     """Parity of every exported artifact of ``targets`` (default: all exported); returns the report.
 
-    ``device="cpu-arm"`` runs the artifacts in the aarch64 builds of their runtimes under qemu
-    (``edgeintent.runtimes.emulation``); the torch reference stays on the host.
+    ``provider`` opens the artifacts (default: this host's runtimes; ``runtimes.provider("cpu-arm")``
+    runs them in the aarch64 builds under emulation); the torch reference always runs here.
     """
     import contextlib
-    import platform
 
-    from edgeintent.toolkit.bundle import load_bundle
-    from edgeintent.toolkit.training.trainer import load_model
+    import torch
 
-    emu = env = None
-    if device != "host":
-        from edgeintent.runtimes import emulation as emu
+    from edgeintent.toolkit.bundle import load_bundle, load_model
+    from edgeintent.toolkit.models.exportable import torch_model, torch_outputs
 
-        if device != emu.DEVICE:
-            raise ConfigError(f"--device {device}: choose host or {emu.DEVICE}")
-        emu.check_requested(targets)
-        env = emu.environment()  # fails fast, before any work, when the device is not set up
+    provider = provider or HostProvider()
+    check_requested(targets, provider)
+    provider.prepare()  # fails fast, before any work, when the device is not set up
     bundle = load_bundle(bundle_dir)
     model = torch_model(load_model(bundle))
     metas = exported_artifacts(bundle, targets)
     if targets:
-        missing = [t for t in targets if not any(m["target"] == t for m in metas)]
+        missing = [t for t in targets if not any(m.target == t for m in metas)]
         if missing:
             raise ConfigError(f"{bundle_dir}: nothing exported for {', '.join(missing)}; run: edgeintent export {bundle_dir} --target {missing[0]}")
     if not metas:
         raise ConfigError(f"{bundle_dir}: no exported artifacts; run: edgeintent export {bundle_dir} --target all")
-    skipped: list[dict] = []
-    if emu is not None:
-        metas, skipped = emu.select_artifacts(metas, targets)
+    metas, skipped = select_artifacts(metas, targets, provider)
     batches = variant_batches(model, bundle)
 
-    results = check_runner("torch", "fp32", f"torch {__import__('torch').__version__}", platform.machine(),
+    results = check_runner("torch", "fp32", f"torch {torch.__version__}", platform.machine(),
                            lambda f: torch_outputs(model, f), model, bundle, batches)  # fmt: skip
     for meta in metas:
-        if emu is not None:
-            runner = emu.emulated_runner(bundle, meta, threads=threads, env=env)
-        else:
-            runner = load_runner(bundle, meta, threads=threads)
         with contextlib.ExitStack() as stack:
-            if hasattr(runner, "close"):
-                stack.callback(runner.close)
-            tol = tolerance(meta["target"], meta["precision"], meta, runner.arch)
-            res = check_runner(meta["target"], meta["precision"], runner.runtime, runner.arch, runner.run, model, bundle,
+            runner = stack.enter_context(provider.open(artifact_of(bundle, meta), threads=threads))
+            tol = tolerance(meta.target, meta.precision, meta.quantize_report, runner.arch)
+            res = check_runner(meta.target, meta.precision, runner.runtime, runner.arch, runner.run, model, bundle,
                                batches, tol)  # fmt: skip
-        # the divergent-node trace replays ONNX on the host: meaningless for an ARM-only divergence
-        if diagnose and emu is None and meta["target"] == "onnx" and not all(r.passed for r in res):
-            from edgeintent.parity.onnx_debug import first_divergent_node
-
-            node = first_divergent_node(bundle, model, meta, batches["trimmed"][0][1])
+        if diagnose and provider.diagnose and meta.target in DIAGNOSERS and not all(r.passed for r in res):
+            module, name = DIAGNOSERS[meta.target]
+            node = getattr(importlib.import_module(module), name)(bundle, model, meta, batches["trimmed"][0][1])
             for r in res:
                 r.first_divergent_node = node
         results += res
     report = {
         "bundle": str(bundle_dir),
         "model": bundle.config["model"]["name"],
-        "device": device,
-        "golden_rows": int(len(bundle.golden["case"])),
+        "device": provider.device,
+        "golden_rows": len(GoldenSet.of(bundle)),
         "variants": list(VARIANTS),
         "passed": all(r.passed for r in results),
         "results": [r.as_dict() for r in results],
-        "targets": [t for t in list_targets() if any(m["target"] == t for m in metas)],
+        "targets": [t for t in list_targets() if any(m.target == t for m in metas)],
     }
-    if emu is not None:
+    if provider.device != "host":
         report["skipped"] = skipped
-        report["emulation"] = {"qemu": (env.info or {}).get("qemu"), "cpu": env.cpu, "cache": str(env.root.parent),
-                               "note": "aarch64 runtimes under user-mode emulation: numerics are the ARM kernels', "
-                                       "timings are not a phone's"}  # fmt: skip
+        report["emulation"] = provider.info()
     return report

@@ -30,27 +30,28 @@ def _expose_all(proto):
 
 
 def _run_all(proto, feeds: dict, precision: str) -> dict[str, np.ndarray]:
-    from edgeintent.exporters.onnx import OnnxRunner, serialize
+    from edgeintent.exporters.onnx import serialize
+    from edgeintent.runtimes.sessions import OrtSession
 
-    runner = OnnxRunner(serialize(_expose_all(proto)), precision)
+    runner = OrtSession(serialize(_expose_all(proto)), precision, 1)
     runner.outputs = [o for o in runner.outputs if o]
     return runner.run(feeds)
 
 
-def first_divergent_node(bundle, model, meta: dict, feeds: dict) -> dict:
+def first_divergent_node(bundle, model, meta, feeds: dict) -> dict:
     import onnx
 
     from edgeintent.exporters.onnx import export_proto
-    from edgeintent.toolkit.training.trainer import golden_samples
+    from edgeintent.toolkit.golden import golden_samples
 
-    artifact = onnx.load(str(bundle.file(meta["artifact"])))
-    reference = export_proto(model, bundle.spec, golden_samples(bundle.golden), meta["precision"])
+    artifact = onnx.load(str(bundle.file(meta.artifact)))
+    reference = export_proto(model, bundle.spec, golden_samples(bundle.golden), meta.precision)
     try:
-        got = _run_all(artifact, feeds, meta["precision"])
-        ref = _run_all(reference, feeds, meta["precision"])
+        got = _run_all(artifact, feeds, meta.precision)
+        ref = _run_all(reference, feeds, meta.precision)
     except Exception as exc:  # a broken artifact may not even run with its intermediates exposed
         return {"node": None, "why": f"could not run the graphs with intermediates exposed: {exc}"}
-    rtol = RTOL.get(meta["precision"], 1e-2)
+    rtol = RTOL.get(meta.precision, 1e-2)
     common = 0
     for node in artifact.graph.node:
         for out in node.output:

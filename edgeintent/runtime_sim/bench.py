@@ -1,23 +1,20 @@
 """``edgeintent bench``: every exported artifact in its real runtime, on this host, under a device's limits.
 
-For one realistic request (a recorded window, ``featurize.pick_request``) it measures, each in a fresh
-child process pinned and capped like the device (``limits.py``, ``child.py``): the featurizer, the
-torch eager reference and every exported artifact that has a timed runtime here. CoreML packages run
-only through the MIL reference, which is functional: their rows say "not timed". Host figures are
-labelled "measured on host under DEVICE limits"; device figures "projected on DEVICE" (``project.py``).
+For one realistic request (a recorded window, ``features.request.pick_request``) it measures, each in a
+fresh child process pinned and capped like the device (``runtimes/limits.py``, ``runtimes/child.py``):
+the featurizer, the torch eager reference and every exported artifact that has a timed runtime here,
+opened the way its target says (``Target.artifact``). CoreML packages run only through the MIL
+reference, which is functional: their rows say "not timed". Host figures are labelled "measured on
+host under DEVICE limits"; device figures "projected on DEVICE" (``project.py``). The status column
+reads a parity report handed in (``run_bench(..., parity_report=...)``); bench never runs parity.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +22,9 @@ import numpy as np
 from edgeintent.errors import BenchError, ConfigError, MemoryBudgetError
 from edgeintent.runtime_sim import project
 from edgeintent.runtime_sim.devices import DeviceProfile, get_device
-from edgeintent.runtimes.limits import child_env, pick_cpus
-from edgeintent.runtime_sim.runners import RUNTIMES, runtime_available, runtime_for_target
+from edgeintent.runtimes.limits import pick_cpus
+from edgeintent.runtimes import RUNTIMES, Artifact
+from edgeintent.runtimes.child import describe_exit, run_child
 
 SCHEMA = "edgeintent.bench/1"
 CHILD_TIMEOUT_S = 900
@@ -41,7 +39,6 @@ class BenchConfig:
     runs: int = 200
     warmup: int = 20
     memory_mb: float | None = None  # override the profile's budget
-    parity: bool = True
     deterministic: bool = False
     deterministic_runs: int = 200
     deterministic_warmup: int = 50  # lazy initialisation and arena growth stay out of the counted loop
@@ -60,46 +57,11 @@ def stats(times_ms: list[float]) -> dict:
             "std_ms": float(a.std())}  # fmt: skip
 
 
-def _package_root() -> str:
-    import edgeintent
-
-    return str(Path(edgeintent.__file__).resolve().parents[1])
-
-
-def _run_child(job: dict, workdir: Path, name: str, threads: int, wrap: list[str] | None = None) -> tuple[int, dict | None, str]:
-    """Run one measuring process; returns (returncode, result or None, stage reached)."""
-    job_path, out = workdir / f"{name}.job.json", workdir / f"{name}.result.json"
-    job_path.write_text(json.dumps(job))
-    env = child_env(threads)
-    env["PYTHONPATH"] = os.pathsep.join([_package_root(), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    cmd = (wrap or []) + [sys.executable, "-m", "edgeintent.runtimes.child", str(job_path), str(out)]
-    try:
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"{name}: the measuring process did not finish in {CHILD_TIMEOUT_S} s") from None
-    stage_file = Path(f"{out}.stage")
-    stage = stage_file.read_text() if stage_file.exists() else "start"
-    result = json.loads(out.read_text()) if out.exists() else None
-    if result is None and proc.returncode != 0:
-        tail = (proc.stderr or "").strip().splitlines()
-        result = {"error": tail[-1] if tail else f"exit {proc.returncode}", "stage": stage, "memory": False}
-    return proc.returncode, result, stage
-
-
-def _describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit {code}"
-
-
 class Bench:
     def __init__(self, bundle_dir, cfg: BenchConfig, say: Callable[[str], None] | None = None) -> None:
-        from edgeintent.exporters.common import torch_model
+        from edgeintent.toolkit.models.exportable import torch_model
         from edgeintent.toolkit.bundle import load_bundle
-        from edgeintent.toolkit.training.trainer import load_model
+        from edgeintent.toolkit.bundle import load_model
 
         self.bundle_dir = Path(bundle_dir)
         self.cfg = cfg
@@ -112,7 +74,7 @@ class Bench:
 
     # -- the request ---------------------------------------------------------------------------
     def _request(self, workdir: Path) -> dict:
-        from edgeintent.exporters.common import feeds
+        from edgeintent.toolkit.models.exportable import feeds
         from edgeintent.toolkit.features.request import pick_request, write_window
         from edgeintent.toolkit.features import build_samples
         from edgeintent.toolkit.data.sources import load_source
@@ -143,18 +105,18 @@ class Bench:
                 "feeds": str(workdir / "feeds.npz"), **kw}  # fmt: skip
 
     def _measure(self, job: dict, workdir: Path, name: str, what: str) -> dict:
-        code, res, stage = _run_child(job, workdir, name, self.device.threads)
+        code, res, stage = run_child(job, workdir, name, self.device.threads)
         if code == 0 and res and "error" not in res:
             return res
-        err = (res or {}).get("error", _describe_exit(code))
+        err = (res or {}).get("error", describe_exit(code))
         capped = job.get("memory_bytes") is not None
         memory = bool((res or {}).get("memory"))
         if capped and not memory and code < 0:
             # a crash under the cap (MNN may not raise on a failed allocation): does it pass without it?
             retry = dict(job, memory_bytes=None, runs=1, warmup=0, profile=False)
-            code2, res2, _ = _run_child(retry, workdir, f"{name}.uncapped", self.device.threads)
+            code2, res2, _ = run_child(retry, workdir, f"{name}.uncapped", self.device.threads)
             memory = code2 == 0 and res2 is not None and "error" not in res2
-            err = f"{_describe_exit(code)} under the cap, runs without it"
+            err = f"{describe_exit(code)} under the cap, runs without it"
         if capped and memory:
             raise MemoryBudgetError(
                 f"{what} exceeds the device's memory budget: {self.device.name} allows {self.budget_mb:g} MB for the model "
@@ -168,9 +130,9 @@ class Bench:
         wrap = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={det_dir}/callgrind.out.%p", "--dump-line=no"]
         dj = dict(job, deterministic=True, runs=self.cfg.deterministic_runs, warmup=self.cfg.deterministic_warmup, profile=False,
                   memory_bytes=None)  # fmt: skip
-        code, res, stage = _run_child(dj, workdir, name + ".det", self.device.threads, wrap=wrap)
+        code, res, stage = run_child(dj, workdir, name + ".det", self.device.threads, wrap=wrap)
         if code != 0 or not res or "error" in res:
-            raise BenchError(f"{name}: callgrind run failed at the {stage} stage: {(res or {}).get('error', _describe_exit(code))}")
+            raise BenchError(f"{name}: callgrind run failed at the {stage} stage: {(res or {}).get('error', describe_exit(code))}")
         parts = parse_callgrind_dir(det_dir)
         if len(parts) < 2:
             raise BenchError(f"{name}: callgrind wrote {len(parts)} dumps, expected the two markers around the loop")
@@ -179,12 +141,14 @@ class Bench:
                 "tool": "valgrind --tool=callgrind, callgrind_control -d before and after the loop"}  # fmt: skip
 
     # -- everything ------------------------------------------------------------------------------
-    def run(self, parity_report: dict | None = None) -> dict:
+    def artifacts(self) -> list:
+        """The exported artifacts this bench measures; a one-line ConfigError when the request cannot run
+        (nothing exported for a requested target, no exports at all, ``--deterministic`` without valgrind)."""
         from edgeintent.exporters import exported_artifacts
 
         metas = exported_artifacts(self.bundle, list(self.cfg.targets) if self.cfg.targets else None)
         if self.cfg.targets:
-            missing = [t for t in self.cfg.targets if not any(m["target"] == t for m in metas)]
+            missing = [t for t in self.cfg.targets if not any(m.target == t for m in metas)]
             if missing:
                 raise ConfigError(f"{self.bundle_dir}: nothing exported for {', '.join(missing)}; "
                                   f"run: edgeintent export {self.bundle_dir} --target {missing[0]}")  # fmt: skip
@@ -193,24 +157,15 @@ class Bench:
         if self.cfg.deterministic and shutil.which("valgrind") is None:
             raise ConfigError("--deterministic needs valgrind (callgrind), which is not installed; "
                               "install it with: apt-get install -y valgrind")  # fmt: skip
-        parity = self._parity(metas, parity_report)
+        return metas
+
+    def run(self, parity_report: dict | None = None) -> dict:
+        metas = self.artifacts()
         workdir = Path(tempfile.mkdtemp(prefix="edgeintent-bench-"))
         try:
-            return self._run(metas, parity, workdir)
+            return self._run(metas, parity_status(parity_report), workdir)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-
-    def _parity(self, metas: list[dict], report: dict | None) -> dict[tuple[str, str], str]:
-        if report is None and self.cfg.parity:
-            from edgeintent.parity import run_parity
-
-            self.say("    parity gate on the golden set …")
-            report = run_parity(self.bundle_dir, sorted({m["target"] for m in metas}), diagnose=False)
-        out: dict[tuple[str, str], str] = {}
-        for r in (report or {}).get("results", []):
-            key = (r["target"], r["precision"])
-            out[key] = "FAIL" if (out.get(key) == "FAIL" or not r["passed"]) else "ok"
-        return out
 
     def _run(self, metas: list[dict], parity: dict, workdir: Path) -> dict:
         dev = self.device
@@ -222,40 +177,44 @@ class Bench:
         feat = self._measure(fjob, workdir, "featurizer", "the featurizer")
         feat_stats = stats(feat["times_ms"])
 
-        variants = [{"target": "torch", "precision": "fp32", "runtime": "torch", "artifact": None, "bytes": None, "meta": {},
+        from edgeintent.exporters import artifact_of
+
+        torch_art = Artifact("torch", str(self.bundle_dir), "fp32", tuple(self.model.input_names()),
+                             tuple(self.model.output_names()))  # fmt: skip
+        variants = [{"target": "torch", "precision": "fp32", "art": torch_art, "artifact": None, "bytes": None,
                      "reference": True}]  # fmt: skip
         for m in metas:
-            rt = runtime_for_target(m["target"])
-            variants.append({"target": m["target"], "precision": m["precision"], "runtime": rt.name,
-                             "artifact": m["artifact"], "bytes": m["bytes"], "meta": m, "reference": False})  # fmt: skip
+            variants.append({"target": m.target, "precision": m.precision, "art": artifact_of(self.bundle, m),
+                             "artifact": m.artifact, "bytes": m.bytes, "reference": False})  # fmt: skip
         rows, op_profile = [], None
         for v in variants:
-            rt = RUNTIMES[v["runtime"]]
+            art: Artifact = v["art"]
+            rt = RUNTIMES.get(art.runtime)
             name = f"{v['target']}-{v['precision']}"
-            row = {"target": v["target"], "precision": v["precision"], "runtime": rt.name, "reference": v["reference"],
+            row = {"target": v["target"], "precision": v["precision"], "runtime": rt.label, "reference": v["reference"],
+                   "runtime_api": rt.name, "runtime_precision": art.precision,
                    "artifact": v["artifact"], "artifact_bytes": v["bytes"],
                    "status": {"exported": not v["reference"],
                               "parity": "reference" if v["reference"] else parity.get((v["target"], v["precision"]), "not run"),
                               "benched": False}}  # fmt: skip
-            why = runtime_available(rt)
+            why = rt.available()
             if not rt.timed or why:
                 row["status"]["benched"] = "functional only (MIL reference, not a phone runtime)" if not rt.timed else f"no: {why}"
                 rows.append(row)
                 continue
-            self.say(f"    {name} on {rt.name} ({self.cfg.runs} runs)")
-            path = str(self.bundle_dir) if v["reference"] else str(self.bundle_dir / v["artifact"])
-            profile = rt.name == "onnxruntime" and v["precision"] == "fp32"
-            job = self._job("model", workdir, runtime=rt.name, artifact=path, precision=v["precision"], meta=v["meta"],
+            self.say(f"    {name} on {rt.label} ({self.cfg.runs} runs)")
+            profile = rt.name == "onnxruntime" and v["precision"] == "fp32"  # the per-op profile of the memory share
+            job = self._job("model", workdir, artifact=asdict(art),
                             profile=profile, profile_runs=self.cfg.profile_runs)  # fmt: skip
             if v["reference"]:  # torch eager is the reference, not what ships: pinned and threaded, not capped
                 job["memory_bytes"] = None
-            res = self._measure(dict(job, profile=False), workdir, name, f"{name} ({rt.name})")
+            res = self._measure(dict(job, profile=False), workdir, name, f"{name} ({rt.label})")
             if profile:  # in its own process without the cap: profiling is ours, not the device's
                 pjob = dict(job, memory_bytes=None, runs=1, warmup=0)
                 op_profile = self._measure(pjob, workdir, name + ".profile", f"{name} profile").get("op_profile")
             st = stats(res["times_ms"])
             row.update({
-                "runtime": f"{rt.name} {res['runtime_version']}",
+                "runtime": f"{rt.label} {res['runtime_version']}",
                 "measured": {"label": project.label_measured(dev.name, limits), "init_ms": res["init_ms"],
                              "first_ms": res["first_ms"], "warmup_runs": res["warmup_runs"],
                              "warmup_mean_ms": res["warmup_ms"] / max(res["warmup_runs"], 1), **st},
@@ -334,6 +293,15 @@ class Bench:
         }  # fmt: skip
 
 
+def parity_status(report: dict | None) -> dict[tuple[str, str], str]:
+    """(target, precision) → "ok" or "FAIL" from a parity report (empty without one)."""
+    out: dict[tuple[str, str], str] = {}
+    for r in (report or {}).get("results", []):
+        key = (r["target"], r["precision"])
+        out[key] = "FAIL" if (out.get(key) == "FAIL" or not r["passed"]) else "ok"
+    return out
+
+
 def parse_callgrind_dir(folder: Path) -> dict[int, int]:
     """part number → total instructions, for the dumps triggered by ``callgrind_control -d``."""
     parts = {}
@@ -352,8 +320,14 @@ def parse_callgrind_dir(folder: Path) -> dict[int, int]:
     return parts
 
 
-def run_bench(bundle_dir, cfg: BenchConfig, parity_report: dict | None = None, say=None, plot=None) -> dict:
+def run_bench(bundle_dir, cfg: BenchConfig, parity_report: dict | None = None, say=None, plot=None,
+              gate: Callable[[list[str]], dict] | None = None) -> dict:  # fmt: skip
+    """Bench ``bundle_dir`` under ``cfg``. The status column reads ``parity_report``, or the report that
+    ``gate(targets)`` returns for the exported targets bench will measure (called once the request is
+    known to be valid, so a bad request fails before any parity run)."""
     bench = Bench(bundle_dir, cfg, say)
+    if parity_report is None and gate is not None:
+        parity_report = gate(sorted({m.target for m in bench.artifacts()}))
     report = bench.run(parity_report)
     if plot is not None:
         write_plot(bench._times, report, Path(plot))
@@ -368,7 +342,7 @@ def write_plot(times: dict[str, list[float]], report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from edgeintent.toolkit.data.events import atomic_path
+    from edgeintent.io import atomic_path
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     allv = np.concatenate([np.asarray(v) for v in times.values()])

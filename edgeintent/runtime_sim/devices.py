@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from edgeintent.errors import ConfigError
+from edgeintent.registry import Registry
 
 # The host this project is benched on (see devices.md, "host"): AMD EPYC (Zen 3, family 25 model 1,
 # 2.45 GHz base as reported in /proc/cpuinfo) in a 2-vCPU KVM guest.
@@ -47,7 +47,7 @@ class DeviceProfile:
         return asdict(self) | {"speed_vs_host": self.speed, "bandwidth_vs_host": self.bandwidth}
 
 
-# name → profile. Registering a name twice is an error (checked below).
+# the profiles; registering a name twice is an error
 _TABLE: tuple[DeviceProfile, ...] = (
     DeviceProfile("cpu-arm", "mid-range Android phone, big core", "Cortex-A76", threads=1, cores=4,
                   gb5_single=745.0, bandwidth_gbs=17.0, memory_mb=64, runtime="mnn",
@@ -67,23 +67,14 @@ _TABLE: tuple[DeviceProfile, ...] = (
 )  # fmt: skip
 
 
-def _index(table: tuple[DeviceProfile, ...]) -> dict[str, DeviceProfile]:
-    out: dict[str, DeviceProfile] = {}
-    for p in table:
-        if p.name in out:
-            raise ValueError(f"device profile {p.name!r} is defined twice")
-        out[p.name] = p
-    return out
-
-
-PROFILES: dict[str, DeviceProfile] = _index(_TABLE)
+DEVICES: Registry[DeviceProfile] = Registry("device", hint=" (see `edgeintent devices`)")
+for _profile in _TABLE:
+    DEVICES.register(_profile.name, _profile)
 
 
 def list_devices() -> list[DeviceProfile]:
-    return list(PROFILES.values())
+    return DEVICES.values()
 
 
 def get_device(name: str) -> DeviceProfile:
-    if name not in PROFILES:
-        raise ConfigError(f"unknown device {name!r}; choose one of: {', '.join(PROFILES)} (see `edgeintent devices`)")
-    return PROFILES[name]
+    return DEVICES.get(name)

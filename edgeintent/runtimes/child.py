@@ -1,4 +1,5 @@
-"""The measuring process: ``python -m edgeintent.runtimes.child JOB.json RESULT.json``.
+"""The measuring process: ``python -m edgeintent.runtimes.child JOB.json RESULT.json``, and
+:func:`run_child`, which starts one (bench and the quantization recipes' latency both use it).
 
 One fresh process per variant (in-process measurements after other sessions were up to 2x off).
 It pins itself to the job's CPUs, loads numpy and the runtime library, caps its address space at
@@ -7,6 +8,8 @@ load/init, the first inference, the warm-up, and ``runs`` steady inferences one 
 (``perf_counter_ns``). With ``deterministic`` it asks callgrind (it then runs under
 ``valgrind --tool=callgrind``) to dump its counters right before and right after ``runs`` inferences.
 
+A model job names its artifact as ``edgeintent.runtimes.Artifact`` fields (``job["artifact"]``), so the
+child opens it exactly as every other runner does (the MNN API and precision the artifact records).
 It imports nothing heavy besides the runtime it measures (torch only for the torch reference).
 The result is written atomically as JSON; failures are reported in it with the stage they hit.
 """
@@ -15,11 +18,19 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import sys
+import tempfile
 import time
 import traceback
+from dataclasses import asdict
+from pathlib import Path
 
-from edgeintent.runtimes.limits import cap_address_space, reset_peak_rss, set_affinity, vm_status
+from edgeintent.errors import BenchError
+from edgeintent.runtimes.limits import cap_address_space, child_env, reset_peak_rss, set_affinity, vm_status
+
+CHILD_TIMEOUT_S = 900
 
 MEMORY_WORDS = ("memoryerror", "bad_alloc", "bad allocation", "failed to allocate", "cannot allocate", "out of memory",
                 "can't allocate", "std::bad_alloc", "alloc")  # fmt: skip
@@ -50,15 +61,14 @@ def _ms(ns: int) -> float:
 
 def _profile_ops(job: dict, feeds: dict, runs: int) -> dict:
     """Per-op-type kernel time from an onnxruntime profile of a second session (after the timing)."""
-    import tempfile
-
     import onnxruntime as ort
 
-    from edgeintent.runtime_sim.runners import ort_session_options
+    from edgeintent.runtimes.sessions import ort_session_options
 
+    art = job["artifact"]
     with tempfile.TemporaryDirectory(prefix="edgeintent-prof-") as tmp:
-        so = ort_session_options(job["precision"], job["threads"], profile_prefix=os.path.join(tmp, "p"))
-        sess = ort.InferenceSession(job["artifact"], so, providers=["CPUExecutionProvider"])
+        so = ort_session_options(art["precision"], job["threads"], profile_prefix=os.path.join(tmp, "p"))
+        sess = ort.InferenceSession(art["path"], so, providers=["CPUExecutionProvider"])
         names = [i.name for i in sess.get_inputs()]
         t0 = time.perf_counter_ns()
         for _ in range(runs):
@@ -100,9 +110,11 @@ def _end_status(res: dict) -> None:
 def measure_model(job: dict, out: str) -> dict:
     import numpy as np
 
-    from edgeintent.runtime_sim.runners import RUNTIMES
+    from edgeintent.runtimes import RUNTIMES, Artifact
 
-    rt = RUNTIMES[job["runtime"]]
+    art = Artifact(**{**job["artifact"], "inputs": tuple(job["artifact"]["inputs"]),
+                      "outputs": tuple(job["artifact"]["outputs"])})  # fmt: skip
+    rt = RUNTIMES.get(art.runtime)
     with np.load(job["feeds"], allow_pickle=False) as z:
         feeds = {k: z[k] for k in z.files}
     rt.preload()
@@ -117,7 +129,7 @@ def measure_model(job: dict, out: str) -> dict:
 
     _stage(out, "load")
     t0 = time.perf_counter_ns()
-    runner = rt.load(job["artifact"], job["precision"], job["threads"], job["meta"])
+    runner = rt.open(art, job["threads"])
     res["init_ms"] = _ms(time.perf_counter_ns() - t0)
     res["os_threads_after_load"] = vm_status()["Threads"]
 
@@ -145,7 +157,7 @@ def measure_model(job: dict, out: str) -> dict:
     else:
         res["times_ms"] = _timed(lambda: runner.run(feeds), runs)
     _end_status(res)
-    if job.get("profile") and rt.name == "onnxruntime":
+    if job.get("profile") and rt.name == "onnxruntime":  # onnxruntime is the runtime with a per-op profiler
         _stage(out, "profile")
         res["op_profile"] = _profile_ops(job, feeds, job.get("profile_runs", 100))
     return res
@@ -174,6 +186,58 @@ def measure_featurizer(job: dict, out: str) -> dict:
     res["times_ms"] = _timed(lambda: featurize_request(tables, spec, t_ms), job["runs"])
     _end_status(res)
     return res
+
+
+def _package_root() -> str:
+    import edgeintent
+
+    return str(Path(edgeintent.__file__).resolve().parents[1])
+
+
+def run_child(job: dict, workdir: Path, name: str, threads: int, wrap: list[str] | None = None) -> tuple[int, dict | None, str]:
+    """Run one measuring process; returns (returncode, result or None, stage reached)."""
+    job_path, out = workdir / f"{name}.job.json", workdir / f"{name}.result.json"
+    job_path.write_text(json.dumps(job))
+    env = child_env(threads)
+    env["PYTHONPATH"] = os.pathsep.join([_package_root(), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    cmd = (wrap or []) + [sys.executable, "-m", __name__, str(job_path), str(out)]
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"{name}: the measuring process did not finish in {CHILD_TIMEOUT_S} s") from None
+    stage_file = Path(f"{out}.stage")
+    stage = stage_file.read_text() if stage_file.exists() else "start"
+    result = json.loads(out.read_text()) if out.exists() else None
+    if result is None and proc.returncode != 0:
+        tail = (proc.stderr or "").strip().splitlines()
+        result = {"error": tail[-1] if tail else f"exit {proc.returncode}", "stage": stage, "memory": False}
+    return proc.returncode, result, stage
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit {code}"
+
+
+def measure_latency(art, feeds: dict, runs: int, warmup: int = 20) -> dict:
+    """p50 and mean (ms) of ``runs`` one-thread inferences of ``art`` on ``feeds`` in a fresh measuring
+    process (no memory cap, the CPUs this process may use)."""
+    import numpy as np
+
+    with tempfile.TemporaryDirectory(prefix="edgeintent-latency-") as tmp:
+        work = Path(tmp)
+        np.savez(work / "feeds.npz", **feeds)
+        job = {"kind": "model", "artifact": asdict(art), "threads": 1, "cpus": sorted(os.sched_getaffinity(0)),
+               "memory_bytes": None, "runs": runs, "warmup": warmup, "feeds": str(work / "feeds.npz")}  # fmt: skip
+        code, res, stage = run_child(job, work, "latency", 1)
+    if code != 0 or not res or "error" in res:
+        raise BenchError(f"latency run of {art.path} failed at the {stage} stage: {(res or {}).get('error', describe_exit(code))}")
+    t = np.asarray(res["times_ms"], np.float64)
+    return {"p50_ms": float(np.percentile(t, 50)), "mean_ms": float(t.mean())}
 
 
 def main(argv: list[str]) -> int:

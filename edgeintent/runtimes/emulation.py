@@ -30,7 +30,6 @@ import contextlib
 import hashlib
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -43,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeintent.errors import ConfigError, EmulationError
-from edgeintent.exporters import Runner
+from edgeintent.runtimes import RUNTIMES, Artifact, Session
 from edgeintent.runtimes import worker as arm_worker
 
 DEVICE = "cpu-arm"
@@ -61,8 +60,6 @@ PLATFORMS = ("manylinux_2_28_aarch64", "manylinux_2_17_aarch64", "manylinux2014_
 WHEELS = ("numpy", "onnxruntime", "MNN")
 #: Cortex-A76 as the Linux kernel reports it (features: what ``-cpu cortex-a76`` gives in HWCAP)
 CPUINFO_FEATURES = "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp ssbs"
-#: targets whose runtime has an aarch64 Linux build here
-ARM_TARGETS = ("onnx", "mnn")
 
 
 
@@ -372,7 +369,7 @@ def environment(cache: Path | None = None) -> Environment:
 # ---------------------------------------------------------------------------------------------
 
 
-class WorkerRunner(Runner):
+class WorkerRunner:
     """One artifact loaded in one long-lived ``arm_worker.py`` process; ``run`` sends a request.
 
     ``command`` starts a python (the emulated aarch64 one, or the host's in tests); the worker
@@ -442,62 +439,50 @@ class WorkerRunner(Runner):
         self.close()
 
 
-def worker_spec(meta: dict) -> tuple[str, str]:
-    """``(worker kind, runtime precision)`` of an exported artifact, as the host runs it."""
-    target = meta["target"]
-    if target == "onnx":
-        return "onnx", meta["precision"]
-    if target == "mnn":
-        from edgeintent.exporters.mnn import mnn_runtime
-
-        api, precision = mnn_runtime(meta)
-        return f"mnn-{api}", precision
-    raise ConfigError(not_on_arm(target))
+def _worker(command: list[str], env: dict[str, str] | None, art: Artifact, threads: int, label: str) -> WorkerRunner:
+    return WorkerRunner(command, env, art.runtime, Path(art.path), art.precision, threads, list(art.inputs),
+                        list(art.outputs), label=label)  # fmt: skip
 
 
-def not_on_arm(target: str) -> str:
-    if target == "coreml":
-        return (f"coreml has no runtime on {DEVICE}: Core ML runs only on Apple devices (host parity checks its graph "
-                f"with the MIL reference); on {DEVICE} use --target {','.join(ARM_TARGETS)}")  # fmt: skip
-    return f"{target} has no aarch64 runtime here; on {DEVICE} use --target {','.join(ARM_TARGETS)}"
+class ArmProvider:
+    """Opens artifacts in the real aarch64 builds of their runtimes under emulation (one worker each)."""
+
+    device = DEVICE
+    #: the divergent-node trace replays ONNX on the host: meaningless for an ARM-only divergence
+    diagnose = False
+
+    def __init__(self, env: Environment | None = None) -> None:
+        self.env = env
+
+    def prepare(self) -> None:
+        """Fail fast, before any work, when the device is not set up."""
+        if self.env is None:
+            self.env = environment()
+
+    def supports(self, runtime: str) -> str | None:
+        rt = RUNTIMES.get(runtime)
+        return None if rt.arm else rt.not_on_arm
+
+    def open(self, art: Artifact, threads: int = 1) -> Session:
+        self.prepare()
+        env = self.env
+        why = self.supports(art.runtime)
+        if why:
+            raise ConfigError(f"{art.path}: {why}")
+        worker = _worker(env.command(), env.env(), art, threads, label=f"{DEVICE} {art.path}")
+        qemu = (env.info or {}).get("qemu", QEMU).split(" (")[0]
+        worker.runtime = f"{worker.runtime}, {qemu} -cpu {env.cpu}"
+        return Session(worker, art, arch=worker.arch)
+
+    def info(self) -> dict:
+        self.prepare()
+        env = self.env
+        return {"qemu": (env.info or {}).get("qemu"), "cpu": env.cpu, "cache": str(env.root.parent),
+                "note": "aarch64 runtimes under user-mode emulation: numerics are the ARM kernels', timings are not a phone's"}  # fmt: skip
 
 
-def emulated_runner(bundle, meta: dict, threads: int = 1, env: Environment | None = None) -> WorkerRunner:
-    """The artifact of ``meta`` in the real aarch64 runtime under emulation."""
-    env = env or environment()
-    kind, precision = worker_spec(meta)
-    runner = WorkerRunner(env.command(), env.env(), kind, Path(bundle.path) / meta["artifact"], precision, threads,
-                          [i["name"] for i in meta["inputs"]], meta["outputs"], label=f"{DEVICE} {meta['artifact']}")  # fmt: skip
-    qemu = (env.info or {}).get("qemu", QEMU).split(" (")[0]
-    runner.runtime = f"{runner.runtime}, {qemu} -cpu {env.cpu}"
-    return runner
-
-
-def host_worker_runner(bundle, meta: dict, threads: int = 1) -> WorkerRunner:
+def host_worker(art: Artifact, threads: int = 1) -> Session:
     """The same worker on the host python (tests: the protocol without emulation)."""
-    kind, precision = worker_spec(meta)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
-    return WorkerRunner([sys.executable], env, kind, Path(bundle.path) / meta["artifact"], precision, threads,
-                        [i["name"] for i in meta["inputs"]], meta["outputs"], label=meta["artifact"])  # fmt: skip
-
-
-def check_requested(requested: list[str] | None) -> None:
-    """An explicitly requested target without an aarch64 runtime here (coreml) is a usage error."""
-    for t in requested or []:
-        if t not in ARM_TARGETS:
-            raise ConfigError(not_on_arm(t))
-
-
-def select_artifacts(metas: list[dict], requested: list[str] | None) -> tuple[list[dict], list[dict]]:
-    """Split artifacts into those that run on cpu-arm and those skipped (with why)."""
-    check_requested(requested)
-    keep = [m for m in metas if m["target"] in ARM_TARGETS]
-    skipped = [{"target": m["target"], "precision": m["precision"], "why": not_on_arm(m["target"]).split(";")[0]}
-               for m in metas if m["target"] not in ARM_TARGETS]  # fmt: skip
-    if not keep:
-        raise ConfigError(f"nothing to run on {DEVICE}: export onnx or mnn first (edgeintent export BUNDLE --target onnx,mnn)")
-    return keep, skipped
-
-
-def host_arch() -> str:
-    return platform.machine()
+    worker = _worker([sys.executable], env, art, threads, label=art.path)
+    return Session(worker, art, arch=worker.arch)

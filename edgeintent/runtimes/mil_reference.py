@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeintent.errors import MilReferenceError
+from edgeintent.registry import Registry
 
 LABEL = "MIL reference (graph semantics, not Apple kernels)"
 
@@ -46,17 +47,14 @@ def quiet_coremltools():
     return coremltools
 
 
-
 Kernel = Callable[..., object]
-KERNELS: dict[str, Kernel] = {}
+KERNELS: Registry[Kernel] = Registry("MIL kernel")
 
 
 def kernel(*names: str) -> Callable[[Kernel], Kernel]:
     def deco(fn: Kernel) -> Kernel:
         for n in names:
-            if n in KERNELS:
-                raise ValueError(f"MIL kernel {n!r} registered twice")
-            KERNELS[n] = fn
+            KERNELS.register(n, fn)
         return fn
 
     return deco
@@ -486,7 +484,7 @@ class MilProgram:
             if op.op_type.startswith("constexpr_"):  # compressed weights: decompress once per program
                 if outs[0].name not in self._constexpr:
                     args = {k: self._value(v, env) for k, v in op.inputs.items()}
-                    self._constexpr[outs[0].name] = KERNELS[op.op_type](**args)
+                    self._constexpr[outs[0].name] = KERNELS.get(op.op_type)(**args)
                 env[outs[0].name] = self._constexpr[outs[0].name]
                 continue
             if op.op_type == "while_loop":
@@ -497,7 +495,7 @@ class MilProgram:
             else:
                 args = {k: self._value(v, env) for k, v in op.inputs.items()}
                 try:
-                    res = KERNELS[op.op_type](**args)
+                    res = KERNELS.get(op.op_type)(**args)
                 except MilReferenceError:
                     raise
                 except Exception as exc:
@@ -562,3 +560,18 @@ def _op_types(block) -> set[str]:
         for b in op.blocks:
             found |= _op_types(b)
     return found
+
+
+class MilSession:
+    """A saved ``.mlpackage`` in the reference executor, as a runtime session."""
+
+    def __init__(self, path: Path) -> None:
+        coremltools = quiet_coremltools()
+        self.program = MilProgram(path)
+        self.runtime = f"{LABEL}, coremltools {coremltools.__version__}"
+        self.inputs = self.program.inputs
+        self.outputs = self.program.outputs
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = self.program.run(feeds)
+        return {k: np.asarray(v, dtype=np.float32) for k, v in out.items()}

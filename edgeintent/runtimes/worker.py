@@ -1,30 +1,27 @@
-"""Standalone runner process: loads ONE exported artifact and answers run requests over pipes.
+"""The aarch64 worker: a process that loads ONE exported artifact and answers run requests over pipes.
 
-Runs on the emulated aarch64 python (``qemu-aarch64-static -L ROOT ROOT/usr/bin/python3``) where
-only numpy, onnxruntime and MNN are installed, so it imports nothing else: not edgeintent, not
-torch. It also runs on the host python, which is how the protocol is tested without emulation.
+It runs on the emulated aarch64 python (``qemu-aarch64-static -L ROOT ROOT/usr/bin/python3``) where
+only numpy, onnxruntime and MNN are installed, started as a script (``python worker.py``): it then
+imports only its sibling ``sessions.py``, not edgeintent, not torch. It also runs on the host python,
+which is how the protocol is tested without emulation, and ``tests/test_emulation.py`` requires the
+worker's outputs to be bit-identical with the host sessions' on the same artifact.
 
 Protocol (stdin → requests, the original stdout → replies; fd 1 is pointed at stderr so the
 runtimes' own prints, e.g. MNN's CPU-feature line, cannot corrupt a frame). A frame is
 ``>II`` (header length, payload length), a JSON header, then the payload bytes:
 
-- first request: header ``{"op": "load", "kind": "onnx" | "mnn-session" | "mnn-module", "path",
+- first request: header ``{"op": "load", "kind": <a runtime name of sessions.KINDS>, "path",
   "precision", "threads", "inputs", "outputs"}``; reply ``{"ok": true, "runtime", "arch",
   "inputs", "outputs"}``;
 - ``{"op": "run"}`` with an ``.npz`` of the feeds; reply ``{"ok": true}`` with an ``.npz`` of
   the outputs;
 - ``{"op": "close"}``: exit 0.
 
-Any failure answers ``{"ok": false, "error": "..."}`` instead. The run code mirrors
-This module is also where the host's runners get that code: ``exporters/onnx.py`` (``OnnxRunner``),
-``exporters/mnn.py`` (``MnnRunner``) and bench's light runners wrap these classes, so every runtime
-call is the same code on both architectures; ``tests/test_emulation.py`` still runs the worker and
-the host runners on the same artifact and requires bit-identical outputs.
+Any failure answers ``{"ok": false, "error": "..."}`` instead.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
@@ -33,6 +30,11 @@ import struct
 import sys
 
 import numpy as np
+
+if __package__:  # imported by the host (edgeintent.runtimes.worker)
+    from edgeintent.runtimes import sessions
+else:  # run as a script (the emulated python has no edgeintent): the sibling file
+    import sessions
 
 _HEAD = struct.Struct(">II")
 
@@ -64,131 +66,6 @@ def unpack(payload: bytes) -> dict:
         return {k: z[k] for k in z.files}
 
 
-def ort_session_options(precision: str, threads: int = 1, profile_prefix: str | None = None):
-    """The onnxruntime session options every edgeintent runner uses (exporters, bench, this worker)."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    # onnxruntime 1.32 segfaults creating fp16 sessions at ORT_ENABLE_ALL; EXTENDED is safe
-    so.graph_optimization_level = (
-        ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED if precision != "fp32" else ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    )
-    if profile_prefix:
-        so.enable_profiling = True
-        so.profile_file_prefix = profile_prefix
-    return so
-
-
-@contextlib.contextmanager
-def quiet_fd1():
-    """Drop what runtimes print on fd 1 meanwhile (MNN prints a CPU-feature line when it starts)."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 1)
-            yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
-class OnnxRuntimeRunner:
-    """``model`` is a path or the serialized bytes of an ONNX model."""
-
-    def __init__(self, model, precision: str, threads: int, inputs=None, outputs=None) -> None:
-        import onnxruntime as ort
-
-        self.session = ort.InferenceSession(model, ort_session_options(precision, threads), providers=["CPUExecutionProvider"])
-        self.runtime = f"onnxruntime {ort.__version__}"
-        self.inputs = [i.name for i in self.session.get_inputs()]
-        self.outputs = [o.name for o in self.session.get_outputs()]
-        self._dtypes = {i.name: np.int64 if "int64" in i.type else np.float32 for i in self.session.get_inputs()}
-
-    def run(self, feeds: dict) -> dict:
-        missing = [n for n in self.inputs if n not in feeds]
-        if missing:
-            raise KeyError(f"onnx artifact needs input {missing[0]!r}")
-        res = self.session.run(self.outputs, {n: np.ascontiguousarray(feeds[n], self._dtypes[n]) for n in self.inputs})
-        return dict(zip(self.outputs, res))
-
-
-def _mnn_arrays(inputs, feeds: dict) -> dict:
-    arrays = {}
-    for n in inputs:
-        if n not in feeds:
-            raise KeyError(f"mnn artifact needs input {n!r}")
-        a = np.asarray(feeds[n])
-        arrays[n] = np.ascontiguousarray(a, np.int32 if np.issubdtype(a.dtype, np.integer) else np.float32)
-    return arrays
-
-
-class MnnSessionRunner:
-    """MNN's session API (``Interpreter``), as ``edgeintent.exporters.mnn.MnnRunner``."""
-
-    def __init__(self, path: str, precision: str, threads: int, inputs, outputs) -> None:
-        import MNN
-
-        self._mnn = MNN
-        self.interpreter = MNN.Interpreter(path)
-        self.session = self.interpreter.createSession({"numThread": threads, "precision": precision})
-        self.runtime = f"MNN {MNN.version()}"
-        self.inputs = list(inputs) if inputs else list(self.interpreter.getSessionInputAll(self.session))
-        self.outputs = list(outputs) if outputs else list(self.interpreter.getSessionOutputAll(self.session))
-        self._shapes: dict = {}
-
-    def run(self, feeds: dict) -> dict:
-        MNN, it = self._mnn, self.interpreter
-        arrays = _mnn_arrays(self.inputs, feeds)
-        shapes = {n: a.shape for n, a in arrays.items()}
-        if shapes != self._shapes:
-            for n, a in arrays.items():
-                it.resizeTensor(it.getSessionInput(self.session, n), tuple(a.shape))
-            it.resizeSession(self.session)
-            self._shapes = shapes
-        for n, a in arrays.items():
-            kind = MNN.Halide_Type_Int if a.dtype == np.int32 else MNN.Halide_Type_Float
-            it.getSessionInput(self.session, n).copyFrom(MNN.Tensor(tuple(a.shape), kind, a, MNN.Tensor_DimensionType_Caffe))
-        it.runSession(self.session)
-        out = {}
-        for n in self.outputs:
-            t = it.getSessionOutput(self.session, n)
-            shape = tuple(t.getShape())
-            host = MNN.Tensor(shape, MNN.Halide_Type_Float, np.zeros(shape, np.float32), MNN.Tensor_DimensionType_Caffe)
-            t.copyToHostTensor(host)
-            out[n] = np.array(host.getData(), dtype=np.float32).reshape(shape)
-        return out
-
-
-class MnnModuleRunner:
-    """MNN's Module API: the only MNN API that runs control flow (the While-loop RNNs that the
-    converter writes without ``--useOriginRNNImpl``)."""
-
-    def __init__(self, path: str, precision: str, threads: int, inputs, outputs) -> None:
-        import MNN
-        import MNN.expr as F
-        import MNN.nn as nn
-
-        modes = {"normal": F.PrecisionMode.Normal, "low": F.PrecisionMode.Low, "high": F.PrecisionMode.High}
-        self._F = F
-        self.inputs, self.outputs = list(inputs), list(outputs)
-        rt = nn.create_runtime_manager(({"backend": "CPU", "precision": precision, "numThread": threads},))
-        self.module = nn.load_module_from_file(path, self.inputs, self.outputs, runtime_manager=rt,
-                                               precision_mode=modes[precision], thread_num=threads)  # fmt: skip
-        self.runtime = f"MNN {MNN.version()}"
-
-    def run(self, feeds: dict) -> dict:
-        F = self._F
-        arrays = _mnn_arrays(self.inputs, feeds)
-        vars_ = [F.const(a, list(a.shape), F.NCHW, F.int if a.dtype == np.int32 else F.float) for a in arrays.values()]
-        res = self.module.forward(vars_)
-        return {n: np.array(v.read(), dtype=np.float32).reshape(v.shape) for n, v in zip(self.outputs, res)}
-
-
-KINDS = {"onnx": OnnxRuntimeRunner, "mnn-session": MnnSessionRunner, "mnn-module": MnnModuleRunner}
 
 
 def serve(inp, out) -> int:
@@ -197,7 +74,7 @@ def serve(inp, out) -> int:
         return 1
     spec = first[0]
     try:
-        runner = KINDS[spec["kind"]](spec["path"], spec["precision"], int(spec["threads"]), spec.get("inputs") or [],
+        runner = sessions.KINDS[spec["kind"]](spec["path"], spec["precision"], int(spec["threads"]), spec.get("inputs") or [],
                                      spec.get("outputs") or [])  # fmt: skip
     except Exception as exc:  # noqa: BLE001 - reported to the host, which raises it as a user error
         write_frame(out, {"ok": False, "error": f"{type(exc).__name__}: {exc}"})

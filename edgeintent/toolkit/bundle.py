@@ -43,13 +43,13 @@ import zipfile
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import metadata
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgeintent.errors import BundleError, SpecError
-from edgeintent.toolkit.data.events import default_mode
+from edgeintent.io import canonical_json, default_mode
 from edgeintent.toolkit.features import FeatureSpec
 
 BUNDLE_FORMAT = "edgeintent-bundle"
@@ -95,34 +95,6 @@ class Bundle:
         if rel not in self.manifest["files"]:
             raise BundleError(f"{self.path}: {rel} is not in this bundle (it has {', '.join(self.files)})")
         return self.path / rel
-
-
-# ---------------------------------------------------------------------------------------------
-# Deterministic serialisation
-# ---------------------------------------------------------------------------------------------
-
-
-def json_default(obj: Any) -> Any:
-    """``json.dumps`` default: numpy scalars / arrays become numbers / lists, paths strings."""
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, PurePath):
-        return str(obj)
-    raise TypeError(f"value of type {type(obj).__name__} is not JSON-serialisable")
-
-
-def canonical_json(obj: Any, what: str = "JSON") -> bytes:
-    """UTF-8 JSON with sorted keys, indent 2 and a final newline (numpy scalars/arrays become numbers/lists).
-
-    NaN and inf are kept as Python's json writes them (``NaN``), so undefined metrics round-trip.
-    """
-    try:
-        text = json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, default=json_default)
-    except (TypeError, ValueError) as exc:
-        raise BundleError(f"{what}: cannot be written as JSON ({exc})") from None
-    return (text + "\n").encode("utf-8")
 
 
 def environment_versions() -> dict[str, str | None]:
@@ -655,7 +627,6 @@ __all__ = [
     "CORE_FILES",
     "Bundle",
     "add_files",
-    "canonical_json",
     "environment_versions",
     "golden_bytes",
     "load_bundle",
@@ -663,3 +634,26 @@ __all__ = [
     "weights_bytes",
     "write_bundle",
 ]
+
+
+def load_model(bundle):
+    """Rebuild the model of a loaded bundle (no pickle: config + safetensors / numeric state)."""
+    import torch
+
+    from edgeintent.toolkit.models import get_entry, rebuild_model
+
+    cfg = bundle.config["model"]
+    entry = get_entry(cfg["name"])
+    if entry.kind == "torch":
+        model = rebuild_model(cfg, bundle.spec)
+        state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in bundle.weights.items()}
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:  # weights from another version of the model
+            first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
+            raise BundleError(f"{bundle.path}: the weights do not fit model {cfg['name']!r} as configured ({first})") from None
+        model.eval()
+        return model
+    model = entry.factory.from_state(cfg, bundle.weights, bundle.spec)
+    model.registry_name = cfg["name"]
+    return model

@@ -1,11 +1,11 @@
 """Constants the behaviour simulator is calibrated to, measured on the real data sets.
 
-Pure functions over an :class:`~edgeintent.toolkit.data.events.EventLog`; ``main()`` loads HMOG (gestures) and the
+Pure functions over an :class:`~edgeintent.toolkit.data.schema.EventLog`; ``main()`` loads HMOG (gestures) and the
 Taobao sample (cloud behaviours) and prints both as JSON::
 
     python -m edgeintent.toolkit.data.calibration [--hmog PATH] [--taobao PATH] [--out FILE]
 
-Statistics (the simulator author copies these numbers; this command is their provenance):
+Statistics (the simulator's calibration constants in ``simulator/parameters.py`` cite this command):
 
 - ``gesture_marginals``: per gesture kind, its count and share, and for ``duration_ms``, ``distance``
   (Euclidean, screen units, (x0, y0) -> (x1, y1)) and ``speed`` (``sqrt(vx**2 + vy**2)``, screen units / s):
@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from edgeintent.toolkit.data.events import EventLog
+from edgeintent.toolkit.data.schema import EventLog
 
 GESTURE_MEASURES: tuple[str, ...] = ("duration_ms", "distance", "speed")
 QUANTILES: tuple[float, ...] = (0.10, 0.50, 0.90)
@@ -172,7 +172,7 @@ def calibrate(hmog: str | Path | None = None, taobao: str | Path | None = None) 
     """Load the real data sets and compute all calibration figures (``None``: the shared-data default path)."""
     from edgeintent.toolkit.data.hmog import load_hmog
     from edgeintent.toolkit.data.taobao import load_taobao
-    from edgeintent.toolkit.data.sources import DEFAULT_SHARED_DATA
+    from edgeintent.toolkit.data.dataset import DEFAULT_SHARED_DATA
 
     hmog_path = Path(hmog) if hmog is not None else DEFAULT_SHARED_DATA / "hmog"
     taobao_path = Path(taobao) if taobao is not None else DEFAULT_SHARED_DATA / "taobao_userbehavior"
@@ -211,7 +211,7 @@ def calibrate(hmog: str | Path | None = None, taobao: str | Path | None = None) 
 
 def main(argv: list[str] | None = None) -> int:
     from edgeintent.errors import EdgeIntentError
-    from edgeintent.toolkit.data.sources import DEFAULT_SHARED_DATA
+    from edgeintent.toolkit.data.dataset import DEFAULT_SHARED_DATA
 
     parser = argparse.ArgumentParser(
         prog="python -m edgeintent.toolkit.data.calibration",
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     text = json.dumps(result, indent=2, sort_keys=False)
     print(text)
     if args.out:
-        from edgeintent.toolkit.data.events import atomic_write_text
+        from edgeintent.io import atomic_write_text
 
         atomic_write_text(args.out, text + "\n")
     return 0

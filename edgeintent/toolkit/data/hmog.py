@@ -54,8 +54,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from edgeintent.errors import DataError
-from edgeintent.toolkit.data.events import EventLog
-from edgeintent.toolkit.data.sources import Dataset
+from edgeintent.toolkit.data.dataset import Dataset
+from edgeintent.toolkit.data.schema import EventLog
 
 SCREEN_W_PX = 1080.0
 SCREEN_H_PX = 1920.0

@@ -5,36 +5,70 @@
 - ``taobao:PATH``               the Tianchi UserBehavior CSV (cloud stream, real purchases)
 - ``hmog:PATH``                 the HMOG folder (gesture stream, subject / task labels)
 
-A source resolves to a :class:`Dataset`: the events, optionally the source's own decision points
-(with whatever the source knows about them: coupon offers and potential outcomes for the simulator,
-subject / task labels for HMOG), and the source's local-time offset (used for hour-of-day features).
+``SOURCES`` is the registry of these (``@register_source(scheme, help=...)``): a spec ``SCHEME:REST``
+goes to the entry of ``SCHEME``; anything else is a file path (the fallback entry). :func:`source_help`
+builds the one-line help text from the registry.
+
+A source resolves to a :class:`~edgeintent.toolkit.data.dataset.Dataset`: the events, optionally the
+source's own decision points (with whatever the source knows about them: coupon offers and potential
+outcomes for the simulator, subject / task labels for HMOG), and the source's local-time offset (used
+for hour-of-day features). Every bad spec raises :class:`~edgeintent.errors.SourceError` in one line.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 
 from edgeintent.errors import SourceError
-from edgeintent.toolkit.data.events import EventLog, read_events
+from edgeintent.registry import Registry
+from edgeintent.toolkit.data.dataset import Dataset
+from edgeintent.toolkit.data.readers import read_events
 
-DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
+#: A loader gets the whole (stripped) spec, e.g. ``"sim:300:1"``, and returns the Dataset.
+SourceLoader = Callable[[str], Dataset]
 
 
-@dataclass
-class Dataset:
-    """Events plus what the source knows about its decision points."""
+@dataclass(frozen=True)
+class SourceEntry:
+    """One kind of source: its scheme, how it is written in help texts, and its loader."""
 
-    name: str
-    events: EventLog
-    #: ``user_id, t_ms`` plus source-specific columns, sorted by (user_id, t_ms); ``None`` means the
-    #: default rule (right after every non-buy cloud event, see ``features.default_decision_points``).
-    decisions: pa.Table | None = None
-    #: Offset of the users' local time from UTC, for hour-of-day features (Taobao: +8 h).
-    utc_offset_ms: int = 0
-    meta: dict = field(default_factory=dict)
+    scheme: str
+    help: str  # e.g. "sim:USERS[:SEED]"
+    load: SourceLoader
+    fallback: bool = False  # the entry for specs without a known scheme (plain files)
+
+
+SOURCES: Registry[SourceEntry] = Registry("data source")
+
+
+def register_source(scheme: str, *, help: str, fallback: bool = False) -> Callable[[SourceLoader], SourceLoader]:
+    """Register the decorated loader for specs ``SCHEME:...`` (or, with ``fallback``, for plain paths)."""
+
+    def deco(fn: SourceLoader) -> SourceLoader:
+        SOURCES.register(scheme, SourceEntry(scheme=scheme, help=help, load=fn, fallback=fallback))
+        return fn
+
+    return deco
+
+
+def load_source(spec: str) -> Dataset:
+    """Resolve a source spec (see the module docstring) to a :class:`Dataset`."""
+    spec = spec.strip()
+    scheme, sep, _ = spec.partition(":")
+    if sep and scheme in SOURCES and not SOURCES.get(scheme).fallback:
+        return SOURCES.get(scheme).load(spec)
+    if ":" in spec.split("/")[0] and not Path(spec).exists():
+        raise SourceError(f"unknown data source {spec!r}; use {_choices('a file path')}")
+    return _fallback().load(spec)
+
+
+def source_help() -> str:
+    """One line for CLI help: "a file (.csv/.parquet/.jsonl), sim:USERS[:SEED], taobao:PATH or hmog:PATH"."""
+    return _choices(_fallback().help)
 
 
 def sidecar_path(path: str | Path) -> Path:
@@ -47,25 +81,24 @@ def sidecar_path(path: str | Path) -> Path:
     return p.with_name(f"{p.name}.decisions.parquet")
 
 
-def load_source(spec: str) -> Dataset:
-    """Resolve a source spec (see the module docstring) to a :class:`Dataset`."""
-    spec = spec.strip()
-    if spec.startswith("sim:"):
-        users, seed = _parse_sim(spec)
-        from edgeintent.toolkit.data.simulator import SimConfig, simulate
+def _fallback() -> SourceEntry:
+    return next(e for e in SOURCES.values() if e.fallback)
 
-        sim = simulate(SimConfig(users=users, seed=seed))
-        return Dataset(name=spec, events=sim.events, decisions=sim.decisions, meta={"simulator": sim.config_dict()})
-    if spec.startswith("taobao:"):
-        from edgeintent.toolkit.data.taobao import load_taobao
 
-        return load_taobao(_path_part(spec, "taobao"))
-    if spec.startswith("hmog:"):
-        from edgeintent.toolkit.data.hmog import load_hmog
+def _choices(file_text: str) -> str:
+    """``file_text`` then every scheme's help, as "a, b, c or d"."""
+    words = [file_text, *(e.help for e in SOURCES.values() if not e.fallback)]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
-        return load_hmog(_path_part(spec, "hmog"))
-    if ":" in spec.split("/")[0] and not Path(spec).exists():
-        raise SourceError(f"unknown data source {spec!r}; use a file path, sim:USERS[:SEED], taobao:PATH or hmog:PATH")
+
+# ---------------------------------------------------------------------------------------------
+# The sources
+# ---------------------------------------------------------------------------------------------
+
+
+@register_source("file", help="a file (.csv/.parquet/.jsonl)", fallback=True)
+def _load_file(spec: str) -> Dataset:
+    """A long-format event file, with the simulator's decision-point sidecar if one lies next to it."""
     events = read_events(spec)
     decisions = None
     side = sidecar_path(spec)
@@ -77,6 +110,29 @@ def load_source(spec: str) -> Dataset:
         except (pa.ArrowInvalid, OSError) as exc:
             raise SourceError(f"{side}: unreadable decision-point sidecar ({str(exc).splitlines()[0]})") from None
     return Dataset(name=str(spec), events=events, decisions=decisions)
+
+
+@register_source("sim", help="sim:USERS[:SEED]")
+def _load_sim(spec: str) -> Dataset:
+    users, seed = _parse_sim(spec)
+    from edgeintent.toolkit.data.simulator import SimConfig, simulate
+
+    sim = simulate(SimConfig(users=users, seed=seed))
+    return Dataset(name=spec, events=sim.events, decisions=sim.decisions, meta={"simulator": sim.config_dict()})
+
+
+@register_source("taobao", help="taobao:PATH")
+def _load_taobao(spec: str) -> Dataset:
+    from edgeintent.toolkit.data.taobao import load_taobao
+
+    return load_taobao(_path_part(spec, "taobao"))
+
+
+@register_source("hmog", help="hmog:PATH")
+def _load_hmog(spec: str) -> Dataset:
+    from edgeintent.toolkit.data.hmog import load_hmog
+
+    return load_hmog(_path_part(spec, "hmog"))
 
 
 def _parse_sim(spec: str) -> tuple[int, int]:

@@ -8,7 +8,7 @@ with ``behavior_type`` in ``{pv, fav, cart, buy}`` and ``timestamp`` in unix sec
 about 100M rows, so it is read as a stream of Arrow batches (``pyarrow.csv.open_csv``); only the typed columns
 are kept (the behaviour as a dictionary-encoded string), never the raw text.
 
-Mapping to the event contract (``events.STREAM_FIELDS["cloud"]``):
+Mapping to the event contract (``schema.STREAM_FIELDS["cloud"]``):
 
 =============  ==========================================================
 ``user_id``    ``user_id``
@@ -38,8 +38,8 @@ import pyarrow.csv as pacsv
 import pyarrow.compute as pc
 
 from edgeintent.errors import DataError
-from edgeintent.toolkit.data.events import EventLog, ReadReport, count_out_of_order, stream_schema
-from edgeintent.toolkit.data.sources import Dataset
+from edgeintent.toolkit.data.dataset import Dataset
+from edgeintent.toolkit.data.schema import EventLog, ReadReport, count_out_of_order, stream_schema
 
 FILE_NAME = "UserBehavior_sample.csv"
 COLUMNS: tuple[str, ...] = ("user_id", "item_id", "category_id", "behavior_type", "timestamp")

@@ -14,8 +14,8 @@ from collections import defaultdict
 
 import numpy as np
 
-from edgeintent.toolkit.data.events import STREAMS, EventLog
-from edgeintent.toolkit.features import FeatureSpec, LabelConfig
+from edgeintent.toolkit.data.schema import STREAMS, EventLog
+from edgeintent.toolkit.features.spec import FeatureSpec, LabelConfig
 
 MASK64 = (1 << 64) - 1
 TAN_22_5 = math.tan(math.pi / 8)

@@ -1,7 +1,7 @@
 """The featurizer's share of a request: one realistic window featurized with the bundle's FeatureSpec.
 
 On a phone the app keeps the recent raw events of each stream and, at a decision point, turns them
-into the model's ids. ``featurize_request`` is that path: :func:`edgeintent.toolkit.features.event_ids`
+into the model's ids. ``featurize_request`` is that path: :func:`edgeintent.toolkit.features.encoding.event_ids`
 on the last ``max_len + 1`` events of each stream (the extra one only gives the first windowed event
 its "time since previous"), then the window, its length and the event ages. A test checks that it
 gives exactly what ``build_samples`` gives for the same decision point.
@@ -33,7 +33,7 @@ class Request:
 
 def featurize_request(tables: dict[str, pa.Table], spec, t_ms: int) -> dict[str, dict[str, np.ndarray]]:
     """stream → {"x": (1, max_len, F) int32, "length": (1,) int32, "age_ms": (1, max_len) int64}."""
-    from edgeintent.toolkit.features import event_ids
+    from edgeintent.toolkit.features.encoding import event_ids
 
     out = {}
     for s, table in tables.items():

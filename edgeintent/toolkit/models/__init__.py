@@ -1,8 +1,11 @@
 """Model registry: ``@register_model("dipn", ...)``; ``create_model(name, spec)``; ``list_models()``.
 
 A registered model is either a torch module (``kind="torch"``: trained by ``train.py``, exported later)
-or a scikit-learn style estimator (``kind="sklearn"``: the GBDT baseline). Registering a name twice is
-an error, like timm's and coremltools' registries.
+or a scikit-learn style estimator (``kind="sklearn"``: the GBDT baseline). ``MODELS`` is an
+:class:`edgeintent.registry.Registry` of :class:`ModelEntry`; the model modules (``dipn``, ``iidn``,
+``rnn``, ``gbdt``) are imported on the first lookup and register their models. Registering a name
+twice is an error (``ValueError``), like timm's and coremltools' registries. ``docs/models.md``
+describes the models.
 
 Every model accepts any subset of the streams its FeatureSpec has (``streams=``), so a model trained on
 the cloud stream alone (Taobao) works with the other streams absent.
@@ -10,13 +13,11 @@ the cloud stream alone (Taobao) works with the other streams absent.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from edgeintent.errors import ConfigError
-
-_MODULES = ("dipn", "iidn", "baselines")
+from edgeintent.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,10 @@ class ModelEntry:
     legacy: dict = field(default_factory=dict)
 
 
-_REGISTRY: dict[str, ModelEntry] = {}
+#: every registered model; the modules below register theirs when first looked up
+MODELS: Registry[ModelEntry] = Registry(
+    "model", modules=tuple(f"{__name__}.{m}" for m in ("dipn", "iidn", "rnn", "gbdt")), sort=True
+)
 
 
 def register_model(
@@ -47,34 +51,25 @@ def register_model(
     maps an option added later to the value a bundle written without it was trained with."""
 
     def deco(factory: Callable) -> Callable:
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is already registered (by {_REGISTRY[name].factory.__qualname__})")
         if kind not in ("torch", "sklearn"):
             raise ValueError(f"model kind must be 'torch' or 'sklearn', got {kind!r}")
         unknown = [k for k in legacy or {} if k not in defaults]
         if unknown:
             raise ValueError(f"model {name!r}: legacy option {unknown[0]!r} is not one of its options")
-        _REGISTRY[name] = ModelEntry(name, factory, kind, dict(defaults), tuple(tasks), description, dict(legacy or {}))
+        # a name registered twice raises ValueError ("model 'x' is already registered")
+        MODELS.register(name, ModelEntry(name, factory, kind, dict(defaults), tuple(tasks), description, dict(legacy or {})))
         return factory
 
     return deco
 
 
-def _load_all() -> None:
-    for mod in _MODULES:
-        importlib.import_module(f"{__name__}.{mod}")
-
-
 def list_models() -> list[str]:
-    _load_all()
-    return sorted(_REGISTRY)
+    return MODELS.names()
 
 
 def get_entry(name: str) -> ModelEntry:
-    _load_all()
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
+    """The registry entry of ``name``; a one-line ``ConfigError`` listing the choices if there is none."""
+    return MODELS.get(name)
 
 
 def create_model(name: str, spec, streams: tuple[str, ...] | None = None, tasks: tuple[str, ...] | None = None, **overrides):

@@ -88,8 +88,8 @@ def length_mask(lengths: torch.Tensor, t: int) -> torch.Tensor:
 
 
 #: Hashed ids (items, categories) rarely recur across users: embedding them lets a model memorise its
-#: training users (Taobao, DIPN: validation AUC 0.47–0.54 while training AUC rose to 0.81). Models
-#: drop these embeddings by default and read the ids as "unknown"; DIPN keeps "seen earlier" flags.
+#: training users rather than learn what carries over to new ones (docs/models.md). Models drop these
+#: embeddings by default and read the ids as "unknown"; DIPN keeps "seen earlier" flags.
 DEFAULT_DROP = ("cloud.item", "cloud.category")
 
 
@@ -202,9 +202,10 @@ def exact_exp(a: torch.Tensor) -> torch.Tensor:
     """exp(a) for 0 ≤ a < 16 ln 2, to fp32 rounding, from multiply, add, floor and clip only.
 
     ``a = n ln 2 + r``: exp(r) by a polynomial; 2^n from the four bits of n, each peeled off with a
-    clip (exact for integer n). No Exp node: runtimes' exp kernels are not all this accurate (MNN 3.6's
-    aarch64 exp is off by up to 5.6e-5 relative, 0.3 s at a 2-hour age; ``benchmarks/arm_kernels.py``),
-    and TimeCrossAttention places the gaps between events on 20 ms ramps. No table lookup either:
+    clip (exact for integer n). No Exp node: runtimes' exp kernels are not all this accurate (MNN's
+    aarch64 exp errs by far more than a 20 ms ramp at a 2-hour age; ``benchmarks/arm_kernels.py``
+    measures it, docs/models.md has the figures), and TimeCrossAttention places the gaps between events
+    on 20 ms ramps. No table lookup either:
     quantizers treat a Gather's table as weights and would round the powers of two. Multiply and add
     are correctly rounded everywhere.
     """

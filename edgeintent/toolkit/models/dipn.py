@@ -17,34 +17,34 @@ Ablations (the paper's variants): ``attention=False`` (masked mean of r, no atte
 ``intra=False`` (α uniform over real steps), ``inter=False`` (β = 1, u = 0), ``multitask=False`` (only
 the first task's head), and any subset of streams via ``streams=``.
 
-Two additions over the paper, both measured on held-out Taobao users (cloud stream, buy within 30 min,
-validation AUC): hashed item / category ids do not recur across users, and embedding them let the
-model memorise training users (valid AUC 0.47–0.54 while train AUC rose to 0.81). So by default their
-embeddings are dropped (``drop_features``) and each event instead gets "this item / category occurred
-earlier in the window" flags (re-views, cart → buy), which generalise: 0.54 → 0.66. The pooled vector
-of each stream is also joined by the GRU state at the stream's last real event, each event carries its
-age at the decision time, and the coupon offered at the decision point (0 when none, e.g. Taobao)
-enters the MLP, as in IIDN (``coupon=False`` for the paper's input set).
+Options (registry defaults; ``dipn`` has ``embed_dim=8, hidden=32``, ``dipn-tiny`` 4 and 16):
+``rnn`` (``"gru"`` or ``"lstm"``), ``id_dropout`` (0.1: during training a real id is read as unknown
+with this probability), ``drop_features``, ``use_age``, ``coupon`` and ``time_bias`` (all described
+below), and the ablations above.
 
-The inter-view attention also knows when the other streams' events happened relative to the query
-step (``time_bias=True``, ``TimeCrossAttention``): a learned bias of the signed time gap in the scores,
-initialised to prefer nearby events, the attended gaps in the values, and a null key. Dot-product
-attention over GRU states cannot align events in time by itself (the age input is log-scaled, and
-seconds apart is a difference in its fourth digit); without these terms DIPN did not learn the
-simulator's "slow review scroll, then add_to_cart within seconds" pattern: trained to detect that
-pattern directly (sim:4000:1, 5 epochs), validation AUC 0.88 without them (the same as
-``inter=False``) and 0.99 with them, where the merged-order ``rnn`` baseline reached 0.95. The gap
-terms are near-hard steps (a 20 ms clipped ramp at each edge) over ages capped at 1 h (queries) and
-2 h (keys), built from multiply, add, floor and clip only (``exact_exp``), so that the ONNX, CoreML
-and MNN exports agree with torch on x86 and ARM alike (see ``TimeCrossAttention``).
+Additions over the paper:
 
-Measured on the simulator (``benchmarks/quality.py --threads 1``, default patience 3, buy_rt AUC on the
-fresh populations ``sim:8000:1001`` / ``sim:8000:1002`` of models trained on ``sim:8000:1`` / ``sim:8000:2``):
-``dipn`` 0.834 / 0.832, ``inter=False`` 0.732 / 0.736, ``attention=False`` 0.727 / 0.736,
-``intra=False`` 0.786 / 0.787, ``multitask=False`` 0.831 / 0.842 (multi-task does not help here), the
-merged-order ``rnn`` 0.726 / 0.732 and ``gbdt`` 0.725 / 0.733 (README, quality section). With a weaker
-episode signal in an earlier simulator (+1.2 logits, half the episodes) no model learned the timing
-under early stopping and all sat at 0.69-0.71.
+- Hashed item / category ids do not recur across users, and embedding them lets the model memorise
+  its training users instead of learning what carries over to new ones. So by default their
+  embeddings are dropped (``drop_features``, ``base.DEFAULT_DROP``) and each event instead gets "this
+  item / category occurred earlier in the window" flags (re-views, cart → buy), which generalise.
+- The pooled vector of each stream is joined by the GRU state at the stream's last real event.
+- Each event carries its age at the decision time (``use_age``, the ``<stream>_age`` inputs).
+- The coupon offered at the decision point (0 when none, e.g. Taobao) enters the MLP, as in IIDN
+  (``coupon=False`` for the paper's input set).
+- The inter-view attention knows when the other streams' events happened relative to the query step
+  (``time_bias=True``, ``TimeCrossAttention``): a learned bias of the signed time gap in the scores,
+  initialised to prefer nearby events, the attended gaps in the values, and a null key. Dot-product
+  attention over GRU states cannot align events in time by itself (the age input is log-scaled, and
+  seconds apart is a difference in its fourth digit); without these terms DIPN did not learn the
+  simulator's "slow review scroll, then add_to_cart within seconds" pattern any better than without
+  inter-view attention at all. The gap terms are near-hard steps (a 20 ms clipped ramp at each edge)
+  over ages capped at 1 h (queries) and 2 h (keys), built from multiply, add, floor and clip only
+  (``exact_exp``), so that the ONNX, CoreML and MNN exports agree with torch on x86 and ARM alike
+  (see ``TimeCrossAttention``).
+
+``forward(batch)`` returns one logit per task (``base`` describes the batch). The measured quality of
+DIPN, its ablations and the baselines, with the commands that measure it: ``docs/models.md``.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ import torch
 from torch import nn
 
 from edgeintent.toolkit.models import register_model
+from edgeintent.toolkit.models.signature import COUPON, DeclaresSignature, Signature, stream_inputs, task_outputs
 from edgeintent.toolkit.models.base import (
     DEFAULT_DROP,
     AttentionPool,
@@ -96,7 +97,7 @@ _OPTIONS = dict(attention=True, intra=True, inter=True, multitask=True, rnn="gru
 
 @register_model("dipn-tiny", description="DIPN, embedding 4, hidden 16", embed_dim=4, hidden=16, **_OPTIONS)
 @register_model("dipn", description="DIPN: GRU per stream, intra/inter-view attention", embed_dim=8, hidden=32, **_OPTIONS)
-class DIPN(nn.Module):
+class DIPN(DeclaresSignature, nn.Module):
     def __init__(
         self,
         spec,
@@ -124,6 +125,7 @@ class DIPN(nn.Module):
                             multitask=multitask, rnn=rnn, id_dropout=id_dropout,
                             drop_features=tuple(drop_features), use_age=use_age, coupon=coupon,
                             time_bias=time_bias)  # fmt: skip
+        self.features_per_event = {s: len(spec.features[s]) for s in self.streams}
         self.use_inter = attention and inter and len(self.streams) > 1
         self.use_intra = attention and intra
         self.embed = stream_embeddings(spec, self.streams, embed_dim, tuple(drop_features))
@@ -148,10 +150,9 @@ class DIPN(nn.Module):
     def config(self) -> dict:
         return {"streams": list(self.streams), "tasks": list(self.tasks), **self.hparams}
 
-    def input_names(self) -> list[str]:
-        """The batch keys ``forward`` reads, in the order exporters use."""
-        per = ("", "_len") + (("_age",) if self.hparams["use_age"] else ())
-        return [s + p for s in self.streams for p in per] + (["coupon"] if self.hparams["coupon"] else [])
+    def signature(self) -> Signature:
+        inputs = stream_inputs(self.streams, self.features_per_event, ages=self.hparams["use_age"])
+        return Signature(tuple(inputs) + ((COUPON,) if self.hparams["coupon"] else ()), task_outputs(self.tasks))
 
     def shift_logit(self, task: str, delta: float) -> None:
         """Add ``delta`` to one task's logit (used for the prior correction after weighted training)."""

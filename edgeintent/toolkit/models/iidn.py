@@ -23,9 +23,9 @@ Architecture (compact, phone-sized)::
   the gap between the events, from the ``<stream>_age`` inputs), and the result is attention-pooled
   into the encoder input. An addition to the paper, for the same reason DIPN has it: on the simulator
   the purchase probability, and so each user's coupon uplift in probability, depends on how soon an
-  add_to_cart click followed a slow review scroll, which per-stream LSTMs do not see. Without it, MCKP
-  on IIDN's predictions fell from 1.38x to 1.26x give-all at 10 per decision point when the simulator
-  got that signal (README, coupon allocation).
+  add_to_cart click followed a slow review scroll, which per-stream LSTMs do not see; without it the
+  coupon allocation on IIDN's predictions gets clearly fewer incremental purchases per unit cost
+  (measured in ``docs/models.md``).
 - The concatenated encoder input goes through ``BatchNorm1d`` (``batchnorm=True``, see the comment in
   ``__init__`` for why) before the encoder FC.
 - The coupon amount is bucketed to the nearest of ``amounts`` (ties go to the smaller amount; an
@@ -38,15 +38,20 @@ Architecture (compact, phone-sized)::
   ``"input"`` is the paper's model (the coupon only as an input); ``"monotone-only"`` drops the coupon
   input, so P never falls as the amount grows and S does not see the coupon. Why: allocation needs
   the *difference* P(c) − P(0) per user, and through the input alone IIDN learned too flat and too
-  uniform a response (on the simulator its predicted uplift correlated 0.18 with the true one; MCKP
-  on its predictions reached 1.25x give-all per unit cost at 10 per decision point). The elasticity
-  term gives heterogeneity a direct path; measured in the README (coupon allocation).
+  uniform a response (its predicted uplift followed the true one only weakly). The elasticity term
+  gives heterogeneity a direct path (measured in ``docs/models.md``).
 - The decoder cell is written out with plain ``Linear`` layers and sigmoid/tanh (the LSTM or GRU
   equations, following ``rnn``), not ``nn.LSTMCell``/``nn.GRUCell``: torch traces ``nn.GRUCell`` to
   ``unsafe_chunk``, which coremltools cannot convert, and one Linear per gate needs no split at all.
 - ``forward`` returns logits keyed by ``tasks``: ``tasks[0]`` is the stay task S, ``tasks[1]`` the
   purchase task P (e.g. ``("stay", "buy_rt")`` or ``("stay", "buy_long")``). The loss is per-task BCE,
   CE(S) + CE(P), applied by the trainer.
+
+Options (registry defaults): ``embed_dim`` (8), ``hidden`` (32), ``layers`` (2), ``rnn`` (``"lstm"`` or
+``"gru"``), ``amounts`` ((0, 5, 10, 20)), ``coupon_dim`` (4), ``static_dim`` (0), ``dropout`` (0.0),
+``batchnorm`` (True), ``coupon_response`` (``"monotone"``), ``cross_time`` (True) and ``drop_features``
+(``base.DEFAULT_DROP``, as in DIPN). The two-stage use (coupon allocation under a budget) lives in
+``edgeintent.decide``.
 """
 
 from __future__ import annotations
@@ -57,6 +62,14 @@ from torch import nn
 from edgeintent.errors import ConfigError
 from edgeintent.toolkit.features import FeatureSpec
 from edgeintent.toolkit.models import register_model
+from edgeintent.toolkit.models.signature import (
+    COUPON,
+    DeclaresSignature,
+    InputSpec,
+    Signature,
+    stream_inputs,
+    task_outputs,
+)
 from edgeintent.toolkit.models.base import (
     DEFAULT_DROP,
     AttentionPool,
@@ -126,7 +139,7 @@ class DecoderCell(nn.Module):
     # bundles written before an option existed had the paper's model there
     legacy={"coupon_response": "input", "cross_time": False},
 )
-class IIDN(nn.Module):
+class IIDN(DeclaresSignature, nn.Module):
     """Intent identification network; see the module docstring for the data flow."""
 
     def __init__(
@@ -173,6 +186,7 @@ class IIDN(nn.Module):
             raise ConfigError(f"iidn: amounts must be non-negative and strictly increasing, got {list(amounts)}")
 
         self.streams, self.tasks = streams, tasks
+        self.features_per_event = {s: len(spec.features[s]) for s in streams}
         self.hparams = dict(
             embed_dim=int(embed_dim), hidden=int(hidden), layers=int(layers), rnn=rnn, amounts=list(amounts),
             coupon_dim=int(coupon_dim), static_dim=int(static_dim), dropout=float(dropout),
@@ -202,10 +216,10 @@ class IIDN(nn.Module):
 
         enc_in = len(streams) * (layers + int(self.use_cross)) * hidden + static_dim
         enc_in += 0 if coupon_response == "monotone-only" else coupon_dim + 1
-        # The pooled sequence summaries are mostly a component shared by every row (|mean| ≈ 0.05 against
-        # a spread across rows ≈ 0.01 at initialisation). Without centring across rows, Adam grows that
+        # At initialisation the pooled sequence summaries are mostly a component shared by every row (their
+        # mean is several times their spread across rows). Without centring across rows, Adam grows that
         # shared component until the encoder tanh (or, with ReLU, the decoder gates) saturates and the
-        # model sticks at the base rates (AUC 0.5 after 100 steps on sim:300; a per-row LayerNorm or a
+        # model sticks at the base rates (it ranks no better than chance; a per-row LayerNorm or a
         # data-initialised ActNorm did not help). BatchNorm fixes it; in eval mode it is an affine map
         # (exporters and runtimes fold it into the encoder's Linear). Train in batches of more than one
         # row and evaluate in eval mode.
@@ -225,11 +239,12 @@ class IIDN(nn.Module):
     def config(self) -> dict:
         return {"name": "iidn", "streams": list(self.streams), "tasks": list(self.tasks), **self.hparams}
 
-    def input_names(self) -> list[str]:
-        """The batch keys ``forward`` reads, in the order exporters use (event ages only with ``cross_time``)."""
-        per = ("", "_len") + (("_age",) if self.use_cross else ())
-        names = [s + p for s in self.streams for p in per] + ["coupon"]
-        return names + (["static"] if self.hparams["static_dim"] else [])
+    def signature(self) -> Signature:
+        """Event ages only with ``cross_time``; the coupon always; static features when ``static_dim``."""
+        inputs = stream_inputs(self.streams, self.features_per_event, ages=self.use_cross) + [COUPON]
+        if self.hparams["static_dim"]:
+            inputs.append(InputSpec("static", "float32", ("batch", int(self.hparams["static_dim"]))))
+        return Signature(tuple(inputs), task_outputs(self.tasks))
 
     def coupon_of(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B,) float32 coupon offered per row; a batch without a ``coupon`` column means none."""

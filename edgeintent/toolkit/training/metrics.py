@@ -23,7 +23,7 @@ from sklearn.calibration import calibration_curve as _sk_calibration_curve
 from sklearn.metrics import log_loss as _sk_log_loss
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from edgeintent.toolkit.data.events import atomic_path
+from edgeintent.io import atomic_path
 
 #: Probabilities are clipped to [EPS, 1 - EPS] for the log loss, so a confident miss costs ~16 nats, not inf.
 EPS = 1e-7

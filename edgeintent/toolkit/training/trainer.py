@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from edgeintent import __version__
-from edgeintent.errors import BundleError, ConfigError, DataError
+from edgeintent.errors import ConfigError, DataError
 from edgeintent.toolkit.training import metrics as M
 from edgeintent.toolkit.features import (
     FeatureSpec,
@@ -34,8 +34,10 @@ from edgeintent.toolkit.features import (
     split_users,
 )
 from edgeintent.toolkit.models import create_model, get_entry, model_config
-from edgeintent.toolkit.models.base import count_parameters, coupon_values, samples_to_batch
-from edgeintent.toolkit.data.sources import Dataset
+from edgeintent.toolkit.golden import build_golden
+from edgeintent.toolkit.models.base import count_parameters
+from edgeintent.toolkit.models.exportable import batch_for, predict_logits, sigmoid
+from edgeintent.toolkit.data.dataset import Dataset
 
 
 @dataclass(frozen=True)
@@ -101,30 +103,7 @@ def main_task(tasks: tuple[str, ...]) -> str:
     return "buy_rt" if "buy_rt" in tasks else tasks[0]
 
 
-def batch_for(model, samples: Samples, idx: np.ndarray, widths: dict[str, int] | None = None) -> dict[str, torch.Tensor]:
-    prep = getattr(model, "prepare_batch", None)
-    if prep is not None:
-        return prep(samples, idx, widths=widths)
-    return samples_to_batch(samples, model.streams, idx, widths=widths)
 
-
-@torch.no_grad()
-def predict_logits(model, samples: Samples, idx: np.ndarray | None = None, batch_size: int = 2048) -> dict[str, np.ndarray]:
-    """Logits per task for ``samples[idx]`` (torch or scikit-learn models)."""
-    idx = np.arange(len(samples)) if idx is None else np.asarray(idx)
-    if not isinstance(model, torch.nn.Module):
-        return model.predict_logits(samples.take(idx))
-    model.eval()
-    parts: dict[str, list[np.ndarray]] = {t: [] for t in model.tasks}
-    for lo in range(0, len(idx), batch_size):
-        out = model(batch_for(model, samples, idx[lo : lo + batch_size]))
-        for t in model.tasks:
-            parts[t].append(out[t].float().numpy())
-    return {t: np.concatenate(v) if v else np.empty(0, np.float32) for t, v in parts.items()}
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -60, 60)))
 
 
 def _pos_weights(cfg: TrainConfig, model, samples: Samples, idx: np.ndarray) -> dict[str, float]:
@@ -247,107 +226,6 @@ def evaluate_logits(samples: Samples, idx: np.ndarray, logits: dict[str, np.ndar
 # ---------------------------------------------------------------------------------------------
 
 
-def golden_inputs(spec: FeatureSpec, samples: Samples, idx: np.ndarray, streams: tuple[str, ...], rows: int, seed: int) -> tuple[Samples, np.ndarray]:
-    """Recorded validation windows plus edge cases, as full-width Samples and a case name per row.
-
-    Edge cases: every stream empty, each stream alone at length 1, every stream at max length (the
-    longest recorded windows, tiled if needed), long gaps (the highest gap bucket everywhere), and
-    unknown ids (id 1 in every feature).
-    """
-    rng = np.random.default_rng(seed)
-    pick = np.sort(rng.choice(idx, size=min(rows, len(idx)), replace=False))
-    rec = samples.take(pick)
-    cases = ["recorded"] * len(pick)
-    base = samples.take(pick[:1])
-
-    def variant(case: str, fn) -> None:
-        nonlocal rec, cases
-        v = samples.take(pick[:1])
-        for s in streams:
-            fn(s, v)
-        rec = _concat_samples(rec, v)
-        cases.append(case)
-
-    def empty(s, v):
-        v.x[s][:] = 0
-        v.length[s][:] = 0
-
-    variant("empty", empty)
-    for only in streams:
-        def one(s, v, only=only):
-            if s == only:
-                v.x[s][:, 1:] = 0
-                v.x[s][:, 0] = np.maximum(base.x[s][:, 0], 1)
-                v.length[s][:] = 1
-            else:
-                empty(s, v)
-        variant(f"length1_{only}", one)
-
-    def full(s, v):
-        row = samples.length[s][idx].argmax()
-        src = samples.x[s][idx[row]]
-        n = max(int(samples.length[s][idx[row]]), 1)
-        tiled = np.resize(src[:n], (spec.max_len[s], src.shape[1]))
-        v.x[s][0] = np.maximum(tiled, 1)
-        v.length[s][:] = spec.max_len[s]
-        ages = samples.age_ms[s][idx[row]][:n]
-        # older copies first, so ages still decrease along the window
-        reps = -(-spec.max_len[s] // n)
-        v.age_ms[s][0] = (np.concatenate([ages + k * 3_600_000 for k in range(reps - 1, -1, -1)]))[-spec.max_len[s]:]
-
-    variant("max_length", full)
-
-    def long_gap(s, v):
-        gap_col = [f.name for f in spec.features[s]].index("gap")
-        n = int(v.length[s][0])
-        v.x[s][0, :n, gap_col] = spec.features[s][gap_col].cardinality - 1
-
-    variant("long_gaps", long_gap)
-
-    def unknown(s, v):
-        n = int(v.length[s][0])
-        v.x[s][0, :n, :] = 1
-
-    variant("unknown_ids", unknown)
-    return rec, np.array(cases)
-
-
-def _concat_samples(a: Samples, b: Samples) -> Samples:
-    import pyarrow as pa
-
-    return Samples(
-        user_id=np.concatenate([a.user_id, b.user_id]),
-        t_ms=np.concatenate([a.t_ms, b.t_ms]),
-        x={s: np.concatenate([a.x[s], b.x[s]]) for s in a.x},
-        length={s: np.concatenate([a.length[s], b.length[s]]) for s in a.length},
-        age_ms={s: np.concatenate([a.age_ms[s], b.age_ms[s]]) for s in a.age_ms},
-        labels={k: np.concatenate([a.labels[k], b.labels[k]]) for k in a.labels},
-        observed={k: np.concatenate([a.observed[k], b.observed[k]]) for k in a.observed},
-        extra=None if a.extra is None else pa.concat_tables([a.extra, b.extra]),
-    )
-
-
-def golden_set(result: TrainResult, cfg: TrainConfig) -> dict[str, np.ndarray]:
-    """Inputs (full width, as the phone sends them) and the reference outputs, for parity checks."""
-    prep, model = result.prepared, result.model
-    streams = tuple(model.streams)
-    g, cases = golden_inputs(prep.spec, prep.samples, prep.valid_idx, streams, cfg.golden_rows, cfg.seed)
-    logits = predict_logits(model, g)
-    out: dict[str, np.ndarray] = {"case": cases.astype("U32")}
-    out["coupon"] = coupon_values(g)
-    for s in streams:
-        out[f"x_{s}"] = g.x[s].astype(np.int64)
-        out[f"len_{s}"] = g.length[s].astype(np.int64)
-        out[f"age_{s}"] = g.age_ms[s].astype(np.int64)
-    for t, v in logits.items():
-        out[f"logit_{t}"] = v.astype(np.float32)
-        out[f"prob_{t}"] = sigmoid(v).astype(np.float32)
-        if t in g.labels:  # parity's AUC delta; -1 where unobserved or an edge case
-            known = g.observed[t] & (cases == "recorded")
-            out[f"label_{t}"] = np.where(known, g.labels[t], -1).astype(np.int8)
-    return out
-
-
 def model_weights(model) -> dict[str, np.ndarray]:
     if isinstance(model, torch.nn.Module):
         return {k: v.detach().cpu().contiguous().numpy() for k, v in model.state_dict().items()}
@@ -413,29 +291,9 @@ def train_bundle(
         "valid": metrics,
     }
     write_bundle(out, bundle_config(result, cfg, source, fit), model_weights(result.model), prep.spec,
-                 golden_set(result, cfg), summary, overwrite=overwrite)  # fmt: skip
+                 build_golden(result.model, prep.spec, prep.samples, prep.valid_idx, cfg.golden_rows, cfg.seed), summary,
+                 overwrite=overwrite)  # fmt: skip
     return summary
-
-
-def load_model(bundle):
-    """Rebuild the model of a loaded bundle (no pickle: config + safetensors / numeric state)."""
-    from edgeintent.toolkit.models import rebuild_model
-
-    cfg = bundle.config["model"]
-    entry = get_entry(cfg["name"])
-    if entry.kind == "torch":
-        model = rebuild_model(cfg, bundle.spec)
-        state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in bundle.weights.items()}
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:  # weights from another version of the model
-            first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
-            raise BundleError(f"{bundle.path}: the weights do not fit model {cfg['name']!r} as configured ({first})") from None
-        model.eval()
-        return model
-    model = entry.factory.from_state(cfg, bundle.weights, bundle.spec)
-    model.registry_name = cfg["name"]
-    return model
 
 
 def evaluation_rows(bundle, model, source: str | None = None, users: str = "auto") -> tuple[Samples, np.ndarray, str, str]:
@@ -464,7 +322,7 @@ def evaluation_rows(bundle, model, source: str | None = None, users: str = "auto
 
 def evaluate_bundle(path, source: str | None = None, users: str = "auto", plot=None) -> dict:
     """Metrics of a bundle's model on ``source`` (default: the training source's validation users)."""
-    from edgeintent.toolkit.bundle import load_bundle
+    from edgeintent.toolkit.bundle import load_bundle, load_model
 
     bundle = load_bundle(path)
     model = load_model(bundle)
@@ -478,21 +336,3 @@ def evaluate_bundle(path, source: str | None = None, users: str = "auto", plot=N
         )
     return {"bundle": str(path), "model": bundle.config["model"]["name"], "data": source, "users": users,
             "samples": int(len(idx)), "tasks": report}  # fmt: skip
-
-
-def golden_samples(golden: dict[str, np.ndarray]) -> Samples:
-    """The golden set's inputs as Samples (what parity and reloading checks replay)."""
-    import pyarrow as pa
-
-    streams = [k[2:] for k in golden if k.startswith("x_")]
-    n = len(golden["case"])
-    return Samples(
-        user_id=np.zeros(n, np.int64),
-        t_ms=np.zeros(n, np.int64),
-        x={s: golden[f"x_{s}"] for s in streams},
-        length={s: golden[f"len_{s}"] for s in streams},
-        age_ms={s: golden[f"age_{s}"] for s in streams},
-        labels={},
-        observed={},
-        extra=pa.table({"offer": golden["coupon"].astype(np.float64)}),
-    )

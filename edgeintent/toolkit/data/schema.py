@@ -1,36 +1,29 @@
-"""The event contract: three streams in long format, typed columnar storage, readers, writers, validation.
+"""The event contract: three streams in long format and their typed in-memory form.
 
 A file holds one row per event: ``user_id, ts_ms, stream`` plus the fields of that row's stream
 (columns of the other streams are empty for that row). A file may carry any subset of the streams;
-the columns of every stream that occurs in it must be present.
+the columns of every stream that occurs in it must be present. ``STREAM_FIELDS`` lists each stream's
+fields and types, ``FIELD_RANGES`` the numeric ranges checked on read, ``LONG_SCHEMA`` the union
+schema of long-format files.
 
-In memory an :class:`EventLog` keeps one Arrow table per stream, sorted by ``(user_id, ts_ms)``
-(stable, so equal timestamps keep file order). Categorical fields are dictionary-encoded.
+In memory an :class:`EventLog` keeps one Arrow table per stream (``stream_schema``), sorted by
+``(user_id, ts_ms)`` (stable, so equal timestamps keep file order). Categorical fields are
+dictionary-encoded.
 
-Readers go batch by batch (CSV and JSONL blocks, Parquet row groups), validate each batch with the
-global row number, and keep only the compact typed columns, so memory follows the typed data and not
-the raw text. Every contract violation raises :class:`~edgeintent.errors.DataError` with one line
-naming the file, the row and the column.
+:class:`LogBuilder` validates batches of long-format rows against the contract and accumulates them
+into an :class:`EventLog`; the readers and :meth:`EventLog.from_columns` both go through it, so an
+in-memory log is checked exactly like a file. Every contract violation raises
+:class:`~edgeintent.errors.DataError` with one line naming the source, the row and the column.
 """
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import json
-import os
-import re
-import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.json as pajson
-import pyarrow.parquet as pq
 
 from edgeintent.errors import DataError
 
@@ -89,11 +82,10 @@ def _all_fields() -> dict[str, pa.DataType]:
     return out
 
 
+#: Every column a long-format file may carry, with its type (common fields first, then each stream's).
 ALL_FIELDS: dict[str, pa.DataType] = _all_fields()
 #: The union schema used when writing long-format files.
 LONG_SCHEMA = pa.schema([pa.field(n, t) for n, t in ALL_FIELDS.items()])
-
-FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
 def stream_schema(stream: str) -> pa.Schema:
@@ -151,7 +143,7 @@ class EventLog:
                     raise DataError(f"{source}: stream {stream!r} is missing column {name!r}")
                 data[name] = cols[name]
             tables.append(pa.table({k: pa.array(v, type=ALL_FIELDS[k]) for k, v in data.items()}))
-        builder = _LogBuilder(source)
+        builder = LogBuilder(source)
         offset = 0
         for t in tables:
             builder.add(t, offset, fmt="memory")
@@ -226,184 +218,13 @@ def concat_logs(logs: Iterable[EventLog], source: str = "<memory>") -> EventLog:
     return EventLog(streams, ReadReport(source=source, rows=sum(t.num_rows for t in streams.values())))
 
 
-# ---------------------------------------------------------------------------------------------
-# Reading
-# ---------------------------------------------------------------------------------------------
+class LogBuilder:
+    """Validates batches of long-format rows and accumulates them per stream.
 
-
-def detect_format(path: str | Path) -> str:
-    suffix = Path(path).suffix.lower()
-    if suffix not in FORMATS:
-        raise DataError(f"{path}: unsupported file type {suffix or '(none)'!r}; use .csv, .parquet or .jsonl")
-    return FORMATS[suffix]
-
-
-def read_events(path: str | Path, batch_rows: int = 1 << 18) -> EventLog:
-    """Read a long-format event file (CSV, Parquet or JSONL), validating every row."""
-    path = Path(path)
-    fmt = detect_format(path)
-    if not path.exists():
-        raise DataError(f"{path}: no such file")
-    if path.is_dir():
-        raise DataError(f"{path}: is a directory, expected an event file")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: empty file (no header, no events)")
-    builder = _LogBuilder(str(path))
-    offset = 0
-    for batch in _iter_batches(path, fmt, batch_rows):
-        builder.add(pa.Table.from_batches([batch]), offset, fmt)
-        offset += batch.num_rows
-    if offset == 0:
-        raise DataError(f"{path}: no events (the file has a header but no rows)")
-    return builder.finish()
-
-
-def _iter_batches(path: Path, fmt: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
-    try:
-        if fmt == "parquet":
-            yield from _parquet_batches(path, batch_rows)
-        elif fmt == "csv":
-            yield from _csv_batches(path)
-        else:
-            yield from _jsonl_batches(path)
-    except DataError:
-        raise
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: {_arrow_message(exc, fmt)}") from None
-
-
-def _parquet_batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
-    try:
-        pf = pq.ParquetFile(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise DataError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
-    names = set(pf.schema_arrow.names)
-    _check_header(path, names)
-    columns = [c for c in ALL_FIELDS if c in names]
-    yield from pf.iter_batches(batch_size=batch_rows, columns=columns)
-
-
-def _csv_batches(path: Path) -> Iterator[pa.RecordBatch]:
-    with open(path, "rb") as fh:
-        header = fh.readline().decode("utf-8", errors="replace").strip().lstrip("\ufeff")
-    if not header:
-        raise DataError(f"{path}: empty file (no header, no events)")
-    names = {h.strip() for h in next(csv.reader([header]))}
-    _check_header(path, names)
-    convert = pacsv.ConvertOptions(
-        column_types={k: v for k, v in ALL_FIELDS.items() if k in names},
-        include_columns=[c for c in ALL_FIELDS if c in names],
-        null_values=[""],  # so that "nan" is read as NaN and reported as such, not as an empty cell
-        strings_can_be_null=True,
-        quoted_strings_can_be_null=False,
-    )
-    yield from _read_blocks(
-        path,
-        lambda: pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 22), convert_options=convert),
-        _csv_message,
-    )
-
-
-def _read_blocks(path: Path, open_reader, explain) -> Iterator[pa.RecordBatch]:
-    """Iterate a pyarrow streaming reader; a parse error becomes one DataError line from ``explain``."""
-    try:
-        reader = open_reader()
-        while True:
-            try:
-                batch = reader.read_next_batch()
-            except StopIteration:
-                return
-            yield batch
-    except pa.ArrowInvalid as exc:
-        raise DataError(f"{path}: {explain(path, exc)}") from None
-
-
-def _jsonl_batches(path: Path) -> Iterator[pa.RecordBatch]:
-    with open(path, "rb") as fh:
-        first = fh.readline().strip()
-    if not first:
-        raise DataError(f"{path}: empty first line; expected one JSON object per line")
-    # A row of one stream omits the other streams' keys: every row is read with the union schema, and a
-    # key missing where it is needed is reported per row ("is empty or missing").
-    parse = pajson.ParseOptions(explicit_schema=LONG_SCHEMA, unexpected_field_behavior="ignore")
-    yield from _read_blocks(
-        path,
-        lambda: pajson.open_json(path, read_options=pajson.ReadOptions(block_size=1 << 22), parse_options=parse),
-        _jsonl_message,
-    )
-
-
-_JSON_TYPES = {"int64": (int,), "double": (int, float), "string": (str,)}
-
-
-def _jsonl_message(path: Path, exc: Exception) -> str:
-    """pyarrow's JSON errors count rows per block: find the first offending line with the json module."""
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                return f"line {line_no}: not valid JSON ({err.msg})"
-            if not isinstance(obj, dict):
-                return f"line {line_no}: not a JSON object"
-            for name, typ in ALL_FIELDS.items():
-                v = obj.get(name)
-                if v is None:
-                    continue
-                ok = _JSON_TYPES[str(typ)]
-                if isinstance(v, bool) or not isinstance(v, ok):
-                    return f"line {line_no}: column {name!r} has {v!r}, expected {typ}"
-    return f"not valid JSON lines ({_first_line(exc)})"
-
-
-def _check_header(path: Path, names: set[str]) -> None:
-    missing = [c for c in COMMON_FIELDS if c not in names]
-    if missing:
-        raise DataError(f"{path}: missing column {missing[0]!r} (every event file needs user_id, ts_ms, stream)")
-
-
-_CSV_COL = re.compile(r"column #(\d+): .*CSV conversion error to (\w+): invalid value '([^']*)'")
-
-
-def _csv_message(path: Path, exc: Exception) -> str:
-    """pyarrow names the column but not the row: find the first offending line with the csv module."""
-    m = _CSV_COL.search(str(exc))
-    if not m:
-        return _first_line(exc)
-    col_idx, typ = int(m.group(1)), m.group(2)
-    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
-        reader = csv.reader(fh)
-        header = [h.strip().lstrip("\ufeff") for h in next(reader)]
-        name = header[col_idx] if col_idx < len(header) else f"#{col_idx + 1}"
-        parse = int if typ.startswith(("int", "uint")) else float
-        for line_no, row in enumerate(reader, start=2):
-            if col_idx >= len(row) or row[col_idx] == "":
-                continue
-            try:
-                parse(row[col_idx])
-            except ValueError:
-                return f"line {line_no}: column {name!r} has {row[col_idx]!r}, expected {typ}"
-    return f"column {name!r}: invalid {typ} value {m.group(3)!r}"
-
-
-def _arrow_message(exc: Exception, fmt: str) -> str:
-    text = _first_line(exc)
-    if fmt == "parquet":
-        return f"not a readable Parquet file ({text})"
-    if fmt == "jsonl":
-        return f"not valid JSON lines ({text})"
-    return text
-
-
-def _first_line(exc: Exception) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return lines[0] if lines else type(exc).__name__
-
-
-class _LogBuilder:
-    """Validates batches of long-format rows and accumulates them per stream."""
+    ``add(table, offset, fmt)`` checks one batch (``offset`` is its first row's 0-based data-row number,
+    ``fmt`` picks how rows are named in messages: ``csv`` / ``jsonl`` lines, otherwise rows);
+    ``finish()`` returns the sorted :class:`EventLog` with its :class:`ReadReport`.
+    """
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -556,111 +377,3 @@ def _sort(t: pa.Table, by_row: bool = False) -> pa.Table:
         keys.append(("_row", "ascending"))
     idx = pc.sort_indices(t, sort_keys=keys)  # stable
     return t.take(idx)
-
-
-# ---------------------------------------------------------------------------------------------
-# Writing (atomic: temp file in the same directory, then rename)
-# ---------------------------------------------------------------------------------------------
-
-
-class EventWriter:
-    """Append logs to a long-format file; the file appears only when the writer closes cleanly."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.fmt = detect_format(self.path)
-        if self.path.parent and not self.path.parent.exists():
-            raise DataError(f"{self.path}: directory {self.path.parent} does not exist")
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent or ".")
-        os.close(fd)
-        self.tmp = Path(tmp)
-        self._writer = None
-        self._fh = None
-        self.rows = 0
-
-    def write(self, log: EventLog) -> None:
-        table = log.to_long_table()
-        self.rows += table.num_rows
-        if self.fmt == "parquet":
-            if self._writer is None:
-                self._writer = pq.ParquetWriter(self.tmp, LONG_SCHEMA, compression="zstd")
-            self._writer.write_table(table, row_group_size=1 << 18)
-        elif self.fmt == "csv":
-            if self._writer is None:
-                self._writer = pacsv.CSVWriter(self.tmp, LONG_SCHEMA)
-            self._writer.write_table(table)
-        else:
-            if self._fh is None:
-                self._fh = open(self.tmp, "w", encoding="utf-8")
-            for batch in table.to_batches(max_chunksize=1 << 16):
-                for row in batch.to_pylist():
-                    self._fh.write(json.dumps({k: v for k, v in row.items() if v is not None}) + "\n")
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-        elif self.fmt == "csv" and self.rows == 0:
-            pacsv.write_csv(LONG_SCHEMA.empty_table(), self.tmp)
-        if self._fh is not None:
-            self._fh.close()
-        os.chmod(self.tmp, default_mode())
-        os.replace(self.tmp, self.path)
-
-    def abort(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-        if self._fh is not None:
-            self._fh.close()
-        self.tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> EventWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-
-def write_events(log: EventLog, path: str | Path) -> Path:
-    with EventWriter(path) as w:
-        w.write(log)
-    return Path(path)
-
-
-def default_mode(base: int = 0o666) -> int:
-    """``base`` under the process umask: the mode ``open`` would give (``mkstemp`` gives 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return base & ~umask
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temp path next to ``path``; on success it is renamed over ``path``, on error removed.
-
-    Readers never see half a file, and a failed write never destroys the previous one.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, default_mode())  # mkstemp creates 0600; give the file normal permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write text to ``path`` through a temp file and a rename."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write bytes to ``path`` through a temp file and a rename."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)

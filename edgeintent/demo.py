@@ -1,6 +1,9 @@
-"""Stage glue behind the CLI: simulate to a file, inspect a source, and the end-to-end demo.
+"""The end-to-end demo: every stage on the simulator, from events to coupon decisions.
 
-Each function returns plain dicts (what ``--json`` prints); printing stays in the CLI.
+simulate → fit FeatureSpec → featurize → train (dipn, gbdt) → evaluate → export + parity → bench →
+decide (iidn, coupon policies, allocation). It sits on the top floor, beside the CLI, because it calls
+every stage. It returns plain dicts (what ``edgeintent demo --json`` prints); progress lines go
+through the ``say`` callback the caller passes (the CLI passes its console's ``print``).
 """
 
 from __future__ import annotations
@@ -8,138 +11,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
-
-from edgeintent.errors import DataError
-from edgeintent.toolkit.data.events import EventWriter, atomic_write_text
-from edgeintent.toolkit.features import LABELS, FitConfig, LabelConfig, label_decisions, save_samples
-from edgeintent.toolkit.data.sources import Dataset, load_source, sidecar_path
-
-TOP_FIELD = {"gesture": "kind", "click": "widget", "cloud": "action"}
-
-
-def simulate_to_file(users: int, seed: int, out: Path, progress: bool = False) -> dict:
-    """Stream the simulator into ``out`` and its decision points into the sidecar, block by block."""
-    from rich.progress import Progress
-
-    from edgeintent.toolkit.data.simulator import SimConfig, iter_simulate
-
-    out = Path(out)
-    cfg = SimConfig(users=users, seed=seed)
-    side = sidecar_path(out)
-    n_events = n_dec = 0
-    writer = EventWriter(out)
-    dec_tmp = side.with_name(f".{side.name}.tmp")
-    dec_writer = None
-    try:
-        with Progress(disable=not progress, transient=True) as bar:
-            task = bar.add_task("simulating", total=users)
-            for block in iter_simulate(cfg):
-                writer.write(block.events)
-                if dec_writer is None:
-                    dec_writer = pq.ParquetWriter(dec_tmp, block.decisions.schema, compression="zstd")
-                dec_writer.write_table(block.decisions)
-                n_events += block.events.n_events
-                n_dec += block.decisions.num_rows
-                bar.update(task, completed=int(block.decisions.column("user_id").to_numpy().max(initial=0)))
-        if dec_writer is not None:
-            dec_writer.close()
-            dec_writer = None
-        writer.close()
-        dec_tmp.replace(side)
-    except BaseException:
-        writer.abort()
-        if dec_writer is not None:
-            dec_writer.close()
-        dec_tmp.unlink(missing_ok=True)
-        raise
-    return {"events_file": str(out), "decisions_file": str(side), "events": n_events, "decisions": n_dec,
-            "users": users, "seed": seed}
-
-
-def _horizon(ms: int) -> str:
-    if ms % (24 * 3600 * 1000) == 0:
-        return f"{ms // (24 * 3600 * 1000)} d"
-    if ms % (3600 * 1000) == 0:
-        return f"{ms // (3600 * 1000)} h"
-    return f"{ms / 60000:g} min"
-
-
-def _top(table: pa.Table, column: str, k: int = 8) -> dict[str, float]:
-    col = table.column(column)
-    if pa.types.is_dictionary(col.type):
-        col = col.cast(col.type.value_type)
-    counts = pc.value_counts(col).to_pylist()
-    total = max(table.num_rows, 1)
-    counts.sort(key=lambda c: (-c["counts"], str(c["values"])))
-    return {str(c["values"]): c["counts"] / total for c in counts[:k]}
-
-
-def inspect_dataset(ds: Dataset, labels: LabelConfig | None = None) -> dict:
-    """Summary of a dataset: users, streams, time span, decision points and label rates."""
-    log = ds.events
-    labels = labels or LabelConfig()
-    users = log.users()
-    span = log.time_span() or (0, 0)
-    streams = {}
-    for s in log.present():
-        t = log.stream(s)
-        streams[s] = {
-            "events": t.num_rows,
-            "users": int(len(np.unique(t.column("user_id").to_numpy()))),
-            "per_user": t.num_rows / max(len(users), 1),
-            "top": _top(t, TOP_FIELD[s]),
-        }
-    if ds.decisions is None and "cloud" not in streams:
-        raise DataError(f"{ds.name}: no cloud events and no decision points of its own; nothing to label")
-    decisions, lab, observed = label_decisions(log, ds.decisions, labels)
-    horizons = {"buy_rt": labels.rt_horizon_ms, "buy_long": labels.long_horizon_ms, "stay": labels.stay_horizon_ms}
-    label_info = {}
-    for name in LABELS:
-        obs = observed[name]
-        defined = name == "stay" or "cloud" in streams  # purchases are cloud events
-        label_info[name] = {
-            "horizon": _horizon(horizons[name]),
-            "rate": float(lab[name][obs].mean()) if defined and obs.any() else None,
-            "observed": float(obs.mean()) if len(obs) else 0.0,
-        }
-    extra = {}
-    for name in decisions.column_names:
-        if name in ("user_id", "t_ms"):
-            continue
-        typ = decisions.schema.field(name).type
-        if pa.types.is_string(typ) or pa.types.is_boolean(typ) or pa.types.is_dictionary(typ) or name == "offer":
-            extra[name] = _top(decisions, name)
-    return {
-        "source": ds.name,
-        "users": int(len(users)),
-        "events": log.n_events,
-        "time_span": {
-            "start": datetime.fromtimestamp(span[0] / 1000, timezone.utc).isoformat(),
-            "end": datetime.fromtimestamp(span[1] / 1000, timezone.utc).isoformat(),
-            "days": (span[1] - span[0]) / 86_400_000,
-        },
-        "streams": streams,
-        "decision_points": {
-            "count": decisions.num_rows,
-            "rule": "the source's own" if ds.decisions is not None else "right after every non-buy cloud event",
-            "per_user": decisions.num_rows / max(len(users), 1),
-            "labels": label_info,
-            "columns": extra,
-        },
-        "read": log.report.to_dict(),
-        "notes": list(dict.fromkeys(list(ds.meta.get("notes", [])) + list(log.report.notes))),
-    }
-
-
-def inspect_source(source: str) -> dict:
-    return inspect_dataset(load_source(source))
+from edgeintent.io import atomic_write_text
+from edgeintent.toolkit.data.simulate_file import simulate_to_file
+from edgeintent.toolkit.data.sources import load_source
+from edgeintent.toolkit.features import FitConfig, save_samples
+from edgeintent.toolkit.features.inspect import inspect_dataset
 
 
 def run_demo(users: int, seed: int, out_dir: Path, say: Callable[[str], None] | None = None, epochs: int = 6) -> dict:
@@ -265,7 +143,7 @@ def _export_and_check(bundle_dir: Path, say: Callable[[str], None]) -> tuple[lis
     metas = []
     for target in list_targets():
         t0 = time.perf_counter()
-        meta = export_bundle(bundle_dir, target)
+        meta = export_bundle(bundle_dir, target).to_json()
         metas.append(dict(meta, seconds=round(time.perf_counter() - t0, 2)))
     report = run_parity(bundle_dir)
     by_target: dict[tuple[str, str], list[dict]] = {}

@@ -1,0 +1,7 @@
+"""``python -m edgeintent.cli``."""
+
+from __future__ import annotations
+
+from edgeintent.cli import main
+
+main()

@@ -1,0 +1,60 @@
+"""``edgeintent parity``: the gate (exit 0 pass, 1 breach, 2 usage error); logic in :mod:`edgeintent.parity`."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+
+import click
+
+from edgeintent.cli.common import console, err_console, lazy_option, main, print_json, targets_help
+
+
+def _emulated() -> str:
+    """The device name of the emulated ARM environment (``devices setup``)."""
+    from edgeintent.runtimes.emulation import DEVICE
+
+    return DEVICE
+
+
+def _device_help() -> str:
+    arm = _emulated()
+    return (f"host, or {arm}: the aarch64 builds of onnxruntime and MNN under qemu "
+            f"(`edgeintent devices setup {arm}` first)")
+
+
+@main.command("parity")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@lazy_option("--target", "target", default="all", show_default=True, help=lambda: targets_help(" (exported)"))
+@lazy_option("--device", default="host", show_default=True, help=_device_help)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), default=None, help="write JUnit XML here")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+def parity_cmd(bundle: Path, target: str, device: str, as_json: bool, junit: Path | None, threads: int) -> None:
+    """Check every exported artifact against torch on the golden set. Exit 0 pass, 1 breach, 2 usage error."""
+    from edgeintent.exporters import parse_targets
+    from edgeintent.io import atomic_write_bytes
+    from edgeintent.parity import run_parity
+    from edgeintent.parity.report import failures, junit_xml, table
+    from edgeintent.runtimes.providers import provider
+
+    targets = None if target.strip() == "all" else parse_targets(target)
+    runtimes = provider(device)  # an unknown device is a one-line ConfigError naming the choices
+    status = contextlib.nullcontext() if as_json or device == "host" else \
+        err_console.status(f"parity on {device}: aarch64 runtimes under emulation (~60x slower than native)")
+    with status:
+        report = run_parity(bundle, targets, threads=threads, provider=runtimes)
+    if junit is not None:
+        atomic_write_bytes(junit, junit_xml(report))
+    if as_json:
+        print_json(report)
+    else:
+        console.print(table(report))
+        for skip in report.get("skipped", []):
+            console.print(f"skipped {skip['target']} {skip['precision']}: {skip['why']}", highlight=False)
+        for line in failures(report):
+            err_console.print(line, highlight=False, soft_wrap=True)
+        console.print("parity: [green]pass[/green]" if report["passed"] else "parity: [red]FAIL[/red]")
+    if not report["passed"]:
+        sys.exit(1)

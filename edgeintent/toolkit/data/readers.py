@@ -1,0 +1,198 @@
+"""Readers of long-format event files: CSV, JSONL and Parquet into a validated :class:`EventLog`.
+
+Readers go batch by batch (CSV and JSONL blocks, Parquet row groups), validate each batch with the
+global row number (:class:`~edgeintent.toolkit.data.schema.LogBuilder`), and keep only the compact
+typed columns, so memory follows the typed data and not the raw text. Every contract violation, and
+every parse error of the underlying reader, raises :class:`~edgeintent.errors.DataError` with one
+line naming the file, the line (or row) and the column.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from edgeintent.errors import DataError
+from edgeintent.toolkit.data.schema import ALL_FIELDS, COMMON_FIELDS, LONG_SCHEMA, EventLog, LogBuilder
+
+FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+def detect_format(path: str | Path) -> str:
+    """The format of ``path`` from its suffix (csv / parquet / jsonl); any other suffix is a DataError."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise DataError(f"{path}: unsupported file type {suffix or '(none)'!r}; use .csv, .parquet or .jsonl")
+    return FORMATS[suffix]
+
+
+def read_events(path: str | Path, batch_rows: int = 1 << 18) -> EventLog:
+    """Read a long-format event file (CSV, Parquet or JSONL), validating every row."""
+    path = Path(path)
+    fmt = detect_format(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, expected an event file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: empty file (no header, no events)")
+    builder = LogBuilder(str(path))
+    offset = 0
+    for batch in _iter_batches(path, fmt, batch_rows):
+        builder.add(pa.Table.from_batches([batch]), offset, fmt)
+        offset += batch.num_rows
+    if offset == 0:
+        raise DataError(f"{path}: no events (the file has a header but no rows)")
+    return builder.finish()
+
+
+def _iter_batches(path: Path, fmt: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    try:
+        if fmt == "parquet":
+            yield from _parquet_batches(path, batch_rows)
+        elif fmt == "csv":
+            yield from _csv_batches(path)
+        else:
+            yield from _jsonl_batches(path)
+    except DataError:
+        raise
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: {_arrow_message(exc, fmt)}") from None
+
+
+def _parquet_batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
+    names = set(pf.schema_arrow.names)
+    _check_header(path, names)
+    columns = [c for c in ALL_FIELDS if c in names]
+    yield from pf.iter_batches(batch_size=batch_rows, columns=columns)
+
+
+def _csv_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    with open(path, "rb") as fh:
+        header = fh.readline().decode("utf-8", errors="replace").strip().lstrip("\ufeff")
+    if not header:
+        raise DataError(f"{path}: empty file (no header, no events)")
+    names = {h.strip() for h in next(csv.reader([header]))}
+    _check_header(path, names)
+    convert = pacsv.ConvertOptions(
+        column_types={k: v for k, v in ALL_FIELDS.items() if k in names},
+        include_columns=[c for c in ALL_FIELDS if c in names],
+        null_values=[""],  # so that "nan" is read as NaN and reported as such, not as an empty cell
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+    )
+    yield from _read_blocks(
+        path,
+        lambda: pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 22), convert_options=convert),
+        _csv_message,
+    )
+
+
+def _read_blocks(path: Path, open_reader, explain) -> Iterator[pa.RecordBatch]:
+    """Iterate a pyarrow streaming reader; a parse error becomes one DataError line from ``explain``."""
+    try:
+        reader = open_reader()
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+            yield batch
+    except pa.ArrowInvalid as exc:
+        raise DataError(f"{path}: {explain(path, exc)}") from None
+
+
+def _jsonl_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    with open(path, "rb") as fh:
+        first = fh.readline().strip()
+    if not first:
+        raise DataError(f"{path}: empty first line; expected one JSON object per line")
+    # A row of one stream omits the other streams' keys: every row is read with the union schema, and a
+    # key missing where it is needed is reported per row ("is empty or missing").
+    parse = pajson.ParseOptions(explicit_schema=LONG_SCHEMA, unexpected_field_behavior="ignore")
+    yield from _read_blocks(
+        path,
+        lambda: pajson.open_json(path, read_options=pajson.ReadOptions(block_size=1 << 22), parse_options=parse),
+        _jsonl_message,
+    )
+
+
+_JSON_TYPES = {"int64": (int,), "double": (int, float), "string": (str,)}
+
+
+def _jsonl_message(path: Path, exc: Exception) -> str:
+    """pyarrow's JSON errors count rows per block: find the first offending line with the json module."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                return f"line {line_no}: not valid JSON ({err.msg})"
+            if not isinstance(obj, dict):
+                return f"line {line_no}: not a JSON object"
+            for name, typ in ALL_FIELDS.items():
+                v = obj.get(name)
+                if v is None:
+                    continue
+                ok = _JSON_TYPES[str(typ)]
+                if isinstance(v, bool) or not isinstance(v, ok):
+                    return f"line {line_no}: column {name!r} has {v!r}, expected {typ}"
+    return f"not valid JSON lines ({_first_line(exc)})"
+
+
+def _check_header(path: Path, names: set[str]) -> None:
+    missing = [c for c in COMMON_FIELDS if c not in names]
+    if missing:
+        raise DataError(f"{path}: missing column {missing[0]!r} (every event file needs user_id, ts_ms, stream)")
+
+
+_CSV_COL = re.compile(r"column #(\d+): .*CSV conversion error to (\w+): invalid value '([^']*)'")
+
+
+def _csv_message(path: Path, exc: Exception) -> str:
+    """pyarrow names the column but not the row: find the first offending line with the csv module."""
+    m = _CSV_COL.search(str(exc))
+    if not m:
+        return _first_line(exc)
+    col_idx, typ = int(m.group(1)), m.group(2)
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        reader = csv.reader(fh)
+        header = [h.strip().lstrip("\ufeff") for h in next(reader)]
+        name = header[col_idx] if col_idx < len(header) else f"#{col_idx + 1}"
+        parse = int if typ.startswith(("int", "uint")) else float
+        for line_no, row in enumerate(reader, start=2):
+            if col_idx >= len(row) or row[col_idx] == "":
+                continue
+            try:
+                parse(row[col_idx])
+            except ValueError:
+                return f"line {line_no}: column {name!r} has {row[col_idx]!r}, expected {typ}"
+    return f"column {name!r}: invalid {typ} value {m.group(3)!r}"
+
+
+def _arrow_message(exc: Exception, fmt: str) -> str:
+    text = _first_line(exc)
+    if fmt == "parquet":
+        return f"not a readable Parquet file ({text})"
+    if fmt == "jsonl":
+        return f"not valid JSON lines ({text})"
+    return text
+
+
+def _first_line(exc: Exception) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[0] if lines else type(exc).__name__

@@ -1,0 +1,248 @@
+"""Decision points, windows and labels: events + a FeatureSpec → :class:`Samples` (a pure batch function).
+
+A **sample** is a decision point (user, t). Its inputs are the last ``max_len`` events of each
+stream with ``ts_ms < t`` (chronological, right-padded, with a length per stream); its labels look
+only at events with ``ts_ms > t``: a purchase within the real-time horizon, within the long horizon,
+and "stay" (any event within the stay horizon). A label whose horizon runs past the end of the data
+is marked unobserved rather than counted as negative.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from edgeintent.errors import DataError, SpecError
+from edgeintent.io import atomic_path
+from edgeintent.toolkit.data.schema import STREAMS, EventLog
+from edgeintent.toolkit.features.encoding import event_ids
+from edgeintent.toolkit.features.spec import FeatureSpec, LabelConfig
+from edgeintent.toolkit.features.values import column
+
+@dataclass
+class Samples:
+    """Model inputs and labels for a set of decision points (user, t)."""
+
+    user_id: np.ndarray  # (n,) int64
+    t_ms: np.ndarray  # (n,) int64
+    x: dict[str, np.ndarray]  # stream → (n, max_len, n_features) int32, right-padded with 0
+    length: dict[str, np.ndarray]  # stream → (n,) int32
+    age_ms: dict[str, np.ndarray]  # stream → (n, max_len) int64: t − ts of each windowed event (0 for padding)
+    labels: dict[str, np.ndarray]  # buy_rt / buy_long / stay → (n,) int8
+    observed: dict[str, np.ndarray]  # label → (n,) bool: horizon ends before the data does
+    extra: pa.Table | None = None  # source-specific columns of the decision points (offers, tasks, …)
+
+    def __len__(self) -> int:
+        return len(self.user_id)
+
+    def mask(self, stream: str) -> np.ndarray:
+        n = self.x[stream].shape[1]
+        return np.arange(n)[None, :] < self.length[stream][:, None]
+
+    def take(self, idx: np.ndarray) -> Samples:
+        return Samples(
+            user_id=self.user_id[idx],
+            t_ms=self.t_ms[idx],
+            x={s: v[idx] for s, v in self.x.items()},
+            length={s: v[idx] for s, v in self.length.items()},
+            age_ms={s: v[idx] for s, v in self.age_ms.items()},
+            labels={k: v[idx] for k, v in self.labels.items()},
+            observed={k: v[idx] for k, v in self.observed.items()},
+            extra=None if self.extra is None else self.extra.take(pa.array(idx)),
+        )
+
+
+def split_users(users: np.ndarray, valid_share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic split into (training, validation) users: by user, never by row."""
+    perm = np.random.default_rng(seed).permutation(np.sort(np.asarray(users)))
+    n_valid = max(1, int(round(len(perm) * valid_share)))
+    if n_valid >= len(perm):
+        raise DataError(f"need at least 2 users to split into training and validation, got {len(perm)}")
+    return np.sort(perm[n_valid:]), np.sort(perm[:n_valid])
+
+
+def default_decision_points(log: EventLog) -> pa.Table:
+    """Right after every non-buy cloud event (t = ts + 1 ms), one per (user, t)."""
+    cloud = log.stream("cloud")
+    if cloud.num_rows == 0:
+        raise DataError(
+            f"{log.report.source}: no cloud events, so no default decision points; "
+            "give the source's own decision points (e.g. the simulator's sidecar)"
+        )
+    nonbuy = pc.not_equal(cloud.column("action").cast(pa.string()), "buy")
+    sub = cloud.filter(nonbuy)
+    user, t = column(sub, "user_id"), column(sub, "ts_ms") + 1
+    keep = np.ones(len(t), bool)
+    keep[1:] = (user[1:] != user[:-1]) | (t[1:] != t[:-1])
+    return pa.table({"user_id": user[keep], "t_ms": t[keep]})
+
+
+class _Keys:
+    """Composite sort keys (user rank, time) so a single searchsorted finds per-user positions."""
+
+    def __init__(self, users: np.ndarray, t_lo: int, t_hi: int) -> None:
+        self.users = users  # sorted unique
+        self.t_lo = t_lo
+        self.span = t_hi - t_lo + 2
+        if len(users) * self.span >= 2**62:
+            raise DataError("time span × number of users too large for one pass; split the data by user")
+
+    def __call__(self, user: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        rank = np.searchsorted(self.users, user).astype(np.int64)
+        return rank * self.span + (ts.astype(np.int64) - self.t_lo)
+
+
+def build_samples(
+    log: EventLog,
+    spec: FeatureSpec,
+    decisions: pa.Table | None = None,
+    streams: list[str] | None = None,
+) -> Samples:
+    """Featurize ``log`` at ``decisions`` (default rule if None) under ``spec``."""
+    decisions, d_user, d_t = _sorted_decisions(log, decisions)
+    streams = streams or spec.streams
+    missing = [s for s in streams if s not in spec.features]
+    if missing:
+        raise SpecError(f"the FeatureSpec has no stream {missing[0]!r} (it has {', '.join(spec.streams)})")
+
+    if len(d_user) == 0:
+        raise DataError(f"{log.report.source}: no decision points to featurize")
+    keys = _keys_for(log, d_user, d_t)
+    d_key = keys(d_user, d_t)
+    d_user_key = d_key - (d_t - keys.t_lo)  # the same user at the earliest time: rank * span
+
+    x, length, age = {}, {}, {}
+    for s in streams:
+        table = log.stream(s)
+        ids = event_ids(s, table, spec)
+        ts = column(table, "ts_ms")
+        ev_key = keys(column(table, "user_id"), ts)
+        x[s], length[s], idx, real = _windows(ids, ev_key, d_key, d_user_key, spec.max_len[s])
+        age[s] = np.where(real, d_t[:, None] - np.concatenate([[0], ts])[idx], 0)
+
+    labels, observed = _labels(log, spec.labels, keys, d_user, d_t, d_key)
+    extra_cols = [c for c in decisions.column_names if c not in ("user_id", "t_ms")]
+    extra = decisions.select(extra_cols) if extra_cols else None
+    return Samples(d_user, d_t, x, length, age, labels, observed, extra)
+
+
+def label_decisions(
+    log: EventLog, decisions: pa.Table | None = None, cfg: LabelConfig | None = None
+) -> tuple[pa.Table, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Labels (and whether each is observed) at the decision points, without building windows."""
+    decisions, d_user, d_t = _sorted_decisions(log, decisions)
+    keys = _keys_for(log, d_user, d_t)
+    labels, observed = _labels(log, cfg or LabelConfig(), keys, d_user, d_t, keys(d_user, d_t))
+    return decisions, labels, observed
+
+
+def _sorted_decisions(log: EventLog, decisions: pa.Table | None) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+    """Decision points (the default rule if None) sorted by (user, t), with their user and t arrays."""
+    if decisions is None:
+        decisions = default_decision_points(log)
+    decisions = decisions.sort_by([("user_id", "ascending"), ("t_ms", "ascending")])
+    return decisions, column(decisions, "user_id").astype(np.int64), column(decisions, "t_ms").astype(np.int64)
+
+
+def _keys_for(log: EventLog, d_user: np.ndarray, d_t: np.ndarray) -> _Keys:
+    users = np.unique(np.concatenate([d_user] + [column(log.stream(s), "user_id") for s in STREAMS]))
+    ts = np.concatenate([d_t] + [column(log.stream(s), "ts_ms") for s in STREAMS])
+    return _Keys(users, int(ts.min()), int(ts.max()))
+
+
+def _windows(
+    ids: np.ndarray, ev_key: np.ndarray, d_key: np.ndarray, d_user_key: np.ndarray, max_len: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Windows of ids, their lengths, the 1-based event index of each slot (0 = padding), and the
+    mask of real slots. ``d_user_key`` is the key of each decision's user at the earliest time."""
+    n_feat = ids.shape[1]
+    # position of the first event at or after t, and of the user's first event
+    hi = np.searchsorted(ev_key, d_key, side="left")
+    user_start = np.searchsorted(ev_key, d_user_key, side="left")
+    lo = np.maximum(user_start, hi - max_len)
+    length = (hi - lo).astype(np.int32)
+    padded = np.concatenate([np.zeros((1, n_feat), np.int32), ids])  # row 0 = padding
+    steps = np.arange(max_len)
+    real = steps[None, :] < length[:, None]
+    idx = np.where(real, lo[:, None] + 1 + steps[None, :], 0)
+    return np.take(padded, idx, axis=0), length, idx, real
+
+
+def _labels(
+    log: EventLog, cfg: LabelConfig, keys: _Keys, d_user: np.ndarray, d_t: np.ndarray, d_key: np.ndarray
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    cloud = log.stream("cloud")
+    is_buy = pc.equal(cloud.column("action").cast(pa.string()), "buy") if cloud.num_rows else pa.array([], pa.bool_())
+    buys = cloud.filter(is_buy)
+    span = log.time_span()
+    end = span[1] if span else 0
+
+    def next_after(user: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        """Time from t to the user's first event strictly after t (inf if none)."""
+        key = keys(user, ts)
+        order = np.argsort(key, kind="stable")
+        key, user, ts = key[order], user[order], ts[order]
+        pos = np.searchsorted(key, d_key, side="right")
+        ok = pos < len(key)
+        pos_c = np.minimum(pos, max(len(key) - 1, 0))
+        dt = np.full(len(d_key), np.inf)
+        if len(key):
+            same = ok & (user[pos_c] == d_user)
+            dt[same] = (ts[pos_c][same] - d_t[same]).astype(np.float64)
+        return dt
+
+    dt_buy = next_after(column(buys, "user_id"), column(buys, "ts_ms"))
+    all_u = np.concatenate([column(log.stream(s), "user_id") for s in STREAMS])
+    all_t = np.concatenate([column(log.stream(s), "ts_ms") for s in STREAMS])
+    dt_any = next_after(all_u, all_t)
+    labels = {
+        "buy_rt": (dt_buy <= cfg.rt_horizon_ms).astype(np.int8),
+        "buy_long": (dt_buy <= cfg.long_horizon_ms).astype(np.int8),
+        "stay": (dt_any <= cfg.stay_horizon_ms).astype(np.int8),
+    }
+    # A positive is always observed; a negative only if its horizon ends before the data does.
+    observed = {
+        "buy_rt": (labels["buy_rt"] == 1) | (d_t + cfg.rt_horizon_ms <= end),
+        "buy_long": (labels["buy_long"] == 1) | (d_t + cfg.long_horizon_ms <= end),
+        "stay": (labels["stay"] == 1) | (d_t + cfg.stay_horizon_ms <= end),
+    }
+    return labels, observed
+
+
+def save_samples(samples: Samples, path: str | Path) -> Path:
+    """Write samples as one .npz (temp file, then rename); extra decision columns are not stored."""
+    path = Path(path)
+    arrays = {"user_id": samples.user_id, "t_ms": samples.t_ms}
+    for s in samples.x:
+        arrays[f"x_{s}"] = samples.x[s]
+        arrays[f"len_{s}"] = samples.length[s]
+        arrays[f"age_{s}"] = samples.age_ms[s]
+    for k in samples.labels:
+        arrays[f"y_{k}"] = samples.labels[k]
+        arrays[f"obs_{k}"] = samples.observed[k]
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    return path
+
+
+def load_samples(path: str | Path) -> Samples:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            d = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable samples file ({exc})") from None
+    streams = [k[2:] for k in d if k.startswith("x_")]
+    labels = [k[2:] for k in d if k.startswith("y_")]
+    return Samples(
+        user_id=d["user_id"],
+        t_ms=d["t_ms"],
+        x={s: d[f"x_{s}"] for s in streams},
+        length={s: d[f"len_{s}"] for s in streams},
+        age_ms={s: d[f"age_{s}"] for s in streams},
+        labels={k: d[f"y_{k}"] for k in labels},
+        observed={k: d[f"obs_{k}"] for k in labels},
+    )
