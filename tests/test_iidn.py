@@ -252,7 +252,7 @@ def test_short_training_learns(data):
     m.train()
     opt = torch.optim.Adam(m.parameters(), lr=0.003)
     rng = np.random.default_rng(0)
-    for _ in range(200):
+    for _ in range(100):
         idx = rng.choice(n, 128, replace=False)
         loss = loss_fn(m(batch_of(samples, m.streams, idx)), torch.from_numpy(idx))
         opt.zero_grad()
