@@ -127,7 +127,8 @@ class Bench:
     def _callgrind(self, job: dict, workdir: Path, name: str) -> dict:
         det_dir = workdir / f"{name}.callgrind"
         det_dir.mkdir()
-        wrap = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={det_dir}/callgrind.out.%p", "--dump-line=no"]
+        wrap = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={det_dir}/callgrind.out.%p", "--dump-line=no",
+                "--instr-atstart=no"]
         dj = dict(job, deterministic=True, runs=self.cfg.deterministic_runs, warmup=self.cfg.deterministic_warmup, profile=False,
                   memory_bytes=None)  # fmt: skip
         code, res, stage = run_child(dj, workdir, name + ".det", self.device.threads, wrap=wrap)
@@ -138,7 +139,7 @@ class Bench:
             raise BenchError(f"{name}: callgrind wrote {len(parts)} dumps, expected the two markers around the loop")
         loop = parts[sorted(parts)[1]]  # counters since the first marker, dumped at the second
         return {"instructions_per_inference": loop / dj["runs"], "instructions_total": loop, "runs": dj["runs"],
-                "tool": "valgrind --tool=callgrind, callgrind_control -d before and after the loop"}  # fmt: skip
+                "tool": "valgrind --tool=callgrind --instr-atstart=no, callgrind_control -i on, then -d before and after the loop"}  # fmt: skip
 
     # -- everything ------------------------------------------------------------------------------
     def artifacts(self) -> list:

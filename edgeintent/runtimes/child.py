@@ -5,8 +5,9 @@ One fresh process per variant (in-process measurements after other sessions were
 It pins itself to the job's CPUs, loads numpy and the runtime library, caps its address space at
 what is mapped now plus the device's memory budget, resets the peak-RSS counter, and then measures:
 load/init, the first inference, the warm-up, and ``runs`` steady inferences one by one
-(``perf_counter_ns``). With ``deterministic`` it asks callgrind (it then runs under
-``valgrind --tool=callgrind``) to dump its counters right before and right after ``runs`` inferences.
+(``perf_counter_ns``). With ``deterministic`` it runs under ``valgrind --tool=callgrind
+--instr-atstart=no`` and asks callgrind to switch instrumentation on and dump its counters right
+before and right after ``runs`` inferences.
 
 A model job names its artifact as ``edgeintent.runtimes.Artifact`` fields (``job["artifact"]``), so the
 child opens it exactly as every other runner does (the MNN API and precision the artifact records).
@@ -48,9 +49,9 @@ def _stage(path: str, stage: str) -> None:
         fh.write(stage)
 
 
-def _callgrind_dump() -> None:
-    """``callgrind_control -d`` on ourselves, waiting in a blocking waitpid (no busy loop to count)."""
-    pid = os.posix_spawnp("callgrind_control", ["callgrind_control", "-d", str(os.getpid())], dict(os.environ),
+def _callgrind_control(*args: str) -> None:
+    """``callgrind_control ARGS`` on ourselves, waiting in a blocking waitpid (no busy loop to count)."""
+    pid = os.posix_spawnp("callgrind_control", ["callgrind_control", *args, str(os.getpid())], dict(os.environ),
                           file_actions=[(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)])  # fmt: skip
     os.waitpid(pid, 0)
 
@@ -149,10 +150,13 @@ def measure_model(job: dict, out: str) -> dict:
     _stage(out, "steady runs")
     runs = job["runs"]
     if job.get("deterministic"):
-        _callgrind_dump()
+        # valgrind starts with instrumentation off (start-up, load and warm-up run uninstrumented, several
+        # times faster); it is switched on here, and the counters are dumped before and after the loop
+        _callgrind_control("-i", "on")
+        _callgrind_control("-d")
         for _ in range(runs):
             runner.run(feeds)
-        _callgrind_dump()
+        _callgrind_control("-d")
         res["callgrind_runs"] = runs
     else:
         res["times_ms"] = _timed(lambda: runner.run(feeds), runs)
