@@ -98,10 +98,7 @@ def quantize_bundle(bundle_dir, target: str, mode: str = "auto", source: str | N
             size = sum(p.stat().st_size for p in ([out] if out.is_file() else out.rglob("*")) if p.is_file())
             weights = out / "Data/com.apple.CoreML/weights" if out.is_dir() else None  # mlpackage: the weight blob alone
             weight_bytes = sum(p.stat().st_size for p in weights.rglob("*") if p.is_file()) if weights else None
-            sig = model.signature()
-            meta = ArtifactMeta(target, r.mode, str(out), bundle.config["model"]["name"], sig.inputs, sig.outputs, size,
-                                extra=dict(extra))  # fmt: skip
-            art = get_target(target).artifact(out, meta)
+            art = candidate_artifact(target, r.mode, out, model, bundle, extra, size)
             with open_artifact(art) as runner:
                 got = outputs_in_batches(runner.run, model, samples, idx, batch=256)
             tasks = evaluate(model, samples, idx, ref, got)
@@ -121,6 +118,13 @@ def quantize_bundle(bundle_dir, target: str, mode: str = "auto", source: str | N
             install_tree(bundle, target, row["mode"], model, row["_out"], extra)
     add_files(bundle.path, {f"exports/{target}/quantize-report.json": canonical_json(report)})
     return report
+
+
+def candidate_artifact(target: str, mode: str, out: Path, model, bundle, extra: dict, size: int = 0) -> Artifact:
+    """The runtime artifact of a recipe's output ``out`` (not installed in the bundle yet)."""
+    sig = model.signature()
+    meta = ArtifactMeta(target, mode, str(out), bundle.config["model"]["name"], sig.inputs, sig.outputs, size, extra=dict(extra))
+    return get_target(target).artifact(out, meta)
 
 
 def _calibration_rows(samples, eval_idx: np.ndarray, n: int = CALIBRATION_ROWS, seed: int = 0) -> np.ndarray:

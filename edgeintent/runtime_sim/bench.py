@@ -160,8 +160,9 @@ class Bench:
                               "install it with: apt-get install -y valgrind")  # fmt: skip
         return metas
 
-    def run(self, parity_report: dict | None = None) -> dict:
-        metas = self.artifacts()
+    def run(self, parity_report: dict | None = None, metas: list | None = None) -> dict:
+        """Bench ``metas`` (default: :meth:`artifacts`) with the status column read from ``parity_report``."""
+        metas = self.artifacts() if metas is None else metas
         workdir = Path(tempfile.mkdtemp(prefix="edgeintent-bench-"))
         try:
             return self._run(metas, parity_status(parity_report), workdir)
@@ -327,9 +328,10 @@ def run_bench(bundle_dir, cfg: BenchConfig, parity_report: dict | None = None, s
     ``gate(targets)`` returns for the exported targets bench will measure (called once the request is
     known to be valid, so a bad request fails before any parity run)."""
     bench = Bench(bundle_dir, cfg, say)
+    metas = bench.artifacts()
     if parity_report is None and gate is not None:
-        parity_report = gate(sorted({m.target for m in bench.artifacts()}))
-    report = bench.run(parity_report)
+        parity_report = gate(sorted({m.target for m in metas}))
+    report = bench.run(parity_report, metas)
     if plot is not None:
         write_plot(bench._times, report, Path(plot))
         report["plot"] = str(plot)
