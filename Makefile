@@ -23,8 +23,10 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/edgeintent demo
 
+# one pytest worker per CPU; tests that share a machine-wide resource (the cpu-arm environment)
+# are kept on one worker by their xdist_group
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadgroup
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/featurize.py --json

@@ -135,7 +135,7 @@ def test_check_symbolic_refuses_a_fixed_sequence_dim(trained):
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
-def test_rnn_canary_matches_torch_at_every_length(cell):
+def test_rnn_canary_matches_torch_at_every_length(cell, tmp_path):
     """A bare GRU / LSTM through the exporter and onnxruntime, exported twice in one process."""
     import onnx
 
@@ -153,7 +153,7 @@ def test_rnn_canary_matches_torch_at_every_length(cell):
             return self.rnn(x)[0]
 
     for attempt in range(2):
-        path = f"/tmp/edgeintent-canary-{cell}-{attempt}.onnx"
+        path = str(tmp_path / f"canary-{cell}-{attempt}.onnx")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(Wrap(), (torch.randn(2, 5, 6),), path, input_names=["x"], output_names=["y"],
