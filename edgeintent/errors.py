@@ -6,14 +6,30 @@ Anything that is *not* an ``EdgeIntentError`` is a bug and keeps its traceback.
 from __future__ import annotations
 
 
+#: the longest message an error keeps (the rest is cut, visibly)
+MAX_MESSAGE = 400
+
+
+def shown(value, limit: int = 40) -> str:
+    """``repr(value)`` for an error message, cut to ``limit`` characters with the full length named
+    (a 100,000-character cell is echoed as its first characters, not in full)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text):,} characters)"
+
+
 class EdgeIntentError(Exception):
     """Base class for every error caused by bad input or an impossible request."""
 
     exit_code = 2
 
     def __init__(self, message: str) -> None:
-        # Keep the message on one line whatever the cause carried.
-        super().__init__(" ".join(str(message).split()))
+        # One line whatever the cause carried, and short whatever it echoes.
+        text = " ".join(str(message).split())
+        if len(text) > MAX_MESSAGE:
+            text = f"{text[:MAX_MESSAGE]}… (message cut at {MAX_MESSAGE} of {len(text):,} characters)"
+        super().__init__(text)
 
 
 class DataError(EdgeIntentError):

@@ -155,3 +155,81 @@ def test_jsonl_missing_key_is_named(tmp_path):
     p.write_text(json.dumps(row) + "\n")
     with pytest.raises(DataError, match=r"line 1: column 'category_id' is empty or missing for a cloud event"):
         read_events(p)
+
+
+# -- regressions from malformed inputs (each one a case a fuzzer found) ---------------------------
+
+
+def _inspect(path):
+    from click.testing import CliRunner
+
+    from edgeintent.cli import main
+
+    return CliRunner().invoke(main, ["data", "inspect", str(path)])
+
+
+def _one_line_refusal(res, *needles):
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1, res.output
+    for n in needles:
+        assert n in res.output, res.output
+
+
+@pytest.mark.parametrize("body", [b"null\n", b"null\n{\"user_id\": 1}\n", b"{\"user_id\": 1} null\n", b"[1]\n", b"7"])
+def test_jsonl_lines_that_are_not_objects_are_refused_with_their_line(tmp_path, body):
+    """``null`` as a JSONL line crashed pyarrow's reader (segmentation fault); other non-objects became rows."""
+    import subprocess
+    import sys
+
+    p = tmp_path / "x.jsonl"
+    p.write_bytes(body)
+    # in a child: a regression to the crash must fail this test, not kill the test runner
+    proc = subprocess.run([sys.executable, "-m", "edgeintent.cli", "data", "inspect", str(p)], capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-500:])
+    err = (proc.stdout + proc.stderr).strip()
+    assert len(err.splitlines()) == 1 and "line 1: not a JSON object" in err, err
+
+
+def test_csv_with_two_byte_order_marks_reads_like_one(tmp_path):
+    body = "1,10,cloud,view,5,6,1.0,,\n"
+    once, twice = tmp_path / "a.csv", tmp_path / "b.csv"
+    once.write_bytes(("\ufeff" + HEADER + body).encode())
+    twice.write_bytes(("\ufeff\ufeff" + HEADER + body).encode())
+    a, b = read_events(once), read_events(twice)
+    assert a.stream("cloud").equals(b.stream("cloud")) and a.n_events == 1
+
+
+def test_csv_with_a_duplicated_header_column_is_refused(tmp_path):
+    p = _csv(tmp_path, "1,10,cloud,view,5,6,1.0,,,1\n", header=HEADER.strip() + ",user_id\n")
+    with pytest.raises(DataError, match="column 'user_id' appears twice in the header"):
+        read_events(p)
+    _one_line_refusal(_inspect(p), "appears twice")
+
+
+def test_parquet_with_a_duplicated_column_is_refused(tmp_path):
+    p = tmp_path / "d.parquet"
+    table = pa.Table.from_arrays([pa.array([1]), pa.array([10]), pa.array(["click"]), pa.array([2])],
+                                 names=["user_id", "ts_ms", "stream", "user_id"])  # fmt: skip
+    pq.write_table(table, p)
+    with pytest.raises(DataError, match="appears twice"):
+        read_events(p)
+
+
+def test_a_huge_cell_is_echoed_short_and_visibly_cut(tmp_path):
+    p = _csv(tmp_path, "1," + "9" * 100_000 + ",cloud,view,5,6,1.0,,\n")
+    res = _inspect(p)
+    _one_line_refusal(res, "line 2", "'ts_ms'", "(100,002 characters)")
+    assert len(res.output) < 400, len(res.output)
+    from edgeintent.errors import MAX_MESSAGE, EdgeIntentError
+
+    assert len(str(EdgeIntentError("x" * 50_000))) < MAX_MESSAGE + 80
+
+
+@pytest.mark.parametrize("ext", [".csv", ".parquet", ".jsonl"])
+def test_one_event_file_says_unobserved_not_no_cloud_stream(tmp_path, ext):
+    log = EventLog.from_columns({"cloud": {"user_id": [1], "ts_ms": [1000], "action": ["view"], "item_id": [5],
+                                           "category_id": [6], "price": [1.0]}})  # fmt: skip
+    res = _inspect(write_events(log, tmp_path / f"one{ext}"))
+    assert res.exit_code == 0, res.output
+    assert "no cloud stream" not in res.output and res.output.count("n/a (unobserved)") == 3, res.output

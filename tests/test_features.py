@@ -86,6 +86,23 @@ def test_vectorized_equals_reference_on_random_multistream():
     assert samples.labels["buy_rt"].sum() > 0 and samples.labels["stay"].sum() > 0
 
 
+def test_huge_velocities_land_in_the_top_speed_bucket_without_a_warning():
+    """|vx| = 1e300 squares to inf: the speed is inf in both featurizers, with no RuntimeWarning."""
+    import warnings
+
+    cols = random_columns(3)
+    g = cols["gesture"]
+    g["vx"][:5] = [1e300, -1e300, 1e200, 1.7e308, 0.0]
+    g["vy"][:5] = [1e300, 0.0, -1e160, 1.7e308, 1e155]
+    log = EventLog.from_columns(cols)
+    spec = F.fit_spec(log)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ids = F.event_ids("gesture", log.stream("gesture"), spec)
+    _, ref = R.featurize_events(log, spec, "gesture")
+    np.testing.assert_array_equal(ids, np.asarray(ref))
+
+
 @pytest.mark.realdata
 def test_vectorized_equals_reference_on_taobao(taobao_csv):
     from edgeintent.toolkit.data.taobao import load_taobao

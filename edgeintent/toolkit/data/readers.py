@@ -15,12 +15,13 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from edgeintent.errors import DataError
+from edgeintent.errors import DataError, shown
 from edgeintent.toolkit.data.schema import ALL_FIELDS, COMMON_FIELDS, LONG_SCHEMA, EventLog, LogBuilder
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -73,7 +74,7 @@ def _parquet_batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
         pf = pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
-    names = set(pf.schema_arrow.names)
+    names = _unique_names(path, pf.schema_arrow.names)
     _check_header(path, names)
     columns = [c for c in ALL_FIELDS if c in names]
     yield from pf.iter_batches(batch_size=batch_rows, columns=columns)
@@ -84,8 +85,12 @@ def _csv_batches(path: Path) -> Iterator[pa.RecordBatch]:
         header = fh.readline().decode("utf-8", errors="replace").strip().lstrip("\ufeff")
     if not header:
         raise DataError(f"{path}: empty file (no header, no events)")
-    names = {h.strip() for h in next(csv.reader([header]))}
+    columns = [h.strip() for h in next(csv.reader([header]))]
+    names = _unique_names(path, columns)
     _check_header(path, names)
+    # the header is parsed here (byte-order marks and spaces stripped) and handed to pyarrow, which
+    # skips the file's own header line
+    read = pacsv.ReadOptions(block_size=1 << 22, column_names=columns, skip_rows=1)
     convert = pacsv.ConvertOptions(
         column_types={k: v for k, v in ALL_FIELDS.items() if k in names},
         include_columns=[c for c in ALL_FIELDS if c in names],
@@ -95,7 +100,7 @@ def _csv_batches(path: Path) -> Iterator[pa.RecordBatch]:
     )
     yield from _read_blocks(
         path,
-        lambda: pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 22), convert_options=convert),
+        lambda: pacsv.open_csv(path, read_options=read, convert_options=convert),
         _csv_message,
     )
 
@@ -119,6 +124,7 @@ def _jsonl_batches(path: Path) -> Iterator[pa.RecordBatch]:
         first = fh.readline().strip()
     if not first:
         raise DataError(f"{path}: empty first line; expected one JSON object per line")
+    _check_json_lines(path)
     # A row of one stream omits the other streams' keys: every row is read with the union schema, and a
     # key missing where it is needed is reported per row ("is empty or missing").
     parse = pajson.ParseOptions(explicit_schema=LONG_SCHEMA, unexpected_field_behavior="ignore")
@@ -150,8 +156,54 @@ def _jsonl_message(path: Path, exc: Exception) -> str:
                     continue
                 ok = _JSON_TYPES[str(typ)]
                 if isinstance(v, bool) or not isinstance(v, ok):
-                    return f"line {line_no}: column {name!r} has {v!r}, expected {typ}"
+                    return f"line {line_no}: column {name!r} has {shown(v)}, expected {typ}"
     return f"not valid JSON lines ({_first_line(exc)})"
+
+
+_WS = np.frombuffer(b" \t\r", np.uint8)
+
+
+def _check_json_lines(path: Path, chunk: int = 1 << 26) -> None:
+    """Every non-blank line is one JSON object: it starts with ``{`` and ends with ``}``. pyarrow reads
+    JSON values separated by any whitespace, so a line ``null`` would otherwise become an empty row
+    (and, first in a block, crash pyarrow 26's reader), and row numbers would stop being line numbers.
+    Vectorised over the bytes; only lines with surrounding whitespace are looked at one by one."""
+    if path.stat().st_size == 0:
+        return
+    buf = np.memmap(path, dtype=np.uint8, mode="r")
+    n = buf.size
+    line_no = 1
+    start = 0
+    while start < n:
+        stop = min(start + chunk, n)
+        nl = start + np.flatnonzero(buf[start:stop] == 10)
+        if stop < n and not nl.size:  # a line longer than the chunk: look further
+            chunk *= 2
+            continue
+        if stop == n and (not nl.size or nl[-1] != n - 1):
+            nl = np.append(nl, n)  # the last line has no newline
+        begins = np.concatenate(([start], nl[:-1] + 1))
+        nonempty = nl > begins
+        first = np.where(nonempty, buf[np.minimum(begins, n - 1)], 123)
+        last = np.where(nonempty, buf[np.maximum(nl - 1, 0)], 125)
+        suspect = np.flatnonzero((first != 123) | (last != 125))
+        for i in suspect:
+            text = bytes(buf[begins[i] : nl[i]]).strip()
+            if text and not (text.startswith(b"{") and text.endswith(b"}")):
+                raise DataError(f"{path}: line {line_no + int(i)}: not a JSON object ({shown(text.decode('utf-8', 'replace'))}); "
+                                "expected one JSON object per line")  # fmt: skip
+        line_no += len(nl)
+        start = int(nl[-1]) + 1
+    del buf
+
+
+def _unique_names(path: Path, columns) -> set[str]:
+    seen: set[str] = set()
+    for c in columns:
+        if c in seen:
+            raise DataError(f"{path}: column {shown(c)} appears twice in the header")
+        seen.add(c)
+    return seen
 
 
 def _check_header(path: Path, names: set[str]) -> None:
@@ -180,8 +232,8 @@ def _csv_message(path: Path, exc: Exception) -> str:
             try:
                 parse(row[col_idx])
             except ValueError:
-                return f"line {line_no}: column {name!r} has {row[col_idx]!r}, expected {typ}"
-    return f"column {name!r}: invalid {typ} value {m.group(3)!r}"
+                return f"line {line_no}: column {name!r} has {shown(row[col_idx])}, expected {typ}"
+    return f"column {name!r}: invalid {typ} value {shown(m.group(3))}"
 
 
 def _arrow_message(exc: Exception, fmt: str) -> str:

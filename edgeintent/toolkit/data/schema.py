@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from edgeintent.errors import DataError
+from edgeintent.errors import DataError, shown
 
 STREAMS: tuple[str, ...] = ("gesture", "click", "cloud")
 
@@ -135,7 +135,7 @@ class EventLog:
         tables = []
         for stream, cols in columns.items():
             if stream not in STREAM_FIELDS:
-                raise DataError(f"{source}: unknown stream {stream!r} (expected one of {', '.join(STREAMS)})")
+                raise DataError(f"{source}: unknown stream {shown(stream)} (expected one of {', '.join(STREAMS)})")
             n = len(cols["user_id"])
             data = {"user_id": cols["user_id"], "ts_ms": cols["ts_ms"], "stream": [stream] * n}
             for name in STREAM_FIELDS[stream]:
@@ -263,7 +263,7 @@ class LogBuilder:
         if not known.all():
             row = int(np.flatnonzero(~known)[0])
             raise DataError(
-                f"{src}: {self._where(fmt, offset + row)}: unknown stream {stream[row].as_py()!r} "
+                f"{src}: {self._where(fmt, offset + row)}: unknown stream {shown(stream[row].as_py())} "
                 f"(expected one of {', '.join(STREAMS)})"
             )
         row_index = np.arange(offset, offset + table.num_rows, dtype=np.int64)
@@ -290,7 +290,7 @@ class LogBuilder:
                     pa.array([v]).cast(typ)
                 except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
                     raise DataError(
-                        f"{self.source}: {self._where(fmt, offset + i)}: column {name!r} has {v!r}, expected {typ}"
+                        f"{self.source}: {self._where(fmt, offset + i)}: column {name!r} has {shown(v)}, expected {typ}"
                     ) from None
             raise DataError(f"{self.source}: column {name!r} has type {col.type}, expected {typ}") from None
         if pa.types.is_integer(typ) and pa.types.is_floating(col.type):
@@ -299,7 +299,7 @@ class LogBuilder:
             if bad.size:
                 i = int(bad[0])
                 raise DataError(
-                    f"{self.source}: {self._where(fmt, offset + i)}: column {name!r} has {vals[i]!r}, expected an integer"
+                    f"{self.source}: {self._where(fmt, offset + i)}: column {name!r} has {shown(vals[i])}, expected an integer"
                 )
         return table.set_column(table.column_names.index(name), name, casted)
 

@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.compute as pc
 
-from edgeintent.errors import DataError
+from edgeintent.errors import DataError, shown
 from edgeintent.toolkit.data.dataset import Dataset
 from edgeintent.toolkit.data.schema import EventLog, ReadReport, count_out_of_order, stream_schema
 
@@ -199,7 +199,7 @@ def _check_batch(path: Path, batch: pa.RecordBatch, offset: int) -> None:
         bad_rows = np.flatnonzero(~pc.is_in(beh.indices, value_set=ok_idx).to_numpy(zero_copy_only=False))
         i = int(bad_rows[0])
         raise DataError(
-            f"{path}: line {offset + i + 1}: column 'behavior_type' has {beh[i].as_py()!r}, "
+            f"{path}: line {offset + i + 1}: column 'behavior_type' has {shown(beh[i].as_py())}, "
             f"expected one of {', '.join(ACTION_MAP)}"
         )
     ts = batch.column("timestamp").to_numpy()
@@ -227,12 +227,12 @@ def _first_bad_line(path: Path) -> str:
                     try:
                         v = int(value)
                     except ValueError:
-                        return f"{path}: line {line_no}: column {name!r} has {value!r}, expected an integer"
+                        return f"{path}: line {line_no}: column {name!r} has {shown(value)}, expected an integer"
                     if not -(2**63) <= v < 2**63:
-                        return f"{path}: line {line_no}: column {name!r} has {value!r}, out of int64 range"
+                        return f"{path}: line {line_no}: column {name!r} has {shown(value)}, out of int64 range"
                 elif value not in ACTION_MAP:
                     expected = ", ".join(ACTION_MAP)
-                    return f"{path}: line {line_no}: column {name!r} has {value!r}, expected one of {expected}"
+                    return f"{path}: line {line_no}: column {name!r} has {shown(value)}, expected one of {expected}"
     return f"{path}: not a valid UserBehavior CSV (could not locate the bad line)"
 
 

@@ -48,11 +48,13 @@ def derived_values(stream: str, table: pa.Table) -> dict[str, np.ndarray]:
         x0, y0, x1, y1 = (column(table, c).astype(np.float64) for c in ("x0", "y0", "x1", "y1"))
         vx, vy = column(table, "vx").astype(np.float64), column(table, "vy").astype(np.float64)
         dx, dy = x1 - x0, y1 - y0
+        with np.errstate(over="ignore"):  # |v| past 1.3e154 squares to inf: the speed is inf, the top bucket
+            speed = np.sqrt(vx * vx + vy * vy)
         out.update(
             dx=dx,
             dy=dy,
             distance=np.sqrt(dx * dx + dy * dy),
-            speed=np.sqrt(vx * vx + vy * vy),
+            speed=speed,
             abs_vx=np.abs(vx),
             abs_vy=np.abs(vy),
             duration_ms=column(table, "duration_ms").astype(np.float64),
