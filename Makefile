@@ -23,10 +23,11 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/edgeintent demo
 
-# one pytest worker per CPU; tests that share a machine-wide resource (the cpu-arm environment)
-# are kept on one worker by their xdist_group
+# one pytest worker per CPU, a test file's tests on one worker (the cpu-arm environment is built by
+# one process; module fixtures are set up once). Not --dist loadgroup: with pytest 9.2 it silently
+# stops grouping (pytest-xdist#1386).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto --dist loadgroup
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/featurize.py --json

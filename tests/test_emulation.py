@@ -33,9 +33,6 @@ from edgeintent.errors import EmulationError
 from edgeintent.toolkit.bundle import load_bundle
 from edgeintent.toolkit.bundle import load_model
 
-#: one xdist worker runs this module: the cpu-arm environment is built once, by one process
-pytestmark = pytest.mark.xdist_group("cpu-arm")
-
 
 @pytest.fixture(scope="module")
 def bundles(brief_bundles, tmp_path_factory):
