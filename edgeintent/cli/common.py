@@ -25,7 +25,28 @@ err_console = Console(stderr=True)
 
 
 class _Group(click.Group):
-    """Turns EdgeIntentError into one line on stderr and exit code 2."""
+    """Turns EdgeIntentError, and click's usage errors, into one line on stderr and exit code 2."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode: bool = True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as err:  # a group without its subcommand: its help
+            click.echo(err.ctx.get_help())
+            sys.exit(0)
+        except click.UsageError as err:  # no such option, missing option, invalid value, …
+            path = err.ctx.command_path if err.ctx is not None else "edgeintent"
+            message = " ".join(err.format_message().split()).rstrip(".")
+            err_console.print(f"[bold red]error:[/] {path}: {message} (see {path} --help)", highlight=False, soft_wrap=True)
+            sys.exit(err.exit_code)
+        except click.ClickException as err:
+            err.show()
+            sys.exit(err.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx: click.Context):
         try:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgeintent.errors import ConfigError, ExportError
+from edgeintent.errors import BundleError, ConfigError, ExportError, shown
 from edgeintent.registry import Registry
 from edgeintent.runtimes import RUNTIMES, Artifact, Session, open_artifact
 from edgeintent.toolkit.models.signature import InputSpec
@@ -50,9 +50,34 @@ class ArtifactMeta:
 
     @classmethod
     def from_json(cls, d: dict) -> ArtifactMeta:
-        inputs = tuple(InputSpec(i["name"], i.get("dtype", ""), tuple(i.get("dims", ()))) for i in d.get("inputs", ()))
-        return cls(d["target"], d["precision"], d["artifact"], d.get("model", ""), inputs, tuple(d.get("outputs", ())),
-                   int(d.get("bytes", 0)), dict(d.get("versions", {})),
+        """The metadata from its JSON, each field's type checked (a ValueError names the first bad one)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"artifact metadata is a JSON object, not {type(d).__name__}")
+
+        def typed(key: str, kind: type, default=None):
+            v = d.get(key, default)
+            if not isinstance(v, kind) or isinstance(v, bool):
+                raise ValueError(f"{key!r} must be a {kind.__name__}, got {shown(v)}")
+            return v
+
+        def names(v, what: str) -> tuple[str, ...]:
+            if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                raise ValueError(f"{what} must be a list of names, got {shown(v)}")
+            return tuple(v)
+
+        inputs = []
+        for i in typed("inputs", list, []):
+            if not isinstance(i, dict) or not isinstance(i.get("name"), str) or i.get("dtype") not in ("int64", "float32"):
+                raise ValueError(f"an input needs a name and a dtype int64 or float32, got {shown(i)}")
+            dims = i.get("dims", [])
+            if not isinstance(dims, list) or not all(isinstance(x, str) or (isinstance(x, int) and not isinstance(x, bool) and x > 0) for x in dims):
+                raise ValueError(f"input {i['name']!r}: dims must be positive integers or names, got {shown(dims)}")
+            inputs.append(InputSpec(i["name"], i["dtype"], tuple(dims)))
+        size = typed("bytes", int, 0)
+        if size < 0:
+            raise ValueError(f"'bytes' must be ≥ 0, got {size}")
+        return cls(typed("target", str), typed("precision", str), typed("artifact", str), typed("model", str, ""),
+                   tuple(inputs), names(d.get("outputs", []), "'outputs'"), size, dict(typed("versions", dict, {})),
                    {k: v for k, v in d.items() if k not in cls._FIELDS})  # fmt: skip
 
     def to_json(self) -> dict:
@@ -221,12 +246,28 @@ def exported_artifacts(bundle, targets: list[str] | None = None) -> list[Artifac
     metas = []
     for rel in bundle.files:
         if rel.startswith("exports/") and rel.endswith(".meta.json"):
-            meta = ArtifactMeta.from_json(json.loads(bundle.file(rel).read_bytes()))
+            meta = _read_meta(bundle, rel)
             if targets is None or meta.target in targets:
                 metas.append(meta)
     order = list_targets()
     return sorted(metas, key=lambda m: (order.index(m.target) if m.target in order else len(order),
                                         PRECISIONS.index(m.precision) if m.precision in PRECISIONS else 9))  # fmt: skip
+
+
+def _read_meta(bundle, rel: str) -> ArtifactMeta:
+    """One ``*.meta.json`` of a verified bundle, checked: a known target, and the artifact it names is
+    the file (or directory) beside it, inside the bundle."""
+    try:
+        meta = ArtifactMeta.from_json(json.loads(bundle.file(rel).read_bytes()))
+    except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
+        raise BundleError(f"{bundle.path}: {rel} is not valid artifact metadata ({exc})") from None
+    if meta.target not in TARGETS:
+        raise BundleError(f"{bundle.path}: {rel} names an unknown target {shown(meta.target)}")
+    if f"{meta.artifact}.meta.json" != rel:
+        raise BundleError(f"{bundle.path}: {rel} names the artifact {shown(meta.artifact)}, not the one beside it")
+    if not any(f == meta.artifact or f.startswith(meta.artifact + "/") for f in bundle.files):
+        raise BundleError(f"{bundle.path}: {rel} describes {meta.artifact}, which the bundle does not hold")
+    return meta
 
 
 def artifact_of(bundle, meta: ArtifactMeta) -> Artifact:

@@ -116,7 +116,11 @@ RUNTIMES: Registry[Runtime] = Registry("runtime")
 def _ort(art: Artifact, threads: int):
     from edgeintent.runtimes.sessions import OrtSession
 
-    return OrtSession(art.path, art.precision, threads)
+    try:
+        return OrtSession(art.path, art.precision, threads)
+    except Exception as exc:  # noqa: BLE001 - onnxruntime's load errors (Fail, InvalidGraph, …) share no base class
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        raise ExportError(f"onnxruntime cannot load {art.path}: {lines[0] if lines else type(exc).__name__}") from None
 
 
 def _mnn(cls_name: str) -> Callable[[Artifact, int], object]:

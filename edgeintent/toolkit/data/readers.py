@@ -128,11 +128,29 @@ def _jsonl_batches(path: Path) -> Iterator[pa.RecordBatch]:
     # A row of one stream omits the other streams' keys: every row is read with the union schema, and a
     # key missing where it is needed is reported per row ("is empty or missing").
     parse = pajson.ParseOptions(explicit_schema=LONG_SCHEMA, unexpected_field_behavior="ignore")
-    yield from _read_blocks(
+    for batch in _read_blocks(
         path,
         lambda: pajson.open_json(path, read_options=pajson.ReadOptions(block_size=1 << 22), parse_options=parse),
         _jsonl_message,
-    )
+    ):
+        # pyarrow's JSON reader keeps invalid UTF-8 inside strings (its CSV reader refuses it)
+        for name, col in zip(batch.schema.names, batch.columns):
+            if pa.types.is_string(col.type):
+                try:
+                    col.validate(full=True)
+                except pa.ArrowInvalid:
+                    raise DataError(f"{path}: {_first_non_utf8_line(path)}: column {name!r} is not valid UTF-8") from None
+        yield batch
+
+
+def _first_non_utf8_line(path: Path) -> str:
+    with open(path, "rb") as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return f"line {line_no}"
+    return "a line"
 
 
 _JSON_TYPES = {"int64": (int,), "double": (int, float), "string": (str,)}

@@ -362,6 +362,30 @@ class LogBuilder:
         return EventLog(streams, self.report)
 
 
+def check_decisions(decisions: pa.Table, source: str) -> pa.Table:
+    """Decision points as the feature layer needs them: integer ``user_id`` and ``t_ms`` (≥ 0) with no
+    missing values, plus any other columns; returned with those two as int64. A DataError otherwise."""
+    for name in ("user_id", "t_ms"):
+        if name not in decisions.column_names:
+            raise DataError(f"{source}: decision points need a {name!r} column (they have {', '.join(decisions.column_names) or 'none'})")
+        if decisions.column_names.count(name) > 1:
+            raise DataError(f"{source}: column {name!r} appears twice in the decision points")
+        col = decisions.column(name)
+        if not pa.types.is_integer(col.type):
+            raise DataError(f"{source}: decision points' {name!r} has type {col.type}, expected an integer")
+        if col.null_count:
+            raise DataError(f"{source}: decision points' {name!r} has {col.null_count} missing values")
+        try:
+            col = col.cast(pa.int64())
+        except pa.ArrowInvalid:
+            raise DataError(f"{source}: decision points' {name!r} is out of the int64 range") from None
+        decisions = decisions.set_column(decisions.column_names.index(name), name, col)
+    t = decisions.column("t_ms").to_numpy()
+    if t.size and t.min() < 0:
+        raise DataError(f"{source}: decision points' 't_ms' is negative ({int(t.min())})")
+    return decisions
+
+
 def count_out_of_order(user: np.ndarray, ts: np.ndarray) -> int:
     """Rows whose ts_ms is earlier than the same user's previous row; the arrays are in file order."""
     if user.size < 2:

@@ -27,6 +27,7 @@ from edgeintent.errors import SourceError
 from edgeintent.registry import Registry
 from edgeintent.toolkit.data.dataset import Dataset
 from edgeintent.toolkit.data.readers import read_events
+from edgeintent.toolkit.data.schema import check_decisions
 
 #: A loader gets the whole (stripped) spec, e.g. ``"sim:300:1"``, and returns the Dataset.
 SourceLoader = Callable[[str], Dataset]
@@ -109,6 +110,7 @@ def _load_file(spec: str) -> Dataset:
             decisions = pq.read_table(side)
         except (pa.ArrowInvalid, OSError) as exc:
             raise SourceError(f"{side}: unreadable decision-point sidecar ({str(exc).splitlines()[0]})") from None
+        decisions = check_decisions(decisions, str(side))
     return Dataset(name=str(spec), events=events, decisions=decisions)
 
 

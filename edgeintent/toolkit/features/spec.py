@@ -22,12 +22,13 @@ only, to avoid leakage); hash sizes, the hash seed and the sector's ``min_distan
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from edgeintent.errors import ConfigError, DataError, SpecError
+from edgeintent.errors import ConfigError, DataError, SpecError, shown
 from edgeintent.io import atomic_write_text
 from edgeintent.toolkit.data.schema import STREAMS, EventLog
 from edgeintent.toolkit.features.values import categorical, derived_values, jsonable
@@ -69,6 +70,9 @@ STREAM_FEATURES: dict[str, tuple[tuple[str, str, str], ...]] = {
     ),
 }
 N_FEATURES = {s: len(f) for s, f in STREAM_FEATURES.items()}
+#: the longest window a FeatureSpec may ask for, and the largest local-time offset
+MAX_LEN = 100_000
+DAY_MS = 24 * 3600 * 1000
 #: The labels of a sample (see :mod:`~edgeintent.toolkit.features.windows`).
 LABELS = ("buy_rt", "buy_long", "stay")
 
@@ -155,17 +159,59 @@ class Feature:
         return out
 
     @classmethod
-    def from_json(cls, d: dict) -> Feature:
-        return cls(
-            name=d["name"],
-            kind=d["kind"],
-            source=d["source"],
-            vocab=tuple(d.get("vocab", ())),
-            edges=tuple(float(e) for e in d.get("edges", ())),
-            size=int(d.get("size", 0)),
-            seed=int(d.get("seed", 0)),
-            min_distance=float(d.get("min_distance", 0.0)),
+    def from_json(cls, d: dict, expected: tuple[str, str, str] | None = None) -> Feature:
+        """A feature from its JSON, every field checked (a ValueError names the first bad one);
+        ``expected`` is the (name, kind, source) the contract puts at this position."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a feature is a JSON object, not {type(d).__name__}")
+        name, kind, source = (d.get(k) for k in ("name", "kind", "source"))
+        if expected is not None and (name, kind, source) != expected:
+            raise ValueError(f"feature {shown(name)} must be {dict(zip(('name', 'kind', 'source'), expected))}")
+        feature = cls(
+            name=name,
+            kind=kind,
+            source=source,
+            vocab=tuple(_vocab(d.get("vocab", []))) if kind == "vocab" else (),
+            edges=_edges(d.get("edges", [])) if kind == "bucket" else (),
+            size=_int(d.get("size", 0), "size", 1 if kind == "hash" else 0, 2**31 - 1),
+            seed=_int(d.get("seed", 0), "seed", 0, 2**64 - 1),
+            min_distance=_number(d.get("min_distance", 0.0), "min_distance", 0.0),
         )
+        if "cardinality" in d and d["cardinality"] != feature.cardinality:
+            raise ValueError(f"feature {name!r} says cardinality {shown(d['cardinality'])}, its contents give {feature.cardinality}")
+        return feature
+
+
+def _int(v, what: str, lo: int, hi: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise ValueError(f"{what} must be an integer in [{lo}, {hi}], got {shown(v)}")
+    return v
+
+
+def _number(v, what: str, lo: float = -math.inf, hi: float = math.inf) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or not lo <= v <= hi:
+        raise ValueError(f"{what} must be a finite number in [{lo}, {hi}], got {shown(v)}")
+    return float(v)
+
+
+def _vocab(values) -> list:
+    if not isinstance(values, list):
+        raise ValueError(f"a vocab is a list, got {shown(values)}")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, str | int):
+            raise ValueError(f"vocab entries are strings or integers, got {shown(v)}")
+    if len(set(values)) != len(values):
+        raise ValueError("a vocab lists a value twice")
+    return values
+
+
+def _edges(values) -> tuple[float, ...]:
+    if not isinstance(values, list):
+        raise ValueError(f"bucket edges are a list, got {shown(values)}")
+    edges = tuple(_number(e, "a bucket edge") for e in values)
+    if any(b <= a for a, b in zip(edges, edges[1:])):
+        raise ValueError("bucket edges must be strictly increasing")
+    return edges
 
 
 @dataclass(frozen=True)
@@ -204,29 +250,38 @@ class FeatureSpec:
     @classmethod
     def from_json(cls, d: dict, source: str = "<json>") -> FeatureSpec:
         try:
-            version = int(d["spec_version"])
+            if not isinstance(d, dict):
+                raise ValueError("a FeatureSpec is a JSON object")
+            version = d.get("spec_version")
             if version != SPEC_VERSION:
-                raise SpecError(f"{source}: FeatureSpec version {version} is not supported (this edgeintent reads {SPEC_VERSION})")
+                raise SpecError(f"{source}: FeatureSpec version {shown(version)} is not supported (this edgeintent reads {SPEC_VERSION})")
+            streams, max_len = d.get("streams"), d.get("max_len")
+            if not isinstance(streams, dict) or not streams:
+                raise ValueError("\"streams\" must be a non-empty object")
             features = {}
-            for s, feats in d["streams"].items():
+            for s, feats in streams.items():
                 if s not in STREAMS:
-                    raise SpecError(f"{source}: unknown stream {s!r} in FeatureSpec")
-                parsed = tuple(Feature.from_json(f) for f in feats)
-                expected = [name for name, _, _ in STREAM_FEATURES[s]]
-                if [f.name for f in parsed] != expected:
-                    raise SpecError(f"{source}: stream {s!r} must list features {expected}")
-                features[s] = parsed
+                    raise SpecError(f"{source}: unknown stream {shown(s)} in FeatureSpec")
+                expected = STREAM_FEATURES[s]
+                if not isinstance(feats, list) or len(feats) != len(expected):
+                    raise SpecError(f"{source}: stream {s!r} must list features {[name for name, _, _ in expected]}")
+                features[s] = tuple(Feature.from_json(f, want) for f, want in zip(feats, expected))
+            if not isinstance(max_len, dict) or set(max_len) != set(features):
+                raise ValueError(f"\"max_len\" must give a length for each of its streams ({', '.join(features)})")
+            labels = d.get("labels", {})
+            if not isinstance(labels, dict):
+                raise ValueError("\"labels\" must be an object")
             return cls(
                 features=features,
-                max_len={s: int(n) for s, n in d["max_len"].items()},
-                utc_offset_ms=int(d.get("utc_offset_ms", 0)),
-                labels=LabelConfig(**d.get("labels", {})),
+                max_len={s: _int(n, f"max_len of {s}", 1, MAX_LEN) for s, n in max_len.items()},
+                utc_offset_ms=_int(d.get("utc_offset_ms", 0), "utc_offset_ms", -DAY_MS, DAY_MS),
+                labels=LabelConfig(**{k: _int(v, k, 1, 2**53) for k, v in labels.items()}),
                 version=version,
             )
         except SpecError:
             raise
         except (KeyError, TypeError, ValueError, ConfigError) as exc:
-            raise SpecError(f"{source}: malformed FeatureSpec ({type(exc).__name__}: {exc})") from None
+            raise SpecError(f"{source}: malformed FeatureSpec ({exc})") from None
 
     @classmethod
     def load(cls, path: str | Path) -> FeatureSpec:

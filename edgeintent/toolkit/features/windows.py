@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from edgeintent.errors import DataError, SpecError
 from edgeintent.io import atomic_path
-from edgeintent.toolkit.data.schema import STREAMS, EventLog
+from edgeintent.toolkit.data.schema import STREAMS, EventLog, check_decisions
 from edgeintent.toolkit.features.encoding import event_ids
 from edgeintent.toolkit.features.spec import FeatureSpec, LabelConfig
 from edgeintent.toolkit.features.values import column
@@ -144,6 +144,8 @@ def _sorted_decisions(log: EventLog, decisions: pa.Table | None) -> tuple[pa.Tab
     """Decision points (the default rule if None) sorted by (user, t), with their user and t arrays."""
     if decisions is None:
         decisions = default_decision_points(log)
+    else:
+        decisions = check_decisions(decisions, "the decision points")
     decisions = decisions.sort_by([("user_id", "ascending"), ("t_ms", "ascending")])
     return decisions, column(decisions, "user_id").astype(np.int64), column(decisions, "t_ms").astype(np.int64)
 
