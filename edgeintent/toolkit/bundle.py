@@ -187,6 +187,16 @@ def _manifest(files: Mapping[str, dict]) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
+#: the journal of an ``add_files`` that is committing: its new manifest, the staged files to move in and
+#: the files to delete. Written atomically before the first move; whoever opens the bundle next finishes it.
+JOURNAL = ".pending.json"
+
+
+def _is_staging(name: str) -> bool:
+    """A staged file's name (``.NAME.RANDOM.tmp``): never a bundle file, ignored by verification."""
+    return name.startswith(".") and name.endswith(".tmp") and name.count(".") >= 3
+
+
 def _relpath_problem(rel: Any) -> str | None:
     """Why ``rel`` is not a bundle-relative POSIX path that stays inside the bundle (None if it is fine)."""
     if not isinstance(rel, str) or not rel:
@@ -200,6 +210,8 @@ def _relpath_problem(rel: Any) -> str | None:
     )
     if bad:
         return f"{rel!r} is not a plain relative path inside the bundle (no '..', no absolute paths, '/' separators)"
+    if rel == JOURNAL or _is_staging(rel.rsplit("/", 1)[-1]):
+        return f"{rel!r} is a name edgeintent keeps for files it is writing"
     return None
 
 
@@ -387,8 +399,10 @@ def add_files(path: str | Path, files: Mapping[str, bytes], replace: tuple[str, 
 
     if not root.is_dir():
         verify_bundle(root)  # raises the precise error (missing, not a directory)
+    _recover(root, name)
     with _locked(root):
-        manifest = verify_bundle(root)  # again under the lock: another writer may have just finished
+        manifest, _ = _verify(root, recover=False)  # again under the lock: another writer may have just finished
+        _clear_staging(root)
         listed = manifest["files"]
         for rel in rels:
             parts = rel.split("/")
@@ -421,33 +435,90 @@ def add_files(path: str | Path, files: Mapping[str, bytes], replace: tuple[str, 
         for rel in rels:
             new_files[rel] = _file_entry(bytes(files[rel]))
         new_manifest = _manifest(new_files)
+        journal = {"manifest": new_manifest, "moves": [[tmp.relative_to(root).as_posix(), dest.relative_to(root).as_posix()]
+                                                      for tmp, dest in staged], "delete": stale}  # fmt: skip
         try:
-            for tmp, dest in staged:
-                os.replace(tmp, dest)
-            for d in sorted({dest.parent for _, dest in staged}, key=lambda p: -len(p.parts)):
-                _fsync_dir(d)
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{MANIFEST}.", suffix=".tmp", dir=root)
-            os.close(fd)
-            try:
-                _write_file(Path(tmp_name), canonical_json(new_manifest, f"{name}: {MANIFEST}"))
-                os.chmod(tmp_name, default_mode(0o666))
-                os.replace(tmp_name, root / MANIFEST)
-            except BaseException:
-                Path(tmp_name).unlink(missing_ok=True)
-                raise
-            _fsync_dir(root)
-            for rel in stale:
-                (root / rel).unlink(missing_ok=True)
-            for d in sorted({(root / rel).parent for rel in stale}, key=lambda p: -len(p.parts)):
-                while d != root and d.is_dir() and not any(d.iterdir()):  # directories the stale files leave empty
-                    d.rmdir()
-                    d = d.parent
-        except OSError as exc:
+            _atomic_bytes(root / JOURNAL, canonical_json(journal, f"{name}: {JOURNAL}"))
+        except BaseException as exc:
             for tmp, _ in staged:
                 tmp.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise BundleError(f"{name}: could not add files ({exc.strerror or exc}); the bundle is unchanged") from None
+            raise
+        try:
+            _roll_forward(root, journal)
+        except OSError as exc:
             raise BundleError(
-                f"{name}: could not finish adding files ({exc.strerror or exc}); verify_bundle will name what is inconsistent"
+                f"{name}: could not finish adding files ({exc.strerror or exc}); the next open of the bundle finishes it"
             ) from None
+
+
+def _atomic_bytes(path: Path, data: bytes) -> None:
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        _write_file(Path(tmp_name), data)
+        os.chmod(tmp_name, default_mode(0o666))
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _roll_forward(root: Path, journal: dict) -> None:
+    """Finish a journalled commit (idempotent: a move already done is skipped): move the staged files
+    in, replace the manifest, delete the stale files, drop the journal."""
+    for tmp_rel, dest_rel in journal["moves"]:
+        tmp = root / tmp_rel
+        if tmp.exists():
+            os.replace(tmp, root / dest_rel)
+    for d in sorted({(root / dest).parent for _, dest in journal["moves"]}, key=lambda p: -len(p.parts)):
+        _fsync_dir(d)
+    _atomic_bytes(root / MANIFEST, canonical_json(journal["manifest"], f"{root}: {MANIFEST}"))
+    for rel in journal["delete"]:
+        (root / rel).unlink(missing_ok=True)
+    for d in sorted({(root / rel).parent for rel in journal["delete"]}, key=lambda p: -len(p.parts)):
+        while d != root and d.is_dir() and not any(d.iterdir()):  # directories the stale files leave empty
+            d.rmdir()
+            d = d.parent
+    (root / JOURNAL).unlink(missing_ok=True)
+    _fsync_dir(root)
+
+
+def _recover(root: Path, name: str) -> None:
+    """Finish an ``add_files`` that was interrupted after its journal was written (under the lock)."""
+    if not (root / JOURNAL).is_file():
+        return
+    try:
+        with _locked(root):
+            if not (root / JOURNAL).is_file():
+                return  # the writer finished while we waited for the lock
+            try:
+                journal = json.loads((root / JOURNAL).read_bytes())
+                moves, delete = journal["moves"], journal["delete"]
+                ok = isinstance(journal["manifest"], dict) and all(
+                    isinstance(m, list) and len(m) == 2 and not _relpath_problem(m[1]) and isinstance(m[0], str)
+                    and Path(m[0]).parent == Path(m[1]).parent and _is_staging(Path(m[0]).name) for m in moves
+                ) and all(not _relpath_problem(r) for r in delete)  # fmt: skip
+            except (ValueError, KeyError, TypeError):
+                ok = False
+            if not ok:
+                raise BundleError(f"{name}: {JOURNAL} is malformed; the bundle was modified after it was written")
+            _roll_forward(root, journal)
+    except OSError as exc:
+        raise BundleError(
+            f"{name}: an interrupted write left {JOURNAL} and finishing it failed ({exc.strerror or exc}); "
+            "open the bundle once with write access"
+        ) from None
+
+
+def _clear_staging(root: Path) -> None:
+    """Remove files staged by an ``add_files`` killed before its journal (under the lock)."""
+    for dirpath, _, filenames in os.walk(root, followlinks=False):
+        for f in filenames:
+            if _is_staging(f):
+                (Path(dirpath) / f).unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -515,20 +586,25 @@ def _present_files(root: Path, name: str) -> set[str]:
         for f in filenames:
             p = here / f
             rel = p.relative_to(root).as_posix()
+            if _is_staging(f) and p.is_file() and not p.is_symlink():
+                continue  # staged by a writer that is running or was killed before its journal
             if p.is_symlink() or not p.is_file():
                 raise BundleError(f"{name}: {rel} is a symbolic link or special file; a bundle holds regular files only")
             found.add(rel)
     return found
 
 
-def _verify(path: str | Path, read: Collection[str] = ()) -> tuple[dict, dict[str, bytes]]:
-    """Verify the bundle; return its manifest and the bytes of the files in ``read`` (the bytes that were hashed)."""
+def _verify(path: str | Path, read: Collection[str] = (), recover: bool = True) -> tuple[dict, dict[str, bytes]]:
+    """Verify the bundle (first finishing an interrupted ``add_files``, unless ``recover`` is False);
+    return its manifest and the bytes of the files in ``read`` (the bytes that were hashed)."""
     root = Path(path)
     name = str(path)
     if not root.exists():
         raise BundleError(f"{name}: no such bundle (the directory does not exist)")
     if not root.is_dir():
         raise BundleError(f"{name}: not a bundle (a bundle is a directory, this is a file)")
+    if recover:
+        _recover(root, name)
     manifest = _read_manifest(root, name)
     listed: dict[str, dict] = manifest["files"]
     present = _present_files(root, name)
