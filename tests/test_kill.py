@@ -90,6 +90,59 @@ def test_train_killed_at_random_points_leaves_no_bundle_or_a_whole_one(tmp_path)
             load_bundle(out)
 
 
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "edgeintent.cli", *args]
+
+
+def _check_npz(out: Path, bundle: Path | None) -> None:
+    with np.load(out, allow_pickle=False) as z:
+        assert len(z.files) > 0
+
+
+def _check_parquet(out: Path, bundle: Path | None) -> None:
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(out).num_rows > 0
+    verify_bundle(bundle)  # allocate also adds decision.json to the bundle
+
+
+def _check_quantized(out: Path, bundle: Path | None) -> None:
+    _runs(bundle)
+
+
+@pytest.mark.parametrize("command", ["features build", "allocate", "quantize"])
+def test_outputs_of_killed_commands_are_whole_or_absent(trained, tmp_path, command):
+    """Each output is absent or whole after a kill, and the bundle it writes into still verifies."""
+    rng = random.Random(command)
+    bundle = None
+    if command == "features build":
+        spec = tmp_path / "spec.json"
+        subprocess.run(_cli("features", "fit", "sim:120:1", "--out", str(spec)), cwd=ROOT, check=True, capture_output=True, timeout=300)
+        make, check = (lambda out: _cli("features", "build", "sim:120:1", "--spec", str(spec), "--out", str(out))), _check_npz
+        suffix = ".npz"
+    elif command == "allocate":
+        bundle = tmp_path / "iidn"
+        shutil.copytree(trained("iidn"), bundle)
+        make = lambda out: _cli("allocate", "--bundle", str(bundle), "--data", "sim:120:9", "--budget", "500", "--out", str(out))  # noqa: E731
+        check, suffix = _check_parquet, ".parquet"
+    else:
+        bundle = tmp_path / "dipn"
+        shutil.copytree(trained("dipn-tiny"), bundle)
+        subprocess.run(_cli("export", str(bundle), "--target", "onnx"), cwd=ROOT, check=True, capture_output=True, timeout=300)
+        make = lambda out: _cli("quantize", str(bundle), "--target", "onnx", "--mode", "fp16", "--runs", "10")  # noqa: E731
+        check, suffix = _check_quantized, ""
+    t0 = time.monotonic()
+    subprocess.run(make(tmp_path / f"timed{suffix}"), cwd=ROOT, check=True, capture_output=True, timeout=300)
+    took = time.monotonic() - t0
+    for i in range(max(KILLS // 2, 2)):
+        out = tmp_path / f"out{i}{suffix}"
+        _kill_at_random(make(out), took * 1.2, rng)
+        if bundle is not None:
+            verify_bundle(bundle)
+        if suffix == "" or out.exists():
+            check(out, bundle)
+
+
 def test_a_commit_interrupted_between_renames_is_finished_by_the_next_open(trained, tmp_path, monkeypatch):
     """add_files dies after moving the first of its files in (its journal written): the bundle does not
     verify as it stands, and the next open finishes the commit."""
