@@ -233,3 +233,15 @@ def test_one_event_file_says_unobserved_not_no_cloud_stream(tmp_path, ext):
     res = _inspect(write_events(log, tmp_path / f"one{ext}"))
     assert res.exit_code == 0, res.output
     assert "no cloud stream" not in res.output and res.output.count("n/a (unobserved)") == 3, res.output
+
+
+def test_a_csv_header_the_csv_module_cannot_parse_is_one_line(tmp_path):
+    p = tmp_path / "h.csv"
+    p.write_bytes(b"\x00\ruser_id,ts_ms,stream\n1,2,click\n")
+    _one_line_refusal(_inspect(p))
+
+
+def test_timestamps_after_the_year_9999_are_refused(tmp_path):
+    p = _csv(tmp_path, "1,253402300800000,cloud,view,5,6,1.0,,\n")
+    with pytest.raises(DataError, match="after the year 9999"):
+        read_events(p)

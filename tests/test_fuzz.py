@@ -523,3 +523,20 @@ def test_the_suite_is_big_enough():
     """Run last in this module: it counts what the tests above sent (≥ 2,000 at scale 1)."""
     if SCALE >= 1:
         assert SENT["inputs"] >= 2000, SENT["inputs"]
+
+
+@pytest.mark.parametrize("key,value", [("drop_features", [None]), ("embed_dim", "x"), ("streams", ["nope"]), ("hidden", -1),
+                                       ("rnn", 7), ("tasks", None)])  # fmt: skip
+def test_config_with_a_bad_model_option_is_refused_in_one_line(worker, work, bundle_seed, key, value):
+    """config.json changed with its checksum updated (found by a 20,000-input run: a None in drop_features)."""
+    path = work / "config-bad"
+    if path.exists():
+        shutil.rmtree(path)
+    shutil.copytree(bundle_seed, path)
+    cfg = json.loads((path / "config.json").read_text())
+    cfg["model"][key] = value
+    (path / "config.json").write_text(json.dumps(cfg))
+    _rehash(path)
+    res = worker.ask({"kind": "bundle", "path": str(path)}, path)
+    check(res, f"{key}={value!r}")
+    assert res["status"] == "refused", res

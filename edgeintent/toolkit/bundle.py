@@ -718,10 +718,13 @@ def load_model(bundle):
 
     from edgeintent.toolkit.models import get_entry, rebuild_model
 
-    cfg = bundle.config["model"]
-    entry = get_entry(cfg["name"])
+    try:
+        cfg = bundle.config["model"]
+        entry = get_entry(cfg["name"])
+        model = rebuild_model(cfg, bundle.spec) if entry.kind == "torch" else None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # config.json is data: any of these is a bad one
+        raise BundleError(f"{bundle.path}: {CONFIG} does not describe a model this edgeintent builds ({type(exc).__name__}: {exc})") from None
     if entry.kind == "torch":
-        model = rebuild_model(cfg, bundle.spec)
         state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in bundle.weights.items()}
         try:
             model.load_state_dict(state)
@@ -730,6 +733,9 @@ def load_model(bundle):
             raise BundleError(f"{bundle.path}: the weights do not fit model {cfg['name']!r} as configured ({first})") from None
         model.eval()
         return model
-    model = entry.factory.from_state(cfg, bundle.weights, bundle.spec)
+    try:
+        model = entry.factory.from_state(cfg, bundle.weights, bundle.spec)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BundleError(f"{bundle.path}: {CONFIG} and the weights do not describe a {cfg['name']} model ({type(exc).__name__}: {exc})") from None
     model.registry_name = cfg["name"]
     return model

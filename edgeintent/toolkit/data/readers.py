@@ -85,7 +85,10 @@ def _csv_batches(path: Path) -> Iterator[pa.RecordBatch]:
         header = fh.readline().decode("utf-8", errors="replace").strip().lstrip("\ufeff")
     if not header:
         raise DataError(f"{path}: empty file (no header, no events)")
-    columns = [h.strip() for h in next(csv.reader([header]))]
+    try:
+        columns = [h.strip() for h in next(csv.reader([header]))]
+    except csv.Error as exc:
+        raise DataError(f"{path}: line 1: not a CSV header ({exc})") from None
     names = _unique_names(path, columns)
     _check_header(path, names)
     # the header is parsed here (byte-order marks and spaces stripped) and handed to pyarrow, which
@@ -235,6 +238,13 @@ _CSV_COL = re.compile(r"column #(\d+): .*CSV conversion error to (\w+): invalid 
 
 def _csv_message(path: Path, exc: Exception) -> str:
     """pyarrow names the column but not the row: find the first offending line with the csv module."""
+    try:
+        return _csv_line_message(path, exc)
+    except csv.Error as err:
+        return f"not a readable CSV file ({err})"
+
+
+def _csv_line_message(path: Path, exc: Exception) -> str:
     m = _CSV_COL.search(str(exc))
     if not m:
         return _first_line(exc)

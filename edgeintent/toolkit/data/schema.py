@@ -60,6 +60,8 @@ STREAM_FIELDS: dict[str, dict[str, pa.DataType]] = {
     },
 }
 
+#: the last millisecond of the year 9999 (UTC): later timestamps have no calendar date
+MAX_TS_MS = 253_402_300_799_999
 #: Inclusive numeric ranges checked on read (NaN and inf are always rejected).
 FIELD_RANGES: dict[str, tuple[float, float]] = {
     "x0": (0.0, 1.0),
@@ -258,6 +260,10 @@ class LogBuilder:
         neg = np.flatnonzero(ts < 0)
         if neg.size:
             raise DataError(f"{src}: {self._where(fmt, offset + int(neg[0]))}: column 'ts_ms' is negative ({ts[neg[0]]})")
+        late = np.flatnonzero(ts > MAX_TS_MS)
+        if late.size:
+            raise DataError(f"{src}: {self._where(fmt, offset + int(late[0]))}: column 'ts_ms' is {ts[late[0]]}, "
+                            f"after the year 9999 (at most {MAX_TS_MS})")  # fmt: skip
         stream = table.column("stream")
         known = pc.is_in(stream, value_set=pa.array(list(STREAMS))).to_numpy(zero_copy_only=False)
         if not known.all():
@@ -381,8 +387,8 @@ def check_decisions(decisions: pa.Table, source: str) -> pa.Table:
             raise DataError(f"{source}: decision points' {name!r} is out of the int64 range") from None
         decisions = decisions.set_column(decisions.column_names.index(name), name, col)
     t = decisions.column("t_ms").to_numpy()
-    if t.size and t.min() < 0:
-        raise DataError(f"{source}: decision points' 't_ms' is negative ({int(t.min())})")
+    if t.size and (t.min() < 0 or t.max() > MAX_TS_MS):
+        raise DataError(f"{source}: decision points' 't_ms' must lie in [0, {MAX_TS_MS}] (year 9999), got {int(t.min())}…{int(t.max())}")
     return decisions
 
 
