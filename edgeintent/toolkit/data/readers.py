@@ -181,14 +181,12 @@ def _jsonl_message(path: Path, exc: Exception) -> str:
     return f"not valid JSON lines ({_first_line(exc)})"
 
 
-_WS = np.frombuffer(b" \t\r", np.uint8)
-
-
 def _check_json_lines(path: Path, chunk: int = 1 << 26) -> None:
     """Every non-blank line is one JSON object: it starts with ``{`` and ends with ``}``. pyarrow reads
     JSON values separated by any whitespace, so a line ``null`` would otherwise become an empty row
     (and, first in a block, crash pyarrow 26's reader), and row numbers would stop being line numbers.
-    Vectorised over the bytes; only lines with surrounding whitespace are looked at one by one."""
+    Vectorised over the bytes (CRLF included); only lines with other surrounding whitespace are looked at
+    one by one."""
     if path.stat().st_size == 0:
         return
     buf = np.memmap(path, dtype=np.uint8, mode="r")
@@ -204,9 +202,12 @@ def _check_json_lines(path: Path, chunk: int = 1 << 26) -> None:
         if stop == n and (not nl.size or nl[-1] != n - 1):
             nl = np.append(nl, n)  # the last line has no newline
         begins = np.concatenate(([start], nl[:-1] + 1))
-        nonempty = nl > begins
+        ends = nl.copy()  # one past the line's last byte, a CRLF's \r excluded
+        crlf = (ends > begins) & (buf[np.maximum(ends - 1, 0)] == 13)
+        ends[crlf] -= 1
+        nonempty = ends > begins
         first = np.where(nonempty, buf[np.minimum(begins, n - 1)], 123)
-        last = np.where(nonempty, buf[np.maximum(nl - 1, 0)], 125)
+        last = np.where(nonempty, buf[np.maximum(ends - 1, 0)], 125)
         suspect = np.flatnonzero((first != 123) | (last != 125))
         for i in suspect:
             text = bytes(buf[begins[i] : nl[i]]).strip()
