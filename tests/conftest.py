@@ -4,6 +4,17 @@ from pathlib import Path
 
 import pytest
 
+#: the slowest test files, run first so that the test workers (``-n auto --dist loadfile``) finish
+#: together: longest first; every other file keeps its place
+SLOW_FIRST = ("test_deterministic.py", "test_parity.py", "test_kill.py", "test_quantize.py", "test_emulation.py",
+              "test_bench.py", "test_cli.py", "test_export.py")  # fmt: skip
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's tests stay together
+
+
 #: the source every test bundle is trained on unless a test says otherwise
 SRC = "sim:400:3"
 

@@ -315,48 +315,6 @@ def test_deterministic_without_valgrind_says_how_to_install(bundle, monkeypatch)
     assert len([ln for ln in res.output.splitlines() if ln.startswith("error:")]) == 1
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(shutil.which("valgrind") is None or shutil.which("callgrind_control") is None,
-                    reason="valgrind is not installed (apt-get install -y valgrind); --deterministic needs callgrind")
-def test_deterministic_instruction_count_is_stable_within_0_1_percent(bundle):
-    """Two independent processes benching under callgrind (what ``--deterministic`` runs: 200
-    counted runs, over which the few hundred thousand instructions that vary with when callgrind acts on
-    ``callgrind_control -d`` amortise below 0.1 %) count the same instructions per inference. They run side by
-    side, each pinned to its own CPU when there are two: callgrind counts instructions, not time."""
-    import os
-    import subprocess
-    import sys
-
-    cpus = sorted(os.sched_getaffinity(0))
-    pins = [cpus[-1:], cpus[-2:-1]] if len(cpus) >= 2 else [cpus, cpus]
-    code = ("import json, sys; from edgeintent.runtime_sim.bench import BenchConfig, run_bench; "
-            "cfg = BenchConfig(device='cpu-arm', targets=('onnx',), runs=5, warmup=1, deterministic=True, "
-            "deterministic_runs=200, deterministic_warmup=10); "
-            "print(json.dumps(run_bench(sys.argv[1], cfg)))")  # fmt: skip
-
-    def start(pin):
-        return subprocess.Popen([sys.executable, "-c", code, str(bundle)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, cwd=ROOT, preexec_fn=lambda: os.sched_setaffinity(0, pin))  # fmt: skip
-
-    def finish(p):
-        out, err = p.communicate(timeout=600)
-        assert p.returncode == 0, err[-2000:]
-        return out
-
-    if len(cpus) >= 2:
-        procs = [start(pin) for pin in pins]
-        outs = [finish(p) for p in procs]
-    else:  # one CPU: one after the other
-        outs = [finish(start(pin)) for pin in pins]
-    counts = []
-    for out in outs:
-        row = next(r for r in json.loads(out)["rows"] if r["target"] == "onnx")
-        assert row["deterministic"]["runs"] == 200
-        counts.append(row["deterministic"]["instructions_per_inference"])
-    assert counts[0] > 1e5
-    assert abs(counts[0] - counts[1]) / counts[0] < 1e-3, counts
-
-
 def test_no_torch_in_the_onnx_measuring_process(bundle, tmp_path):
     """The light runners keep torch out of the RSS of an onnxruntime measurement."""
     import subprocess
