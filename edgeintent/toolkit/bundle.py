@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from edgeintent.errors import BundleError, SpecError
-from edgeintent.io import canonical_json, default_mode
+from edgeintent.io import atomic_path, canonical_json, default_mode
 from edgeintent.toolkit.features import FeatureSpec
 
 BUNDLE_FORMAT = "edgeintent-bundle"
@@ -454,15 +454,9 @@ def add_files(path: str | Path, files: Mapping[str, bytes], replace: tuple[str, 
 
 
 def _atomic_bytes(path: Path, data: bytes) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        _write_file(Path(tmp_name), data)
-        os.chmod(tmp_name, default_mode(0o666))
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    """``io.atomic_path`` with the file and its directory synced (the journal and the manifest)."""
+    with atomic_path(path) as tmp:
+        _write_file(tmp, data)
     _fsync_dir(path.parent)
 
 
