@@ -1,7 +1,8 @@
 """Training: split by user → fit the FeatureSpec on training users → featurize → train → evaluate → bundle.
 
 Torch models train with AdamW on per-task BCE (weights in the config, unobserved labels masked out),
-with early stopping on the main task's validation AUC (``buy_rt`` when the model has it). Class
+plus the model's own ``aux_loss(outputs)`` when it has one (AITM's calibrator), with early stopping on
+the main task's validation AUC (the model's ``selection_task``, else ``buy_rt`` when it has it). Class
 imbalance: ``pos_weight="auto"`` weighs positives by neg/pos (capped) and afterwards shifts each head's
 bias by −log(pos_weight), the prior correction that makes the weighted model's probabilities calibrated
 again (models without ``shift_logit`` train unweighted; IIDN's auxiliary stay task is its own remedy).
@@ -24,6 +25,7 @@ import torch
 from edgeintent import __version__
 from edgeintent.errors import ConfigError, DataError
 from edgeintent.toolkit.training import metrics as M
+from edgeintent.toolkit.training.funnel import funnel_report
 from edgeintent.toolkit.features import (
     FeatureSpec,
     FitConfig,
@@ -31,6 +33,7 @@ from edgeintent.toolkit.features import (
     Samples,
     build_samples,
     fit_spec,
+    is_funnel,
     split_users,
 )
 from edgeintent.toolkit.models import create_model, get_entry, model_config
@@ -107,7 +110,7 @@ def main_task(tasks: tuple[str, ...]) -> str:
 
 
 def _pos_weights(cfg: TrainConfig, model, samples: Samples, idx: np.ndarray) -> dict[str, float]:
-    if cfg.pos_weight == "none" or not hasattr(model, "shift_logit"):
+    if cfg.pos_weight == "none" or getattr(model, "shift_logit", None) is None:
         return {t: 1.0 for t in model.tasks}
     out = {}
     for t in model.tasks:
@@ -125,7 +128,7 @@ def train_torch(
 ) -> tuple[list[dict], int]:
     samples, tr, va = prep.samples, prep.train_idx, prep.valid_idx
     tasks = model.tasks
-    mt = main_task(tasks)
+    mt = getattr(model, "selection_task", None) or main_task(tasks)
     weights = dict(cfg.task_weights)
     pos_w = _pos_weights(cfg, model, samples, tr)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -152,6 +155,9 @@ def train_torch(
                     out[t], y, pos_weight=torch.tensor(pos_w[t]), reduction="none"
                 )
                 loss = loss + weights.get(t, 1.0) * (per * m).sum() / m.sum().clamp(min=1.0)
+            aux = model.aux_loss(out) if hasattr(model, "aux_loss") else None
+            if aux is not None:  # a model's own term on its outputs (AITM's calibrator)
+                loss = loss + aux
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -207,6 +213,16 @@ def train(
         model.fit(prep.samples.take(prep.train_idx), prep.samples.take(prep.valid_idx), seed=cfg.seed)
     logits = predict_logits(model, prep.samples, prep.valid_idx)
     return TrainResult(model, prep, history, best, time.perf_counter() - t0, logits)
+
+
+def evaluate_funnel(samples: Samples, idx: np.ndarray, logits: dict[str, np.ndarray], n_boot: int = 200, seed: int = 0) -> dict | None:
+    """Per-step funnel metrics (``training.funnel``) when the tasks form a funnel, else None."""
+    tasks = tuple(logits)
+    if not is_funnel(tasks):
+        return None
+    return funnel_report(tasks, {k: v[idx] for k, v in samples.labels.items()},
+                         {k: v[idx] for k, v in samples.observed.items()}, logits,
+                         groups=samples.user_id[idx], n_boot=n_boot, seed=seed)  # fmt: skip
 
 
 def evaluate_logits(samples: Samples, idx: np.ndarray, logits: dict[str, np.ndarray], n_boot: int = 200, seed: int = 0) -> dict:
@@ -290,6 +306,9 @@ def train_bundle(
         "history": result.history,
         "valid": metrics,
     }
+    funnel = evaluate_funnel(prep.samples, prep.valid_idx, result.valid_logits, seed=cfg.seed)
+    if funnel is not None:
+        summary["funnel"] = funnel
     write_bundle(out, bundle_config(result, cfg, source, fit), model_weights(result.model), prep.spec,
                  build_golden(result.model, prep.spec, prep.samples, prep.valid_idx, cfg.golden_rows, cfg.seed), summary,
                  overwrite=overwrite)  # fmt: skip
@@ -329,10 +348,11 @@ def evaluate_bundle(path, source: str | None = None, users: str = "auto", plot=N
     samples, idx, source, users = evaluation_rows(bundle, model, source, users)
     logits = predict_logits(model, samples, idx)
     report = evaluate_logits(samples, idx, logits)
+    funnel = evaluate_funnel(samples, idx, logits)
     if plot is not None:
         obs = {t: samples.observed[t][idx] for t in logits}
         M.plot_roc_calibration(
             {t: samples.labels[t][idx][obs[t]] for t in logits}, {t: sigmoid(v)[obs[t]] for t, v in logits.items()}, plot
         )
     return {"bundle": str(path), "model": bundle.config["model"]["name"], "data": source, "users": users,
-            "samples": int(len(idx)), "tasks": report}  # fmt: skip
+            "samples": int(len(idx)), "tasks": report, **({"funnel": funnel} if funnel else {})}  # fmt: skip
