@@ -221,3 +221,24 @@ def test_cli_trains_a_funnel_and_refuses_a_reversed_one(tmp_path):
     assert res.exit_code == 0 and json.loads(res.stdout)["funnel"]["steps"][1]["task"] == "buy_rt"
     res = CliRunner().invoke(main, base + ["--out", str(tmp_path / "c"), "--tasks", "buy_rt,engage_rt"])
     assert res.exit_code == 2 and "upstream first" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_every_exported_aitm_artifact_passes_the_parity_gate(trained, tmp_path):
+    """onnx, coreml and mnn at fp32 through the generic exporters and the gate (nothing AITM-specific)."""
+    import shutil
+
+    from edgeintent.exporters import export_bundle, list_targets
+    from tests.conftest import BRIEF
+
+    path = tmp_path / "aitm"
+    shutil.copytree(trained("aitm", TrainConfig(**BRIEF)), path)
+    for target in list_targets():
+        export_bundle(path, target)
+    res = CliRunner().invoke(main, ["parity", str(path), "--json"])
+    assert res.exit_code == 0, res.output[-3000:]
+    report = json.loads(res.output)
+    rows = {(r["target"], r["output"]): r for r in report["results"] if r["precision"] == "fp32"}
+    assert report["passed"] and {t for t, _ in rows} == {"torch", *list_targets()}
+    for (_, task), r in rows.items():
+        assert task in ("engage_rt", "buy_rt")
+        assert r["passed"] and r["metrics"]["prob_max_abs"] <= 1e-5 and r["metrics"]["spearman"] > 0.9999, r
