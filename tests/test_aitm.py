@@ -242,3 +242,12 @@ def test_every_exported_aitm_artifact_passes_the_parity_gate(trained, tmp_path):
     for (_, task), r in rows.items():
         assert task in ("engage_rt", "buy_rt")
         assert r["passed"] and r["metrics"]["prob_max_abs"] <= 1e-5 and r["metrics"]["spearman"] > 0.9999, r
+
+
+def test_same_seed_same_weight_bytes(tmp_path, prepared_source):
+    from edgeintent.toolkit.training.trainer import train_bundle
+
+    prep = prepared_source()
+    for name in ("a", "b"):
+        train_bundle("aitm", "sim:400:3", tmp_path / name, FAST, prepared=prep)
+    assert (tmp_path / "a" / "weights.safetensors").read_bytes() == (tmp_path / "b" / "weights.safetensors").read_bytes()

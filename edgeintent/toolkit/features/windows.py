@@ -188,11 +188,9 @@ def _labels(
     end = span[1] if span else 0
 
     def events(name: str) -> tuple[np.ndarray, np.ndarray]:
-        """(user, ts) of the cloud events with this action, sorted by key."""
+        """(user, ts) of the cloud events with this action."""
         sub = cloud.filter(pc.equal(action, name))
-        user, ts = column(sub, "user_id"), column(sub, "ts_ms")
-        order = np.argsort(keys(user, ts), kind="stable")
-        return user[order], ts[order]
+        return column(sub, "user_id"), column(sub, "ts_ms")
 
     def next_after(user: np.ndarray, ts: np.ndarray) -> np.ndarray:
         """Time from t to the user's first event strictly after t (inf if none)."""
