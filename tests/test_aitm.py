@@ -223,15 +223,17 @@ def test_cli_trains_a_funnel_and_refuses_a_reversed_one(tmp_path):
     assert res.exit_code == 2 and "upstream first" in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
-def test_every_exported_aitm_artifact_passes_the_parity_gate(trained, tmp_path):
-    """onnx, coreml and mnn at fp32 through the generic exporters and the gate (nothing AITM-specific)."""
+@pytest.mark.parametrize("options", [{}, {"transfer": "esmm", "calibrator": 0.0}])
+def test_every_exported_aitm_artifact_passes_the_parity_gate(trained, tmp_path, options):
+    """onnx, coreml and mnn at fp32 through the generic exporters and the gate (nothing AITM-specific);
+    ESMM's chain rule (softplus, exp, log) too."""
     import shutil
 
     from edgeintent.exporters import export_bundle, list_targets
     from tests.conftest import BRIEF
 
     path = tmp_path / "aitm"
-    shutil.copytree(trained("aitm", TrainConfig(**BRIEF)), path)
+    shutil.copytree(trained("aitm", TrainConfig(**BRIEF), options=options), path)
     for target in list_targets():
         export_bundle(path, target)
     res = CliRunner().invoke(main, ["parity", str(path), "--json"])

@@ -32,7 +32,7 @@ Baselines and ablations on the same encoders (the AITM paper's comparisons), cho
 
 The model trains unweighted (it has no ``shift_logit``): a class weight would move each step's
 probabilities by a different factor and set the calibrator against the weighting. ESMM's logits are
-logit(p_k) = log p_k − log(1 − p_k) with log p_k = Σ_j log σ(·), so every variant exports the same
+logit(p_k) = log p_k − log(1 − p_k) with log p_k = Σ_j log σ(·) (as −softplus(−·)), so every variant exports the same
 outputs (``prob_<task>``, ``logit_<task>``) as every other model.
 """
 
@@ -163,7 +163,11 @@ class AITM(DIPN):
             q = z
         logits = [h(v).squeeze(-1) for h, v in zip(self.heads, q)]
         if transfer == "esmm":  # p_k = p_{k-1} · σ(c_k): log p_k = Σ_j log σ(c_j), logit = log p − log(1 − p)
-            log_p = torch.cumsum(torch.stack([nn.functional.logsigmoid(c) for c in logits], dim=0), dim=0)
+            # log σ(c) = −softplus(−c): coremltools converts softplus but not log_sigmoid
+            # and a running sum of adds, not cumsum (which the MIL reference has no kernel for)
+            log_p = [-nn.functional.softplus(-logits[0])]
+            for c in logits[1:]:
+                log_p.append(log_p[-1] - nn.functional.softplus(-c))
             logits = [logits[0]] + [lp - torch.log((1.0 - torch.exp(lp)).clamp(min=1e-7)) for lp in log_p[1:]]
         return dict(zip(self.tasks, logits))
 
