@@ -294,6 +294,8 @@ def train_bundle(
                    on_epoch=on_epoch)  # fmt: skip
     prep = result.prepared
     metrics = evaluate_logits(prep.samples, prep.valid_idx, result.valid_logits, seed=cfg.seed)
+    funnel = evaluate_funnel(prep.samples, prep.valid_idx, result.valid_logits, seed=cfg.seed)
+    funnel = {} if funnel is None else {"funnel": funnel}
     params, size = model_size(result.model)
     summary = {
         "model": result.model.registry_name,
@@ -305,10 +307,8 @@ def train_bundle(
         "best_epoch": result.best_epoch,
         "history": result.history,
         "valid": metrics,
+        **funnel,
     }
-    funnel = evaluate_funnel(prep.samples, prep.valid_idx, result.valid_logits, seed=cfg.seed)
-    if funnel is not None:
-        summary["funnel"] = funnel
     write_bundle(out, bundle_config(result, cfg, source, fit), model_weights(result.model), prep.spec,
                  build_golden(result.model, prep.spec, prep.samples, prep.valid_idx, cfg.golden_rows, cfg.seed), summary,
                  overwrite=overwrite)  # fmt: skip
