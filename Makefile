@@ -25,9 +25,11 @@ demo: $(STAMP)
 
 # one pytest worker per CPU, a test file's tests on one worker (the cpu-arm environment is built by
 # one process; module fixtures are set up once). Not --dist loadgroup: with pytest 9.2 it silently
-# stops grouping (pytest-xdist#1386).
+# stops grouping (pytest-xdist#1386). --no-loadscope-reorder keeps the files in the order conftest.py
+# gives them (the slowest first); by default xdist hands them out by number of tests, which put the
+# slowest file last.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto --dist loadfile
+	$(BIN)/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/featurize.py --json

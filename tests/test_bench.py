@@ -303,6 +303,15 @@ def test_callgrind_dump_parser(tmp_path):
     (tmp_path / "callgrind.out.7.1").write_text("part: 1\ndesc: Trigger: dump\nsummary: 1000\n")
     (tmp_path / "callgrind.out.7.2").write_text("part: 2\ndesc: Trigger: dump\nsummary: 2500\n")
     assert parse_callgrind_dir(tmp_path) == {1: 1000, 2: 2500}
+    # --separate-threads=yes: one file per thread and part; a thread is picked, or all are summed
+    threads = tmp_path / "threads"
+    threads.mkdir()
+    for name, part, tid, n in (("callgrind.out.7.1-01", 1, 1, 10), ("callgrind.out.7.2-01", 2, 1, 700),
+                               ("callgrind.out.7.2-02", 2, 2, 33), ("callgrind.out.7-01", 3, 1, 9)):  # fmt: skip
+        trigger = "Program termination" if part == 3 else "--dump-before=getsid"
+        (threads / name).write_text(f"part: {part}\nthread: {tid}\ndesc: Trigger: {trigger}\nsummary: {n}\n")
+    assert parse_callgrind_dir(threads, thread=1) == {1: 10, 2: 700}
+    assert parse_callgrind_dir(threads) == {1: 10, 2: 733}
 
 
 def test_deterministic_without_valgrind_says_how_to_install(bundle, monkeypatch):

@@ -24,7 +24,7 @@ from edgeintent.runtime_sim import project
 from edgeintent.runtime_sim.devices import DeviceProfile, get_device
 from edgeintent.runtimes.limits import pick_cpus
 from edgeintent.runtimes import RUNTIMES, Artifact
-from edgeintent.runtimes.child import describe_exit, run_child
+from edgeintent.runtimes.child import CALLGRIND_ARGS, CALLGRIND_ENV, describe_exit, run_child
 
 SCHEMA = "edgeintent.bench/1"
 CHILD_TIMEOUT_S = 900
@@ -127,19 +127,22 @@ class Bench:
     def _callgrind(self, job: dict, workdir: Path, name: str) -> dict:
         det_dir = workdir / f"{name}.callgrind"
         det_dir.mkdir()
-        wrap = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={det_dir}/callgrind.out.%p", "--dump-line=no",
-                "--instr-atstart=no"]
+        wrap = [*CALLGRIND_ARGS, f"--callgrind-out-file={det_dir}/callgrind.out.%p"]
         dj = dict(job, deterministic=True, runs=self.cfg.deterministic_runs, warmup=self.cfg.deterministic_warmup, profile=False,
                   memory_bytes=None)  # fmt: skip
-        code, res, stage = run_child(dj, workdir, name + ".det", self.device.threads, wrap=wrap)
+        code, res, stage = run_child(dj, workdir, name + ".det", self.device.threads, wrap=wrap, extra_env=CALLGRIND_ENV)
         if code != 0 or not res or "error" in res:
             raise BenchError(f"{name}: callgrind run failed at the {stage} stage: {(res or {}).get('error', describe_exit(code))}")
-        parts = parse_callgrind_dir(det_dir)
+        # one intra-op thread runs on the calling thread: count it alone, so that the runtime's and
+        # libraries' background threads (woken by the clock, not by the work) do not enter the count
+        single = self.device.threads == 1
+        parts = parse_callgrind_dir(det_dir, thread=1 if single else None)
         if len(parts) < 2:
             raise BenchError(f"{name}: callgrind wrote {len(parts)} dumps, expected the two markers around the loop")
         loop = parts[sorted(parts)[1]]  # counters since the first marker, dumped at the second
         return {"instructions_per_inference": loop / dj["runs"], "instructions_total": loop, "runs": dj["runs"],
-                "tool": "valgrind --tool=callgrind --instr-atstart=no, callgrind_control -i on, then -d before and after the loop"}  # fmt: skip
+                "threads_counted": "calling thread" if single else "all threads",
+                "tool": " ".join(CALLGRIND_ARGS) + ", PYTHONHASHSEED=0; counters dumped on entering getsid before and after the loop"}  # fmt: skip
 
     # -- everything ------------------------------------------------------------------------------
     def artifacts(self) -> list:
@@ -304,21 +307,24 @@ def parity_status(report: dict | None) -> dict[tuple[str, str], str]:
     return out
 
 
-def parse_callgrind_dir(folder: Path) -> dict[int, int]:
-    """part number → total instructions, for the dumps triggered by ``callgrind_control -d``."""
-    parts = {}
+def parse_callgrind_dir(folder: Path, thread: int | None = None) -> dict[int, int]:
+    """part number → total instructions, for the dumps triggered at the child's markers (not at exit):
+    of one thread (``--separate-threads=yes`` output; 1 is the main thread) or, with None, of all."""
+    parts: dict[int, int] = {}
     for p in folder.glob("callgrind.out.*"):
-        part, total, dump = None, None, False
+        part, total, dump, tid = None, None, False, None
         with open(p) as fh:
             for line in fh:
                 if line.startswith("part:"):
                     part = int(line.split()[1])
+                elif line.startswith("thread:"):
+                    tid = int(line.split()[1])
                 elif line.startswith("desc: Trigger:") and "dump" in line.lower() and "termination" not in line.lower():
                     dump = True
                 elif line.startswith(("summary:", "totals:")) and total is None:
                     total = int(line.split()[1])
-        if dump and part is not None and total is not None:
-            parts[part] = total
+        if dump and part is not None and total is not None and (thread is None or tid == thread):
+            parts[part] = parts.get(part, 0) + total
     return parts
 
 
