@@ -23,13 +23,13 @@ FLOORS = (
     ("data", ("toolkit/data/",)),
     ("features", ("toolkit/features/",)),
     ("models", ("toolkit/models/",)),
-    ("bundle", ("toolkit/bundle.py", "toolkit/golden.py")),
+    ("bundle", ("toolkit/bundle.py", "toolkit/golden.py", "toolkit/golden_events.py")),
     ("training", ("toolkit/training/",)),
     ("runtimes", ("runtimes/",)),
-    ("exporters", ("exporters/",)),
+    ("exporters", ("exporters/", "kit/")),
     ("parity", ("parity/",)),
     ("quantization", ("quantization/",)),
-    ("stages", ("runtime_sim/", "decide/", "rank/", "engines/", "kit/")),
+    ("stages", ("runtime_sim/", "decide/", "rank/", "engines/")),
     ("top", ("demo.py", "cli/", "cli")),
 )
 
