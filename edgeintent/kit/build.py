@@ -52,6 +52,17 @@ def compile_program(src: Path, main: str, out: Path, arch: str = "host", sanitiz
     return out
 
 
+def compile_library(src: Path, out: Path) -> Path:
+    """``src/kit.c`` as a shared library for this host (what ctypes loads: tests, bench)."""
+    cc = compiler("host")
+    cmd = [cc, *CFLAGS, "-shared", "-fPIC", "-o", str(out), str(src / "kit.c"), "-lm"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        lines = [ln for ln in (proc.stderr or proc.stdout).splitlines() if "error" in ln] or ["no output"]
+        raise KitError(f"compiling the kit library failed: {lines[0].strip()}")
+    return out
+
+
 def command(binary: Path, arch: str = "host") -> list[str]:
     """How to start ``binary``: directly, or under the cpu-arm qemu."""
     if arch == "host":
