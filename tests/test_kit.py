@@ -258,3 +258,14 @@ def test_kit_parity_on_real_data(trained, request, tmp_path, source, name):
     if shutil.which("aarch64-linux-gnu-gcc") and shutil.which("qemu-aarch64-static"):
         res, report = _parity(path, "--target", "kit", "--device", "cpu-arm")
         assert res.exit_code == 0 and {r["arch"] for r in report["results"]} == {"aarch64"}, res.output[-1500:]
+
+
+def test_bench_request_featurizes_the_request_as_python_does(prepared_source, tmp_path):
+    from edgeintent.kit.bench import bench_request
+    from edgeintent.toolkit.features.request import pick_request
+
+    prep = prepared_source()
+    req = pick_request(prep.events, prep.samples, prep.spec, prep.spec.streams)
+    res = bench_request(prep.spec, req.tables, req.t_ms, tmp_path, runs=50)
+    assert res["matches_python"] and res["runs"] == 50 and res["events"] == sum(t.num_rows for t in req.tables.values())
+    assert 0 < res["min_ms"] <= res["p50_ms"] <= res["p90_ms"] <= res["p99_ms"]

@@ -25,11 +25,13 @@ def bench_table(r: dict):
                     f"projected on {dev} = host × {r['projection']['factor']:.2f}",
               caption=f"request: {', '.join(f'{s} {n}' for s, n in r['request']['window_events'].items())} events; "
                       f"featurizer p50 {_ms(r['featurizer']['p50_ms'])} ms measured / "
-                      f"{_ms(r['featurizer']['projected']['p50_ms'])} ms projected on {dev}; latencies in ms over {r['runs']} runs; "
+                      f"{_ms(r['featurizer']['projected']['p50_ms'])} ms projected on {dev}; " + _kit_caption(r) +
+                      f"latencies in ms over {r['runs']} runs; "
                       "request = featurizer p50 + model p50; not timed = CoreML runs here only in the MIL reference "
                       "(functional, not a phone runtime); " + versions(r))  # fmt: skip
     cols = ["target", "prec", "runtime", "status", "size", "init", "first", "p50", "p90", "p99", "mean", "peak RSS",
-            f"p50\nprojected\non {dev}", "request\nmeasured", f"request\nprojected\non {dev}", "featurizer\nshare", "vs\ntorch"]  # fmt: skip
+            f"p50\nprojected\non {dev}", "request\nmeasured", f"request\nprojected\non {dev}", "featurizer\nshare",
+            "share\nwith C kit", "vs\ntorch"]  # fmt: skip
     for c in cols:
         left = c in ("target", "prec", "runtime", "status")
         t.add_column(c, justify="left" if left else "right", no_wrap=c != "status", min_width=10 if c == "status" else None)
@@ -42,7 +44,7 @@ def bench_table(r: dict):
         ) if x)  # fmt: skip
         size = "–" if row["artifact_bytes"] is None else f"{row['artifact_bytes'] / 1024:.0f} KB"
         if "measured" not in row:
-            t.add_row(row["target"], row["precision"], _short(row["runtime"]), status, size, *["–"] * 12)
+            t.add_row(row["target"], row["precision"], _short(row["runtime"]), status, size, *["–"] * 13)
             continue
         m, p = row["measured"], row["projected"]
         vs = row.get("speedup_vs_torch_eager")
@@ -50,8 +52,17 @@ def bench_table(r: dict):
                   _ms(m["first_ms"]), _ms(m["p50_ms"]), _ms(m["p90_ms"]), _ms(m["p99_ms"]), _ms(m["mean_ms"]),
                   f"{row['peak_rss_bytes'] / 2**20:.0f} MB", _ms(p["p50_ms"]), _ms(row["request_ms"]["measured"]),
                   _ms(row["request_ms"]["projected"]), f"{row['featurizer_share']['measured']:.0%}",
+                  f"{row['featurizer_share_kit']['measured']:.1%}" if "featurizer_share_kit" in row else "–",
                   "–" if vs is None or row["reference"] else f"{vs:.1f}x")  # fmt: skip
     return t
+
+
+def _kit_caption(r: dict) -> str:
+    kit = r.get("featurizer_kit") or {}
+    if "p50_ms" not in kit:
+        return f"C kit: not measured ({kit.get('why', 'no kit row')}); "
+    same = "same ids as Python" if kit["matches_python"] else "[red]ids differ from Python[/red]"
+    return f"C kit featurizer p50 {kit['p50_ms'] * 1000:.1f} µs measured ({same}); "
 
 
 def summary_lines(r: dict) -> list[str]:

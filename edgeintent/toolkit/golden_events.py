@@ -171,7 +171,7 @@ def build_golden_events(events: EventLog, spec: FeatureSpec, samples: Samples, i
         template[s] = {k: (first or _DEFAULTS[s])[k] for k in STREAM_FIELDS[s]}
     t0 = int(np.median(samples.t_ms[pick])) if len(pick) else 1_700_000_000_000
     cases += _edge_cases(spec, template, max(t0, 400 * DAY_MS))
-    arrays = with_expected(_arrays(spec, cases), spec)
+    arrays = with_expected(case_arrays(spec, cases), spec)
     recorded = np.flatnonzero(arrays["case"] == "recorded")
     for s in spec.streams:  # the recorded cases must give exactly what training saw (a bug otherwise)
         if s in samples.x and not np.array_equal(arrays[f"x_{s}"][recorded], samples.x[s][pick]):
@@ -188,7 +188,8 @@ def with_expected(arrays: dict[str, np.ndarray], spec: FeatureSpec) -> dict[str,
     return out
 
 
-def _arrays(spec: FeatureSpec, cases: list[tuple[str, int, dict[str, list[dict]]]]) -> dict[str, np.ndarray]:
+def case_arrays(spec: FeatureSpec, cases: list[tuple[str, int, dict[str, list[dict]]]]) -> dict[str, np.ndarray]:
+    """The raw-event arrays (no ids yet) of ``(kind, t_ms, stream → event dicts in time order)`` cases."""
     out: dict[str, np.ndarray] = {"case": np.array([c[0] for c in cases], dtype="U64"),
                                   "t_ms": np.array([c[1] for c in cases], dtype=np.int64)}  # fmt: skip
     for s in spec.streams:
