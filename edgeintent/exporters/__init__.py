@@ -107,8 +107,8 @@ class Target:
     notes: str = ""
     requires: tuple[str, ...] = ()  # importable modules the target needs to export
     options: tuple[str, ...] = ()  # keyword options of ``export`` (``edgeintent export --set KEY=VALUE``)
-    #: "model": an exported model run in a runtime; "featurizer": the phone kit (parity checks its ids,
-    #: and its ``export`` also gets the bundle, for the raw golden events)
+    #: "model": an exported model run in a runtime; "featurizer": the phone kit, whose ``export`` also gets
+    #: the bundle (for the raw golden events) and whose ``check(bundle, meta, device)`` parity calls
     kind: str = "model"
 
     def missing(self) -> str | None:

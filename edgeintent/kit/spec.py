@@ -56,8 +56,10 @@ def spec_bytes(spec: FeatureSpec) -> bytes:
                     if isinstance(v, str):
                         b = v.encode("utf-8")
                         body.append(struct.pack("<BI", 0, len(b)) + b)
-                    else:
+                    elif -(2**63) <= v < 2**63:
                         body.append(struct.pack("<Bq", 1, v))
+                    else:
+                        raise ExportError(f"feature {s}.{f.name}: vocabulary value {v} does not fit the kit's int64")
             elif f.kind == "bucket":
                 body.append(struct.pack(f"<I{len(f.edges)}d", len(f.edges), *f.edges))
             elif f.kind == "hash":

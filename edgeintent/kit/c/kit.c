@@ -214,7 +214,8 @@ static uint32_t cardinality(const feature *f) {
 static int read_vocab(reader *r, feature *f, arena *a, const char *sname, uint32_t j) {
     uint32_t i, n = rd_u32(r, "a vocabulary size");
     if (r->bad) return 0;
-    if (n > (r->n - r->off) / 9u) return bad(r, "%s feature %u: vocabulary of %u entries cannot fit the spec", sname, j, n);
+    if (n > (r->n - r->off) / 5u) /* an entry takes at least 5 bytes (an empty string) */
+        return bad(r, "%s feature %u: vocabulary of %u entries cannot fit the spec", sname, j, n);
     f->n_vocab = n;
     f->mask = table_cap(n) - 1u;
     f->slots = (vslot *)take(a, sizeof(vslot) * (size_t)(f->mask + 1u));
