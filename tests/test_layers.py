@@ -115,7 +115,8 @@ def test_no_import_circle():
 
 
 @pytest.mark.parametrize("module", ["edgeintent.exporters", "edgeintent.runtimes", "edgeintent.parity.functional",
-                                    "edgeintent.quantization.capabilities", "edgeintent.cli"])
+                                    "edgeintent.quantization.capabilities", "edgeintent.cli", "edgeintent.exporters.kit",
+                                    "edgeintent.kit.conformance", "edgeintent.kit.bench", "edgeintent.kit.native"])
 def test_lower_floors_import_without_torch(module):
     code = f"import sys, {module}; assert 'torch' not in sys.modules, 'torch imported'"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)

@@ -7,7 +7,9 @@
 - :mod:`~edgeintent.kit.build`: compiling with the host C compiler or the aarch64 cross compiler, and
   running the result (natively, or under the cpu-arm qemu);
 - :mod:`~edgeintent.kit.conformance`: bit-for-bit comparison of a runner's output with the ids Python
-  made of the bundle's raw golden events.
+  made of the bundle's raw golden events;
+- :mod:`~edgeintent.kit.bench`: the kit's time for one request (bench's featurizer row);
+- :mod:`~edgeintent.kit.native`: the library loaded with ctypes (the decision rule, as an app calls it).
 
 Torch-free: the kit sits on the exporters floor (the ``kit`` target writes it into a bundle).
 """

@@ -37,7 +37,6 @@ SOURCES = {name: i + 1 for i, name in enumerate((
     "end", "pressure", "size", "gap_ms", "widget", "action", "item_id", "category_id", "price", "ts_ms"))}  # fmt: skip
 STREAM_IDS = {s: i for i, s in enumerate(STREAMS)}
 INT32_MAX = 2**31 - 1
-MISSING = 0xFFFFFFFF
 
 
 def spec_bytes(spec: FeatureSpec) -> bytes:
