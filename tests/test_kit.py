@@ -290,3 +290,34 @@ def test_bench_request_featurizes_the_request_as_python_does(prepared_source, tm
     res = bench_request(prep.spec, req.tables, req.t_ms, tmp_path, runs=50)
     assert res["matches_python"] and res["runs"] == 50 and res["events"] == sum(t.num_rows for t in req.tables.values())
     assert 0 < res["min_ms"] <= res["p50_ms"] <= res["p90_ms"] <= res["p99_ms"]
+
+
+@pytest.mark.parametrize("objective", ["purchases", "incremental", "value"])
+def test_parity_checks_the_kits_decision_rule_against_decision_json(kit_bundles, tmp_path, objective):
+    from edgeintent.decide.rule import DecisionRule, write_rule
+
+    path = tmp_path / "iidn"
+    shutil.copytree(kit_bundles["iidn"], path)
+    write_rule(path, DecisionRule(lam=0.021, gamma=0.7, amounts=(0.0, 1.0, 3.0, 5.0), objective=objective, order_value=20.0))
+    res, report = _parity(path, "--target", "kit")
+    assert res.exit_code == 0, res.output[-1500:]
+    row = next(r for r in report["results"] if r["output"] == "decision")
+    assert row["passed"] and row["metrics"]["rows"] == 2000 and row["metrics"]["rows_differ"] == 0
+    if objective == "value":  # its gains fall with the amount's cost: the vectors hold no exact tie
+        return
+    # a port whose ties go to the dearer amount: parity exit 1, naming the row and its kind
+    bundle = load_bundle(path)
+
+    def broken(out: Path) -> dict:
+        extra = get_target("kit").export(None, bundle.spec, None, out, "fp32", bundle=bundle)
+        src = (out / "kit.c").read_text()
+        assert src.count("if (v > best_v)") == 1
+        (out / "kit.c").write_text(src.replace("if (v > best_v)", "if (v >= best_v)"))
+        return extra
+
+    install_artifact(bundle, "kit", "fp32", load_model(bundle), build=broken)
+    res, report = _parity(path, "--target", "kit")
+    assert res.exit_code == 1
+    failed = [r for r in report["results"] if not r["passed"]]
+    assert [r["output"] for r in failed] == ["decision"]
+    assert failed[0]["reasons"][0].startswith("decision, row ") and "tied" in failed[0]["reasons"][0], failed[0]["reasons"]

@@ -54,6 +54,13 @@ def parity_cmd(bundle: Path, target: str, device: str, as_json: bool, junit: Pat
             report = featurizer_dump_report(bundle, featurizer_dump)
         else:
             report = run_parity(bundle, targets, threads=threads, provider=runtimes)
+            if "kit" in report["targets"]:  # the kit's decision rule against decision.json's Python rule
+                from edgeintent.decide.kit_rule import check_kit_rule
+                from edgeintent.parity import featurizer_results
+
+                rows = [r.as_dict() for r in featurizer_results(check_kit_rule(bundle, device), "kit")]
+                report["results"] += rows
+                report["passed"] = report["passed"] and all(r["passed"] for r in rows)
     if junit is not None:
         atomic_write_bytes(junit, junit_xml(report))
     if as_json:

@@ -38,6 +38,16 @@ def run_kit(kit_dir: Path, arch: str = "host", slack: int = SLACK) -> bytes:
         return out.read_bytes()
 
 
+def run_decide(kit_dir: Path, rules: bytes, arch: str = "host") -> np.ndarray:
+    """The kit's ``kit_decide`` choices (int32) on a rules file (format in ``c/kit_conform.c``)."""
+    compiler(arch)
+    with tempfile.TemporaryDirectory(prefix="edgeintent-kit-") as tmp:
+        exe = compile_program(kit_dir, RUNNER, Path(tmp) / "kit_conform", arch)
+        (Path(tmp) / "rules.bin").write_bytes(rules)
+        run(exe, ["--decide", str(Path(tmp) / "rules.bin"), str(Path(tmp) / "choices.bin")], arch)
+        return np.frombuffer((Path(tmp) / "choices.bin").read_bytes(), dtype="<i4").copy()
+
+
 def _name(spec: FeatureSpec, stream: str, j: int) -> str:
     return f"feature {spec.features[stream][j].name!r} (column {j})"
 

@@ -249,6 +249,7 @@ def run_parity(bundle_dir, targets: list[str] | None = None, threads: int = 1, d
     if not metas:
         raise ConfigError(f"{bundle_dir}: no exported artifacts; run: edgeintent export {bundle_dir} --target all")
     metas, skipped = select_artifacts(metas, targets, provider)
+    checked = sorted({m.target for m in metas})
     featurizers = [m for m in metas if get_target(m.target).kind == "featurizer"]
     metas = [m for m in metas if m not in featurizers]
     results = []
@@ -285,7 +286,7 @@ def run_parity(bundle_dir, targets: list[str] | None = None, threads: int = 1, d
         "variants": list(VARIANTS),
         "passed": all(r.passed for r in results),
         "results": [r.as_dict() for r in results],
-        "targets": [t for t in list_targets() if any(m.target == t for m in metas)],
+        "targets": [t for t in list_targets() if t in checked],
     }
     if provider.device != "host":
         report["skipped"] = skipped
@@ -299,7 +300,7 @@ def featurizer_results(checks: list[dict], target: str, precision: str = "fp32")
     for c in checks:
         metrics = {"prob_max_abs": None, "logit_max_abs": None, "spearman": None, "auc_delta": None, "flip_share": None,
                    "finite": True, **c["metrics"]}  # fmt: skip
-        out.append(OutputResult(target, precision, f"ids_{c['stream']}", c["runtime"], c["arch"], metrics,
+        out.append(OutputResult(target, precision, c.get("output", f"ids_{c['stream']}"), c["runtime"], c["arch"], metrics,
                                 {"ids": "bit-identical", "lengths": "bit-identical", "ages": "bit-identical"},
                                 c["passed"], list(c["reasons"])))  # fmt: skip
     return out

@@ -11,6 +11,11 @@
  * size; click: i64 ts, str widget, str page; cloud: i64 ts, str action, i64 item_id, i64 category_id,
  * f64 price). A str is u32 byte length (0xFFFFFFFF: missing) and the UTF-8 bytes.
  *
+ *   kit_conform --decide RULES OUT         kit_decide on every row of RULES, the choices to OUT (i32 each)
+ *
+ * RULES: "EIKD", u32 version 1, f64 lambda, f64 gamma, f64 order_value, u32 objective, u32 n_amounts,
+ * f64 amounts[n_amounts], u32 n_rows, then per row f64 stay and f64 p[n_amounts].
+ *
  * OUT (the format `edgeintent parity --featurizer-dump` reads): "EIKO", u32 version 1, u32 n_cases,
  * u32 n_streams, per stream u8 stream id, u32 max_len, u32 n_features; then per case, per stream:
  * i32 status (0 ok), i32 length, i32 ids[max_len * n_features], i64 ages[max_len].
@@ -140,6 +145,58 @@ static int64_t now_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+static int decide_file(const char *path, const char *out_path) {
+    size_t len = 0;
+    uint8_t *data = slurp(path, &len);
+    cur c;
+    kit_rule rule;
+    double *amounts = NULL, *p = NULL;
+    uint32_t i, j, n_rows;
+    FILE *out;
+    if (data == NULL || len < 8 || memcmp(data, "EIKD", 4) != 0) {
+        fprintf(stderr, "kit_conform: %s is not a rules file\n", path);
+        return 2;
+    }
+    c.p = data;
+    c.n = len;
+    c.off = 4;
+    c.bad = 0;
+    c.bad = rd(&c, 4) != 1;
+    rule.lambda = rdf(&c);
+    rule.gamma = rdf(&c);
+    rule.order_value = rdf(&c);
+    rule.objective = (int)rd(&c, 4);
+    rule.n_amounts = (uint32_t)rd(&c, 4);
+    if (c.bad || rule.n_amounts < 1 || rule.n_amounts > 1000) {
+        fprintf(stderr, "kit_conform: %s: malformed rule\n", path);
+        return 2;
+    }
+    amounts = (double *)malloc(sizeof(double) * rule.n_amounts);
+    p = (double *)malloc(sizeof(double) * rule.n_amounts);
+    for (j = 0; j < rule.n_amounts; j++) amounts[j] = rdf(&c);
+    rule.amounts = amounts;
+    n_rows = (uint32_t)rd(&c, 4);
+    out = fopen(out_path, "wb");
+    if (out == NULL) {
+        fprintf(stderr, "kit_conform: cannot write %s\n", out_path);
+        return 2;
+    }
+    for (i = 0; i < n_rows && !c.bad; i++) {
+        double stay = rdf(&c);
+        for (j = 0; j < rule.n_amounts; j++) p[j] = rdf(&c);
+        if (!c.bad) put(out, (uint64_t)(uint32_t)kit_decide(&rule, p, stay), 4);
+    }
+    fclose(out);
+    free(amounts);
+    free(p);
+    free(data);
+    if (c.bad) {
+        fprintf(stderr, "kit_conform: %s truncated\n", path);
+        return 2;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     char err[KIT_ERR_LEN];
     uint8_t *spec, *cases;
@@ -154,8 +211,9 @@ int main(int argc, char **argv) {
     int32_t *ids = NULL, length;
     int64_t *ages = NULL;
 
+    if (argc == 4 && strcmp(argv[1], "--decide") == 0) return decide_file(argv[2], argv[3]);
     if (!bench && argc != 4 && argc != 5) {
-        fprintf(stderr, "usage: kit_conform SPEC CASES OUT [SLACK] | kit_conform --bench N SPEC CASES CASE\n");
+        fprintf(stderr, "usage: kit_conform SPEC CASES OUT [SLACK] | --bench N SPEC CASES CASE | --decide RULES OUT\n");
         return 2;
     }
     spec = slurp(spec_path, &spec_len);
