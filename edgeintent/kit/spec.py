@@ -23,9 +23,10 @@ import struct
 import zlib
 
 import numpy as np
+import pyarrow as pa
 
 from edgeintent.errors import ExportError, KitError
-from edgeintent.toolkit.data.schema import STREAMS
+from edgeintent.toolkit.data.schema import STREAM_FIELDS, STREAMS
 from edgeintent.toolkit.features import FeatureSpec
 from edgeintent.toolkit.features.spec import STREAM_FEATURES
 from edgeintent.toolkit.golden_events import event_field
@@ -86,8 +87,9 @@ def cases_bytes(arrays: dict[str, np.ndarray]) -> bytes:
             for i in range(len(case)):
                 parts = [struct.pack("<q", int(ts[i]))]
                 for name in _FIELDS[s]:
-                    v = fields[name][i]
-                    parts.append(_string(str(v)) if name in _STRINGS else struct.pack("<d" if name in _FLOATS else "<q", v))
+                    v, typ = fields[name][i], STREAM_FIELDS[s][name]
+                    parts.append(_string(str(v)) if pa.types.is_string(typ)
+                                 else struct.pack("<d" if pa.types.is_floating(typ) else "<q", v))  # fmt: skip
                 events[int(case[i])].append(b"".join(parts))
         per[s] = events
     out = [b"EIKC", struct.pack("<II", 1, n)]
@@ -99,14 +101,12 @@ def cases_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return b"".join(out)
 
 
-#: the order of each stream's fields in cases.bin (and the kit's event structs)
+#: the order of each stream's fields in cases.bin (the kit's event structs); types from STREAM_FIELDS
 _FIELDS = {
     "gesture": ("kind", "page", "orientation", "x0", "y0", "x1", "y1", "duration_ms", "vx", "vy", "pressure", "size"),
     "click": ("widget", "page"),
     "cloud": ("action", "item_id", "category_id", "price"),
 }
-_STRINGS = {"kind", "page", "widget", "action"}
-_FLOATS = {"x0", "y0", "x1", "y1", "duration_ms", "vx", "vy", "pressure", "size", "price"}
 
 
 def read_output(data: bytes, where: str) -> dict[str, dict[str, np.ndarray]]:

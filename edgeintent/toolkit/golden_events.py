@@ -55,12 +55,11 @@ _DEFAULTS = {
 }  # fmt: skip
 
 
-def _windows_of(table: pa.Table, user: int, t: int, before: int, after: int) -> list[dict]:
-    """The user's last ``before`` events with ts < t and first ``after`` with ts ≥ t, as dicts."""
-    users = table.column("user_id").to_numpy()
+def _windows_of(table: pa.Table, users: np.ndarray, ts: np.ndarray, user: int, t: int, before: int, after: int) -> list[dict]:
+    """The user's last ``before`` events with ts < t and first ``after`` with ts ≥ t, as dicts (``users``
+    and ``ts``: the table's columns, sorted by user then time)."""
     lo, hi = np.searchsorted(users, user, "left"), np.searchsorted(users, user, "right")
-    ts = table.column("ts_ms").to_numpy()[lo:hi]
-    cut = lo + int(np.searchsorted(ts, t, "left"))
+    cut = lo + int(np.searchsorted(ts[lo:hi], t, "left"))
     idx = np.arange(max(lo, cut - before), min(hi, cut + after))
     rows = table.take(pa.array(idx, pa.int64())).to_pylist()
     return [{k: v for k, v in r.items() if k != "user_id"} for r in rows]
@@ -161,9 +160,11 @@ def build_golden_events(events: EventLog, spec: FeatureSpec, samples: Samples, i
     rng = np.random.default_rng(seed + 1)
     pick = np.sort(rng.choice(idx, size=min(rows, len(idx)), replace=False))
     cases: list[tuple[str, int, dict[str, list[dict]]]] = []
+    tables = {s: events.stream(s) for s in spec.streams}
+    cols = {s: (tab.column("user_id").to_numpy(), tab.column("ts_ms").to_numpy()) for s, tab in tables.items()}
     for i in pick:
         user, t = int(samples.user_id[i]), int(samples.t_ms[i])
-        per = {s: _windows_of(events.stream(s), user, t, spec.max_len[s] + 1, AFTER_T) for s in spec.streams}
+        per = {s: _windows_of(tables[s], *cols[s], user, t, spec.max_len[s] + 1, AFTER_T) for s in spec.streams}
         cases.append(("recorded", t, per))
     template = {}
     for s in spec.streams:
