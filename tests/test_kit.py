@@ -68,8 +68,7 @@ def offset_bundle(kit_bundles, tmp_path_factory) -> Path:
     spec = dataclasses.replace(src.spec, utc_offset_ms=OFFSET_MS)
     raw = with_expected(load_golden_events(src), spec)
     path = tmp_path_factory.mktemp("offset") / "dipn"
-    weights = {k: v for k, v in src.weights.items()}
-    write_bundle(path, src.config, weights, spec, src.golden, src.metrics, extra_files={GOLDEN_EVENTS: golden_bytes(raw)})
+    write_bundle(path, src.config, src.weights, spec, src.golden, src.metrics, extra_files={GOLDEN_EVENTS: golden_bytes(raw)})
     export_bundle(path, "kit")
     return path
 
