@@ -35,7 +35,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/featurize.py --json
 	$(BIN)/python benchmarks/runtimes.py --json
 
-# cpu-arm: qemu + arm64 Debian python + aarch64 onnxruntime/MNN in ~/.cache/edgeintent/cpu-arm (root, once).
+# cpu-arm: qemu + arm64 Debian python + aarch64 onnxruntime/MNN in ~/.cache/edgeintent/cpu-arm (root, once),
+# and the aarch64 cross compiler the phone kit is built with (gcc-aarch64-linux-gnu, with the host tools).
 # `make test` builds it too when it is missing (tests/test_emulation.py); it skips only without root or network.
 arm-setup: $(STAMP)
 	$(BIN)/edgeintent devices setup cpu-arm

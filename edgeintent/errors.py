@@ -78,3 +78,7 @@ class MemoryBudgetError(EdgeIntentError):
 
 class BenchError(EdgeIntentError):
     """A measuring process failed for a reason other than memory."""
+
+
+class KitError(EdgeIntentError):
+    """The phone kit cannot be built or run here (no C compiler), or a featurizer dump is malformed."""

@@ -35,9 +35,11 @@ from edgeintent.toolkit.features import (
 )
 from edgeintent.toolkit.models import create_model, get_entry, model_config
 from edgeintent.toolkit.golden import build_golden
+from edgeintent.toolkit.golden_events import GOLDEN_EVENTS, build_golden_events
 from edgeintent.toolkit.models.base import count_parameters
 from edgeintent.toolkit.models.exportable import batch_for, predict_logits, sigmoid
 from edgeintent.toolkit.data.dataset import Dataset
+from edgeintent.toolkit.data.schema import EventLog
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class Prepared:
     samples: Samples
     train_idx: np.ndarray
     valid_idx: np.ndarray
+    events: EventLog | None = None  # the events featurized (for the raw-event golden cases)
 
 
 @dataclass
@@ -96,7 +99,7 @@ def prepare(
     train_idx, valid_idx = np.flatnonzero(in_train), np.flatnonzero(~in_train)
     if len(train_idx) == 0 or len(valid_idx) == 0:
         raise DataError(f"{ds.name}: too few decision points to split by user ({len(samples)})")
-    return Prepared(spec, samples, train_idx, valid_idx)
+    return Prepared(spec, samples, train_idx, valid_idx, ds.events)
 
 
 def main_task(tasks: tuple[str, ...]) -> str:
@@ -269,7 +272,7 @@ def train_bundle(
     ds: Dataset | None = None,
 ) -> dict:
     """Train ``name`` on ``source`` and write a verified bundle to ``out``; returns the summary."""
-    from edgeintent.toolkit.bundle import write_bundle
+    from edgeintent.toolkit.bundle import golden_bytes, write_bundle
     from edgeintent.toolkit.data.sources import load_source
 
     cfg = cfg or TrainConfig()
@@ -290,9 +293,14 @@ def train_bundle(
         "history": result.history,
         "valid": metrics,
     }
+    events = prep.events if prep.events is not None else (ds.events if ds is not None else None)
+    extra = {}
+    if events is not None:  # the raw events behind golden decision points (what a phone-side featurizer replays)
+        raw = build_golden_events(events, prep.spec, prep.samples, prep.valid_idx, cfg.golden_rows, cfg.seed)
+        extra[GOLDEN_EVENTS] = golden_bytes(raw, GOLDEN_EVENTS)
     write_bundle(out, bundle_config(result, cfg, source, fit), model_weights(result.model), prep.spec,
                  build_golden(result.model, prep.spec, prep.samples, prep.valid_idx, cfg.golden_rows, cfg.seed), summary,
-                 overwrite=overwrite)  # fmt: skip
+                 extra_files=extra, overwrite=overwrite)  # fmt: skip
     return summary
 
 
