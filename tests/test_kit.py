@@ -319,3 +319,22 @@ def test_parity_checks_the_kits_decision_rule_against_decision_json(kit_bundles,
     failed = [r for r in report["results"] if not r["passed"]]
     assert [r["output"] for r in failed] == ["decision"]
     assert failed[0]["reasons"][0].startswith("decision, row ") and "tied" in failed[0]["reasons"][0], failed[0]["reasons"]
+
+
+def test_a_bundle_without_raw_golden_events_exports_the_kit_and_parity_says_why_it_is_unchecked(kit_bundles, tmp_path):
+    """Bundles trained before raw golden events were recorded: ``export --target all`` still works (at
+    fp16 it means the targets that export fp16), and parity skips the kit, saying why, instead of passing it."""
+    src = load_bundle(kit_bundles["dipn"])
+    path = tmp_path / "old"
+    write_bundle(path, src.config, src.weights, src.spec, src.golden, src.metrics)  # no golden_events.npz
+    res = CliRunner().invoke(main, ["export", str(path), "--target", "all", "--precision", "fp16", "--json"])
+    assert res.exit_code == 0, res.output[-1500:]
+    assert "kit" not in {m["target"] for m in json.loads(res.stdout)}
+    res = CliRunner().invoke(main, ["export", str(path), "--target", "kit", "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)[0]["cases"] == 0, res.output[-1500:]
+    res, report = _parity(path, "--target", "onnx,kit")
+    assert res.exit_code == 0 and report["passed"], res.output[-1500:]
+    assert {r["target"] for r in report["results"]} == {"torch", "onnx"}
+    assert [k["target"] for k in report["skipped"]] == ["kit"] and "retrain" in report["skipped"][0]["why"]
+    res = CliRunner().invoke(main, ["parity", str(path), "--target", "kit"])  # nothing left to check: not a pass
+    assert res.exit_code == 2 and "nothing to check" in res.output and "Traceback" not in res.output

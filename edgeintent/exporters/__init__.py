@@ -108,7 +108,8 @@ class Target:
     requires: tuple[str, ...] = ()  # importable modules the target needs to export
     options: tuple[str, ...] = ()  # keyword options of ``export`` (``edgeintent export --set KEY=VALUE``)
     #: "model": an exported model run in a runtime; "featurizer": the phone kit, whose ``export`` also gets
-    #: the bundle (for the raw golden events) and whose ``check(bundle, meta, device)`` parity calls
+    #: the bundle (for the raw golden events) and whose ``check(bundle, meta, device)`` parity calls (or
+    #: skips, saying why, when ``unchecked(bundle)`` gives a reason)
     kind: str = "model"
 
     def missing(self) -> str | None:
@@ -162,9 +163,13 @@ def get_target(name: str) -> Target:
     return TARGETS.get(name, extra=("all",))
 
 
-def parse_targets(text: str) -> list[str]:
-    """``"all"`` or a comma list of target names, validated."""
-    names = list_targets() if text.strip() == "all" else [t.strip() for t in text.split(",") if t.strip()]
+def parse_targets(text: str, precision: str | None = None) -> list[str]:
+    """``"all"`` or a comma list of target names, validated. With ``precision``, ``all`` means every target
+    that exports that precision (the kit has none but fp32)."""
+    if text.strip() == "all":
+        names = [n for n in list_targets() if precision is None or precision in TARGETS.get(n).precisions]
+    else:
+        names = [t.strip() for t in text.split(",") if t.strip()]
     if not names:
         raise ConfigError(f"no target given; use {', '.join(list_targets())} or all")
     for n in names:

@@ -20,7 +20,7 @@ from edgeintent.kit.build import CFLAGS, command, compiler
 from edgeintent.kit.conformance import check_kit
 from edgeintent.kit.spec import FORMAT, cases_bytes, spec_bytes
 from edgeintent.runtimes.emulation import CPU, QEMU
-from edgeintent.toolkit.golden_events import load_golden_events
+from edgeintent.toolkit.golden_events import GOLDEN_EVENTS, has_golden_events, load_golden_events
 
 
 def kit_arch(device: str) -> str:
@@ -54,13 +54,22 @@ class KitTarget(Target):
         return None
 
     def export(self, model, spec, samples, out: Path, precision: str, bundle=None) -> dict:
-        raw = load_golden_events(bundle)
+        """The library and the spec; ``cases.bin`` too when the bundle holds raw golden events (bundles
+        trained before edgeintent recorded them have none: their kit exports, but parity cannot check it)."""
+        raw = load_golden_events(bundle) if has_golden_events(bundle) else None
         out.mkdir(parents=True)
         for name in (*LIBRARY, RUNNER, FUZZER):
             shutil.copyfile(C_DIR / name, out / name)
         (out / "spec.bin").write_bytes(spec_bytes(spec))
-        (out / "cases.bin").write_bytes(cases_bytes(raw))
-        return {"spec_format": FORMAT, "cases": int(len(raw["case"])), "cflags": " ".join(CFLAGS)}
+        if raw is not None:
+            (out / "cases.bin").write_bytes(cases_bytes(raw))
+        return {"spec_format": FORMAT, "cases": 0 if raw is None else int(len(raw["case"])), "cflags": " ".join(CFLAGS)}
+
+    def unchecked(self, bundle) -> str | None:
+        """Why parity cannot check this bundle's kit (no raw golden events), or None."""
+        if has_golden_events(bundle):
+            return None
+        return f"the bundle has no {GOLDEN_EVENTS} (trained before edgeintent recorded raw golden events); retrain it to check the kit"
 
     def check(self, bundle, meta, device: str = "host") -> list[dict]:
         """Build the exported kit for ``device`` and compare its ids with Python's, one result per stream

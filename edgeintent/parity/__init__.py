@@ -276,8 +276,14 @@ def run_parity(bundle_dir, targets: list[str] | None = None, threads: int = 1, d
                 r.first_divergent_node = node
         results += res
     for meta in featurizers:  # the phone kit: bit-identical ids on the raw golden events
+        why = get_target(meta.target).unchecked(bundle)
+        if why:
+            skipped.append({"target": meta.target, "precision": meta.precision, "why": why})
+            continue
         results += featurizer_results(get_target(meta.target).check(bundle, meta, provider.device), meta.target,
                                       meta.precision)  # fmt: skip
+    if not results:  # only a kit parity cannot check: nothing was compared, so nothing passed
+        raise ConfigError(f"{bundle_dir}: nothing to check: " + "; ".join(f"{k['target']}: {k['why']}" for k in skipped))
     report = {
         "bundle": str(bundle_dir),
         "model": bundle.config["model"]["name"],
@@ -288,8 +294,9 @@ def run_parity(bundle_dir, targets: list[str] | None = None, threads: int = 1, d
         "results": [r.as_dict() for r in results],
         "targets": [t for t in list_targets() if t in checked],
     }
-    if provider.device != "host":
+    if skipped or provider.device != "host":
         report["skipped"] = skipped
+    if provider.device != "host":
         report["emulation"] = provider.info()
     return report
 

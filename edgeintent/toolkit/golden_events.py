@@ -232,6 +232,11 @@ def expected_windows(arrays: dict[str, np.ndarray], spec: FeatureSpec) -> Sample
     return build_samples(log, spec, decisions, streams=spec.streams)
 
 
+def has_golden_events(bundle) -> bool:
+    """Whether a loaded bundle holds raw golden cases (bundles trained before they were recorded do not)."""
+    return GOLDEN_EVENTS in bundle.manifest["files"]
+
+
 def load_golden_events(bundle) -> dict[str, np.ndarray]:
     """The raw golden cases of a loaded (verified) bundle."""
     if GOLDEN_EVENTS not in bundle.manifest["files"]:
