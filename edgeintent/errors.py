@@ -78,3 +78,7 @@ class MemoryBudgetError(EdgeIntentError):
 
 class BenchError(EdgeIntentError):
     """A measuring process failed for a reason other than memory."""
+
+
+class EngineError(EdgeIntentError):
+    """A distributed engine (Ray) is missing, or one of its jobs failed or ran past its time limit."""
