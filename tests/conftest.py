@@ -93,3 +93,22 @@ def hmog_dir() -> Path:
     if not HMOG_DIR.exists():
         pytest.skip(f"real HMOG data not found at {HMOG_DIR}")
     return HMOG_DIR
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray session for the whole run: 4 logical CPUs (Ray Data and Ray Train must not starve each
+    other on a 2-core machine), state under a short temp dir, no dashboard, no usage statistics, token
+    authentication off (edgeintent.engines.session). Jobs take a time limit (``timeout_s``)."""
+    pytest.importorskip("ray", reason="Ray is the [ray] extra; `make setup` installs it")
+    import tempfile
+
+    from edgeintent.engines.session import ray_session
+
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # Ray's socket paths must stay under 107 characters
+    ray = ray_session(num_cpus=4, temp_dir=temp)
+    yield ray
+    ray.shutdown()
+    import shutil
+
+    shutil.rmtree(temp, ignore_errors=True)
