@@ -55,6 +55,9 @@ class EngineOptions:
     num_cpus: int = 4  # logical CPUs of a local Ray session
     block_rows: int | None = None  # events per Ray Data block (None: about 4 blocks per logical CPU)
     timeout_s: float | None = None  # time limit of the whole job
+    #: Ray Data's shuffle for the groupby (``ray.data.context.ShuffleStrategy`` values): the sort-based pull
+    #: shuffle runs as tasks; the hash shuffle starts aggregator actors (benchmarks/scale.py compares them)
+    shuffle: str = "sort_shuffle_pull_based"
 
 
 #: engine name → ``fn(dataset, spec, out_dir, options)`` writing Parquet files into ``out_dir``
@@ -89,6 +92,9 @@ def _ray(ds: Dataset, spec: FeatureSpec, out_dir: Path, opts: EngineOptions) -> 
             empty = events.slice(0, 0).drop_columns([BUCKET])
             _write(featurize_batch(empty, spec, data_end_ms=int(events.column("ts_ms").to_numpy().max()),
                                    decisions=ray.get(decisions[b])), out_dir / f"lonely-{b:05d}.parquet")  # fmt: skip
+    from ray.data.context import ShuffleStrategy
+
+    ray.data.DataContext.get_current().shuffle_strategy = ShuffleStrategy(opts.shuffle)
     with deadline(opts.timeout_s, "the ray featurization job"):
         data = ray.data.from_arrow(blocks)
         end = int(data.max("ts_ms"))  # the one global pass: the data end for the observed flags

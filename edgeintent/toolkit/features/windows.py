@@ -293,7 +293,12 @@ def log_from_events(events: pa.Table) -> EventLog:
         sub = events.filter(pc.equal(stream, s))
         if sub.num_rows:
             sub = sub.take(pc.sort_indices(sub, [("user_id", "ascending"), ("ts_ms", "ascending"), (SEQ, "ascending")]))
-            streams[s] = sub.select(["user_id", "ts_ms", *STREAM_FIELDS[s]]).combine_chunks()
+            sub = sub.select(["user_id", "ts_ms", *STREAM_FIELDS[s]]).combine_chunks()
+            for name, typ in STREAM_FIELDS[s].items():  # categoricals dictionary-encoded, as EventLog keeps them
+                if pa.types.is_string(typ) and pa.types.is_string(sub.schema.field(name).type):
+                    i = sub.column_names.index(name)
+                    sub = sub.set_column(i, name, pc.dictionary_encode(sub.column(name)))
+            streams[s] = sub
     return EventLog(streams, ReadReport(source="<batch>", rows=events.num_rows))
 
 
