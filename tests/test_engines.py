@@ -150,17 +150,24 @@ def test_ray_featurization_equals_local_with_small_blocks(ray_local, tmp_path):
     from edgeintent.engines.featurize import EngineOptions, build_samples_dir, read_samples_dir
     from edgeintent.toolkit.data.sources import load_source
 
-    ds = load_source("sim:300:5")  # decision points of its own (offers, propensities), 40 k events
+    ds = load_source("sim:100:5")  # decision points of its own (offers, propensities), 16 k events
     spec = fit_spec(ds.events, FitConfig())
-    local = build_samples_dir(ds, spec, tmp_path / "local", "local", EngineOptions(buckets=5))
-    # ~40 blocks: users are split across blocks, so only the bucket groupby brings their events together
-    opts = EngineOptions(buckets=5, block_rows=1000, timeout_s=120)
+    # plus two decision points of a user without events, in a bucket no event falls in
+    event_buckets = set(user_bucket(ds.events.users(), 64).tolist())
+    lonely = next(u for u in range(10**6, 10**6 + 1000) if int(user_bucket(np.array([u]), 64)[0]) not in event_buckets)
+    extra = ds.decisions.slice(0, 2)
+    extra = extra.set_column(0, "user_id", pa.array([lonely, lonely], pa.int64()))
+    ds.decisions = pa.concat_tables([ds.decisions, extra])
+    local = build_samples_dir(ds, spec, tmp_path / "local", "local", EngineOptions(buckets=64))
+    # ~16 blocks: users are split across blocks, so only the bucket groupby brings their events together
+    opts = EngineOptions(buckets=64, block_rows=1000, timeout_s=120)
     ray = build_samples_dir(ds, spec, tmp_path / "ray", "ray", opts)
-    assert local["samples"] == ray["samples"] == len(ds.decisions) > 500
+    assert local["samples"] == ray["samples"] == len(ds.decisions) > 300
     a, spec_a = read_samples_dir(tmp_path / "local")
     b, _ = read_samples_dir(tmp_path / "ray")
     assert spec_a == spec
     assert a.schema.equals(b.schema) and a.equals(b)
+    assert (b.column("user_id").to_numpy() == lonely).sum() == 2
     assert not list(tmp_path.glob(".*"))  # the staging directories are gone
     with pytest.raises(DataError, match="already exists"):
         build_samples_dir(ds, spec, tmp_path / "ray", "ray", opts)
@@ -177,7 +184,7 @@ def test_ray_job_past_its_time_limit_is_a_one_line_error(ray_local, tmp_path):
 
 
 def test_two_ray_train_workers_give_the_single_process_weights(ray_local, tmp_path, trained):
-    """dipn on sim:400:3, two epochs, global batch 128 in 2 slices: two DDP workers (gloo) and one process
+    """dipn on sim:400:3, one epoch, global batch 128 in 2 slices: two DDP workers (gloo) and one process
     give the same weights; the bundle verifies, evaluates, exports and passes parity like any other."""
     from safetensors.numpy import load_file
 
@@ -186,7 +193,7 @@ def test_two_ray_train_workers_give_the_single_process_weights(ray_local, tmp_pa
     from edgeintent.parity import run_parity
     from edgeintent.toolkit.training.trainer import TrainConfig, evaluate_bundle
 
-    cfg = TrainConfig(epochs=2, batch_size=128, patience=2, golden_rows=24, micro_batches=2)
+    cfg = TrainConfig(epochs=1, batch_size=128, patience=1, golden_rows=24, micro_batches=2)
     local = trained("dipn", cfg)
     summary = train_bundle_on_ray("dipn", "sim:400:3", tmp_path / "ray", cfg, 2, buckets=4, timeout_s=300)
     a, b = load_file(str(local / "weights.safetensors")), load_file(str(tmp_path / "ray" / "weights.safetensors"))

@@ -75,6 +75,8 @@ def _local(ds: Dataset, spec: FeatureSpec, out_dir: Path, opts: EngineOptions) -
 @ENGINES.register("ray")
 def _ray(ds: Dataset, spec: FeatureSpec, out_dir: Path, opts: EngineOptions) -> None:
     ray = ray_session(opts.num_cpus)
+    from ray.data.context import ShuffleStrategy
+
     events = events_table(ds.events)
     if events.num_rows == 0:
         raise DataError(f"{ds.name}: no events to featurize")
@@ -82,44 +84,33 @@ def _ray(ds: Dataset, spec: FeatureSpec, out_dir: Path, opts: EngineOptions) -> 
     events = events.append_column(BUCKET, pa.array(bucket))
     rows = opts.block_rows or max(1, math.ceil(events.num_rows / (4 * opts.num_cpus)))
     blocks = [events.slice(lo, rows) for lo in range(0, events.num_rows, rows)]
-    decisions = None
-    if ds.decisions is not None:
+    parts = {}
+    if ds.decisions is not None:  # one part per bucket, empty ones too (every group's output has the same columns)
         d_bucket = user_bucket(ds.decisions.column("user_id").to_numpy(), opts.buckets)
-        decisions = {int(b): ray.put(ds.decisions.filter(pa.array(d_bucket == b))) for b in np.unique(d_bucket)}
-        # decision points of users without events: no group carries them, so they are built here
-        lonely = sorted(set(decisions) - set(np.unique(bucket).tolist()))
-        for b in lonely:
-            empty = events.slice(0, 0).drop_columns([BUCKET])
-            _write(featurize_batch(empty, spec, data_end_ms=int(events.column("ts_ms").to_numpy().max()),
-                                   decisions=ray.get(decisions[b])), out_dir / f"lonely-{b:05d}.parquet")  # fmt: skip
-    from ray.data.context import ShuffleStrategy
-
+        parts = {b: ds.decisions.filter(pa.array(d_bucket == b)) for b in range(opts.buckets)}
+    decisions = {b: ray.put(t) for b, t in parts.items()} if parts else None
     ray.data.DataContext.get_current().shuffle_strategy = ShuffleStrategy(opts.shuffle)
     with deadline(opts.timeout_s, "the ray featurization job"):
         data = ray.data.from_arrow(blocks)
         end = int(data.max("ts_ms"))  # the one global pass: the data end for the observed flags
-        out = data.groupby(BUCKET, num_partitions=min(opts.buckets, opts.num_cpus)).map_groups(
+        out = data.groupby(BUCKET, num_partitions=opts.buckets).map_groups(  # a reduce task holds one bucket's events
             _featurize_group, batch_format="pyarrow", fn_kwargs={"spec": spec, "data_end_ms": end, "decisions": decisions}
         )
         out.write_parquet(str(out_dir))
+    # decision points of users without events: no group carries them, so they are built here
+    empty = events.slice(0, 0).drop_columns([BUCKET])
+    for b in sorted(set(parts) - set(np.unique(bucket).tolist())):
+        if parts[b].num_rows:
+            table = featurize_batch(empty, spec, data_end_ms=end, decisions=parts[b])
+            pq.write_table(table, out_dir / f"no-events-{b:05d}.parquet")
 
 
 def _featurize_group(batch: pa.Table, spec: FeatureSpec, data_end_ms: int, decisions: dict | None) -> pa.Table:
     """One bucket's events (every event of its users) → their samples."""
     import ray
 
-    b = int(batch.column(BUCKET)[0].as_py())
-    dec = None
-    if decisions is not None:
-        dec = ray.get(decisions[b]) if b in decisions else None
-        if dec is None:  # no decision points in this bucket
-            dec = pa.table({"user_id": pa.array([], pa.int64()), "t_ms": pa.array([], pa.int64())})
+    dec = None if decisions is None else ray.get(decisions[int(batch.column(BUCKET)[0].as_py())])
     return featurize_batch(batch.drop_columns([BUCKET]), spec, data_end_ms=data_end_ms, decisions=dec)
-
-
-def _write(table: pa.Table, path: Path) -> None:
-    if table.num_rows:
-        pq.write_table(table, path)
 
 
 def build_samples_dir(ds: Dataset, spec: FeatureSpec, out: str | Path, engine: str = "local",

@@ -105,6 +105,8 @@ def build_samples(
     """Featurize ``log`` at ``decisions`` (default rule if None) under ``spec``; the data end (for the
     ``observed`` flags) is the log's last event."""
     span = log.time_span()
+    if decisions is None:
+        decisions = default_decision_points(log)
     samples = featurize_log(log, spec, decisions, data_end_ms=span[1] if span else 0, streams=streams)
     if len(samples) == 0:
         raise DataError(f"{log.report.source}: no decision points to featurize")
@@ -145,7 +147,7 @@ def featurize_log(
     missing = [s for s in streams if s not in spec.features]
     if missing:
         raise SpecError(f"the FeatureSpec has no stream {missing[0]!r} (it has {', '.join(spec.streams)})")
-    if decisions is None and log.stream("cloud").num_rows == 0 and log.n_events:
+    if decisions is None and log.stream("cloud").num_rows == 0:  # the default rule finds no points
         decisions = pa.table({"user_id": pa.array([], pa.int64()), "t_ms": pa.array([], pa.int64())})
     decisions, d_user, d_t = _sorted_decisions(log, decisions)
     if len(d_user) == 0:
@@ -276,6 +278,8 @@ def _labels(
 
 #: the tie-break column of :func:`events_table`: the event's position in its log (file order for equal times)
 SEQ = "seq"
+
+
 def events_table(log: EventLog) -> pa.Table:
     """The log in long format (:meth:`EventLog.to_long_table`) plus ``seq``, the tie-break for equal
     timestamps that :func:`featurize_batch` sorts by."""
