@@ -171,6 +171,12 @@ def test_ray_featurization_equals_local_with_small_blocks(ray_local, tmp_path):
     assert not list(tmp_path.glob(".*"))  # the staging directories are gone
     with pytest.raises(DataError, match="already exists"):
         build_samples_dir(ds, spec, tmp_path / "ray", "ray", opts)
+    # the simulator given by name is generated inside Ray tasks, block by block
+    sim = build_samples_dir("sim:100:5", spec, tmp_path / "sim", "ray", EngineOptions(buckets=8, timeout_s=120))
+    assert sim["events"] == ds.events.n_events
+    c, _ = read_samples_dir(tmp_path / "sim")
+    lonely_rows = pc.equal(a.column("user_id"), lonely)
+    assert c.equals(a.filter(pc.invert(lonely_rows)))
 
 
 def test_ray_job_past_its_time_limit_is_a_one_line_error(ray_local, tmp_path):

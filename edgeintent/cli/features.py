@@ -77,17 +77,18 @@ def features_build(source: str, spec_path: Path, out: Path, engine: str, buckets
     check_out_dir(out)
     if out.suffix == ".npz" and engine != "local":
         raise ConfigError(f"--engine {engine} writes a Parquet data set: give --out a directory, not {out.name}")
-    ds = load_source(source)
     if out.suffix != ".npz":
         from edgeintent.engines.featurize import EngineOptions, build_samples_dir
 
-        summary = build_samples_dir(ds, spec, out, engine, EngineOptions(buckets=buckets, timeout_s=timeout_s), overwrite)
+        opts = EngineOptions(buckets=buckets, timeout_s=timeout_s)
+        summary = build_samples_dir(source, spec, out, engine, opts, overwrite)
         if as_json:
             print_json(summary)
         else:
             console.print(f"{summary['samples']:,} samples from {summary['events']:,} events on {engine}, "
                           f"{summary['files']} Parquet files, built in {summary['seconds']:.2f} s → {out}")  # fmt: skip
         return
+    ds = load_source(source)
     t0 = time.perf_counter()
     samples = build_samples(ds.events, spec, ds.decisions)
     secs = time.perf_counter() - t0

@@ -5,11 +5,11 @@ Parquet file per user bucket (``fmix64(user_id) mod B``, :func:`~edgeintent.tool
 on the local engine, Ray's own file names on Ray, plus ``_feature_spec.json`` (readers skip ``_`` files).
 
 - ``local``: :func:`~edgeintent.toolkit.features.windows.build_samples` over the whole log in this process;
-- ``ray``: the log in long format (:func:`~edgeintent.toolkit.features.windows.events_table`) as Ray Data
-  blocks with a ``bucket`` column; one global pass (``max(ts_ms)``) for the data end; then
-  ``groupby("bucket").map_groups(featurize_batch)``, so every user's events meet in one call (a plain
-  ``map_batches`` would split users across blocks and silently cut their windows). Decision points are
-  split by bucket in the driver and handed to the groups through the object store.
+- ``ray``: events and decision points as one Ray Dataset of :func:`engine_rows` with a ``bucket`` column
+  (the simulator is generated block by block in Ray tasks; other sources are loaded by the driver and
+  handed over in blocks); one global pass for the data end (``max(ts_ms)``) and the event count; then
+  ``groupby("bucket").map_groups(featurize_batch)``, so every user's events and decision points meet in
+  one call (a plain ``map_batches`` would split users across blocks and silently cut their windows).
 
 The data set is built in a temp directory beside ``out`` and renamed into place: readers see it whole
 or not at all.
@@ -33,8 +33,10 @@ import pyarrow.parquet as pq
 from edgeintent.errors import DataError
 from edgeintent.registry import Registry
 from edgeintent.toolkit.data.dataset import Dataset
+from edgeintent.toolkit.data.schema import EventLog
 from edgeintent.toolkit.features.spec import FeatureSpec
 from edgeintent.toolkit.features.windows import (
+    SEQ,
     build_samples,
     events_table,
     featurize_batch,
@@ -60,62 +62,125 @@ class EngineOptions:
     shuffle: str = "sort_shuffle_pull_based"
 
 
-#: engine name → ``fn(dataset, spec, out_dir, options)`` writing Parquet files into ``out_dir``
-ENGINES: Registry[Callable[[Dataset, FeatureSpec, Path, EngineOptions], None]] = Registry("engine")
+#: engine name → ``fn(source, spec, out_dir, options) -> events read``, writing Parquet files into ``out_dir``
+#: (``source``: a loaded Dataset or a source spec, which an engine may read its own way)
+ENGINES: Registry[Callable[[str | Dataset, FeatureSpec, Path, EngineOptions], int]] = Registry("engine")
 
 
 @ENGINES.register("local")
-def _local(ds: Dataset, spec: FeatureSpec, out_dir: Path, opts: EngineOptions) -> None:
+def _local(source: str | Dataset, spec: FeatureSpec, out_dir: Path, opts: EngineOptions) -> int:
+    ds = source if isinstance(source, Dataset) else _load(source)
     table = samples_table(build_samples(ds.events, spec, ds.decisions), spec)
     bucket = user_bucket(table.column("user_id").to_numpy(), opts.buckets)
     for b in np.unique(bucket):
         pq.write_table(table.filter(pa.array(bucket == b)), out_dir / f"part-{int(b):05d}.parquet")
+    return ds.events.n_events
 
 
 @ENGINES.register("ray")
-def _ray(ds: Dataset, spec: FeatureSpec, out_dir: Path, opts: EngineOptions) -> None:
+def _ray(source: str | Dataset, spec: FeatureSpec, out_dir: Path, opts: EngineOptions) -> int:
     ray = ray_session(opts.num_cpus)
+    from ray.data.aggregate import Max, Sum
     from ray.data.context import ShuffleStrategy
 
-    events = events_table(ds.events)
-    if events.num_rows == 0:
-        raise DataError(f"{ds.name}: no events to featurize")
-    bucket = user_bucket(events.column("user_id").to_numpy(), opts.buckets)
-    events = events.append_column(BUCKET, pa.array(bucket))
-    rows = opts.block_rows or max(1, math.ceil(events.num_rows / (4 * opts.num_cpus)))
-    blocks = [events.slice(lo, rows) for lo in range(0, events.num_rows, rows)]
-    parts = {}
-    if ds.decisions is not None:  # one part per bucket, empty ones too (every group's output has the same columns)
-        d_bucket = user_bucket(ds.decisions.column("user_id").to_numpy(), opts.buckets)
-        parts = {b: ds.decisions.filter(pa.array(d_bucket == b)) for b in range(opts.buckets)}
-    decisions = {b: ray.put(t) for b, t in parts.items()} if parts else None
+    data, has_decisions = _ray_rows(ray, source, opts)
     ray.data.DataContext.get_current().shuffle_strategy = ShuffleStrategy(opts.shuffle)
     with deadline(opts.timeout_s, "the ray featurization job"):
-        data = ray.data.from_arrow(blocks)
-        end = int(data.max("ts_ms"))  # the one global pass: the data end for the observed flags
-        out = data.groupby(BUCKET, num_partitions=opts.buckets).map_groups(  # a reduce task holds one bucket's events
-            _featurize_group, batch_format="pyarrow", fn_kwargs={"spec": spec, "data_end_ms": end, "decisions": decisions}
-        )
+        # the one global pass: the data end (for the observed flags) and the number of events
+        agg = data.aggregate(Max("ts_ms", ignore_nulls=True), Sum(IS_EVENT))
+        end, n_events = agg["max(ts_ms)"], int(agg[f"sum({IS_EVENT})"] or 0)
+        if not n_events:
+            raise DataError(f"{_name(source)}: no events to featurize")
+        out = data.groupby(BUCKET, num_partitions=opts.buckets).map_groups(  # a reduce task holds one bucket
+            _featurize_group, batch_format="pyarrow",
+            fn_kwargs={"spec": spec, "data_end_ms": int(end), "has_decisions": has_decisions},
+        )  # fmt: skip
         out.write_parquet(str(out_dir))
-    # decision points of users without events: no group carries them, so they are built here
-    empty = events.slice(0, 0).drop_columns([BUCKET])
-    for b in sorted(set(parts) - set(np.unique(bucket).tolist())):
-        if parts[b].num_rows:
-            table = featurize_batch(empty, spec, data_end_ms=end, decisions=parts[b])
-            pq.write_table(table, out_dir / f"no-events-{b:05d}.parquet")
+    return n_events
 
 
-def _featurize_group(batch: pa.Table, spec: FeatureSpec, data_end_ms: int, decisions: dict | None) -> pa.Table:
-    """One bucket's events (every event of its users) → their samples."""
-    import ray
+#: the rows the Ray engine shuffles: events (``events_table`` columns) and decision points
+#: (``stream == "decision"``, their time in ``t_ms``, their own columns prefixed) in one table, so that one
+#: groupby brings a bucket's events and decision points together (Ray Data has no co-group)
+DECISION = "decision"
+IS_EVENT = "is_event"
+PREFIX = "decision."
 
-    dec = None if decisions is None else ray.get(decisions[int(batch.column(BUCKET)[0].as_py())])
-    return featurize_batch(batch.drop_columns([BUCKET]), spec, data_end_ms=data_end_ms, decisions=dec)
+
+def engine_rows(events: EventLog, decisions: pa.Table | None, buckets: int, seq_base: int = 0) -> pa.Table:
+    """One table of a log's events and decision points with their user bucket (see ``DECISION``);
+    ``seq_base`` offsets ``seq`` so that separately read parts stay apart."""
+    ev = events_table(events)
+    ev = ev.set_column(ev.column_names.index(SEQ), SEQ, pc.add(ev.column(SEQ), seq_base))
+    ev = ev.append_column(IS_EVENT, pa.array(np.ones(ev.num_rows, np.int64)))
+    parts = [ev]
+    if decisions is not None:
+        n = decisions.num_rows
+        cols = {"user_id": decisions.column("user_id"), "stream": pa.array([DECISION] * n, pa.string()),
+                SEQ: pa.array(seq_base + np.arange(n, dtype=np.int64)), IS_EVENT: pa.array(np.zeros(n, np.int64)),
+                "t_ms": decisions.column("t_ms")}  # fmt: skip
+        cols.update({PREFIX + c: decisions.column(c) for c in decisions.column_names if c not in ("user_id", "t_ms")})
+        parts.append(pa.table(cols))
+    rows = pa.concat_tables(parts, promote_options="default")
+    return rows.append_column(BUCKET, pa.array(user_bucket(rows.column("user_id").to_numpy(), buckets)))
 
 
-def build_samples_dir(ds: Dataset, spec: FeatureSpec, out: str | Path, engine: str = "local",
+def _ray_rows(ray, source: str | Dataset, opts: EngineOptions):
+    """(Ray Dataset of :func:`engine_rows`, whether the source has decision points of its own). The
+    simulator is generated block by block in Ray tasks (the driver never holds the events); any other
+    source is loaded here and handed to Ray in blocks of ``block_rows``."""
+    if isinstance(source, str) and source.startswith("sim:"):
+        from edgeintent.toolkit.data.simulator import SimConfig
+        from edgeintent.toolkit.data.sources import _parse_sim
+
+        users, seed = _parse_sim(source)
+        cfg = SimConfig(users=users, seed=seed)
+        blocks = ray.data.range(cfg.n_blocks, override_num_blocks=cfg.n_blocks)
+        return blocks.map_batches(_sim_rows, batch_size=1, batch_format="pyarrow",
+                                  fn_kwargs={"cfg": cfg, "buckets": opts.buckets}), True  # fmt: skip
+    ds = source if isinstance(source, Dataset) else _load(source)
+    rows = engine_rows(ds.events, ds.decisions, opts.buckets)
+    size = opts.block_rows or max(1, math.ceil(rows.num_rows / (4 * opts.num_cpus)))
+    return ray.data.from_arrow([rows.slice(lo, size) for lo in range(0, rows.num_rows, size)]), ds.decisions is not None
+
+
+def _sim_rows(batch: pa.Table, cfg, buckets: int) -> pa.Table:
+    """One simulator block (``BLOCK_USERS`` users) as engine rows; ``seq`` apart per block."""
+    from edgeintent.toolkit.data.simulator import simulate_block
+
+    block = int(batch.column("id")[0].as_py())
+    sim = simulate_block(cfg, block)
+    return engine_rows(sim.events, sim.decisions, buckets, seq_base=block << 40)
+
+
+def _featurize_group(rows: pa.Table, spec: FeatureSpec, data_end_ms: int, has_decisions: bool) -> pa.Table:
+    """One bucket's rows (every event and decision point of its users) → their samples."""
+    is_dec = pc.equal(rows.column("stream"), DECISION)
+    events = rows.filter(pc.invert(is_dec)).drop_columns([BUCKET, IS_EVENT, "t_ms"])
+    events = events.drop_columns([c for c in events.column_names if c.startswith(PREFIX)])
+    decisions = None
+    if has_decisions:  # in their source order (ties in (user_id, t_ms) keep it), with their own column names
+        dec = rows.filter(is_dec)
+        dec = dec.take(pc.sort_indices(dec.column(SEQ)))
+        decisions = pa.table({"user_id": dec.column("user_id"), "t_ms": dec.column("t_ms"),
+                              **{c[len(PREFIX):]: dec.column(c) for c in dec.column_names if c.startswith(PREFIX)}})  # fmt: skip
+    return featurize_batch(events, spec, data_end_ms=data_end_ms, decisions=decisions)
+
+
+def _load(source: str) -> Dataset:
+    from edgeintent.toolkit.data.sources import load_source
+
+    return load_source(source)
+
+
+def _name(source: str | Dataset) -> str:
+    return source if isinstance(source, str) else source.name
+
+
+def build_samples_dir(source: str | Dataset, spec: FeatureSpec, out: str | Path, engine: str = "local",
                       opts: EngineOptions | None = None, overwrite: bool = False) -> dict:  # fmt: skip
-    """Featurize ``ds`` with ``engine`` into the Parquet data set ``out``; returns a summary."""
+    """Featurize ``source`` (a source spec or a loaded Dataset) with ``engine`` into the Parquet data set
+    ``out``; returns a summary."""
     run = ENGINES.get(engine)
     opts = opts or EngineOptions()
     out = Path(out)
@@ -124,7 +189,7 @@ def build_samples_dir(ds: Dataset, spec: FeatureSpec, out: str | Path, engine: s
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         t0 = time.perf_counter()
-        run(ds, spec, staging, opts)
+        n_events = run(source, spec, staging, opts)
         secs = time.perf_counter() - t0
         spec.save(staging / SPEC_FILE)
         _publish(staging, out)
@@ -133,7 +198,7 @@ def build_samples_dir(ds: Dataset, spec: FeatureSpec, out: str | Path, engine: s
         raise
     files = sorted(p.name for p in out.glob("*.parquet"))
     rows = sum(pq.ParquetFile(out / f).metadata.num_rows for f in files)
-    return {"engine": engine, "events": ds.events.n_events, "samples": rows, "files": len(files),
+    return {"engine": engine, "events": n_events, "samples": rows, "files": len(files),
             "buckets": opts.buckets, "seconds": round(secs, 3), "out": str(out)}  # fmt: skip
 
 

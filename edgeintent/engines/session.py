@@ -58,13 +58,19 @@ def _store_bytes() -> int:
 
 @contextlib.contextmanager
 def deadline(seconds: float | None, what: str) -> Iterator[None]:
-    """Raise EngineError if the block runs longer than ``seconds`` (SIGALRM: the main thread only)."""
+    """Raise EngineError if the block runs longer than ``seconds`` (SIGALRM: the main thread only).
+
+    The alarm raises inside the block; if Ray's own code catches that, the block is still failed when
+    it returns."""
     if not seconds or threading.current_thread() is not threading.main_thread():
         yield
         return
+    expired: list[bool] = []
+    message = f"{what} ran longer than its time limit of {seconds:g} s"
 
     def expire(signum, frame):
-        raise EngineError(f"{what} ran longer than its time limit of {seconds:g} s")
+        expired.append(True)
+        raise EngineError(message)
 
     old = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -73,3 +79,5 @@ def deadline(seconds: float | None, what: str) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+    if expired:
+        raise EngineError(message)
