@@ -221,3 +221,48 @@ def test_micro_batches_must_be_a_multiple_of_the_workers():
         Replica(0, 2, 3)
     assert Replica(1, 2, 4).slices(10) == [(5, 7), (7, 10)]
     assert Replica().slices(7) == [(0, 7)]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["features", "build", "sim:20", "--spec", "SPEC", "--out", "OUT/s.npz", "--engine", "ray"], "writes a Parquet data set"),
+    (["features", "build", "sim:20", "--spec", "SPEC", "--out", "OUT/s", "--engine", "spark"], "unknown engine 'spark'"),
+    (["train", "--model", "dipn", "--data", "sim:20", "--out", "OUT/b", "--engine", "ray", "--workers", "2",
+      "--micro-batches", "3"], "multiple of the workers"),
+    (["train", "--model", "dipn", "--data", "sim:20", "--out", "OUT/b", "--engine", "ray", "--workers", "4",
+      "--batch-size", "6"], "cannot be cut into 4 slices"),
+])  # fmt: skip
+def test_cli_engine_errors_are_one_line_before_any_work(tmp_path, args, message):
+    from click.testing import CliRunner
+
+    from edgeintent.cli import main
+
+    spec = tmp_path / "spec.json"
+    fit_spec(EventLog.from_columns(random_columns(1))).save(spec)
+    args = [a.replace("SPEC", str(spec)).replace("OUT", str(tmp_path)) for a in args]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 2, res.output
+    assert message in res.output and res.output.strip().count("\n") == 0, res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.json"]
+
+
+def test_cli_builds_a_samples_data_set_that_reads_back(tmp_path):
+    """``features build --out DIR`` (local engine) writes the sharded Parquet data set of build_samples."""
+    import json
+
+    from click.testing import CliRunner
+
+    from edgeintent.cli import main
+    from edgeintent.engines.featurize import read_samples_dir
+    from edgeintent.toolkit.data.sources import load_source
+
+    ds = load_source("sim:60:2")
+    spec = fit_spec(ds.events)
+    spec.save(tmp_path / "spec.json")
+    res = CliRunner().invoke(main, ["features", "build", "sim:60:2", "--spec", str(tmp_path / "spec.json"),
+                                    "--out", str(tmp_path / "samples"), "--buckets", "3", "--json"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output)
+    assert summary["files"] == len(list((tmp_path / "samples").glob("*.parquet"))) == 3
+    table, spec_back = read_samples_dir(tmp_path / "samples")
+    assert spec_back == spec
+    assert table.equals(samples_table(build_samples(ds.events, spec, ds.decisions), spec))

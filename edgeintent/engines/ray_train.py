@@ -29,19 +29,24 @@ from edgeintent.toolkit.training.trainer import Prepared, Replica, TrainConfig, 
 WEIGHTS = "weights.safetensors"
 
 
+def check_workers(cfg: TrainConfig, workers: int) -> None:
+    """A one-line ConfigError unless ``workers`` can share ``cfg``'s batches (before any work starts)."""
+    if workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
+    Replica(0, workers, cfg.micro_batches)  # micro-batches must be a multiple of the workers
+    if cfg.batch_size < 2 * cfg.micro_batches:
+        raise ConfigError(f"a batch of {cfg.batch_size} rows cannot be cut into {cfg.micro_batches} slices of two rows")
+
+
 def ray_torch_runner(samples_dir: str | Path, workers: int, num_cpus: int = 4, timeout_s: float | None = None,
                      storage: str | Path | None = None) -> Callable:  # fmt: skip
     """A ``run_torch(model, prep, cfg, on_epoch) -> (history, best_epoch)`` for
     :func:`~edgeintent.toolkit.training.trainer.train` that trains on ``workers`` Ray Train workers.
     ``prep`` must hold the rows of ``samples_dir`` in :func:`read_samples_dir`'s order."""
-    if workers < 1:
-        raise ConfigError(f"--workers must be at least 1, got {workers}")
 
     def run(model: torch.nn.Module, prep: Prepared, cfg: TrainConfig, on_epoch=None) -> tuple[list[dict], int]:
-        Replica(0, workers, cfg.micro_batches)  # micro-batches must be a multiple of the workers
-        if cfg.batch_size < 2 * cfg.micro_batches:
-            raise ConfigError(f"a batch of {cfg.batch_size} rows cannot be cut into {cfg.micro_batches} slices of two")
-        ray = ray_session(num_cpus)
+        check_workers(cfg, workers)
+        ray_session(num_cpus)
         from ray.train import RunConfig, ScalingConfig
         from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -63,10 +68,7 @@ def ray_torch_runner(samples_dir: str | Path, workers: int, num_cpus: int = 4, t
                 run_config=RunConfig(storage_path=store, name="train"),
             )
             with deadline(timeout_s, "the ray training job"):
-                try:
-                    result = trainer.fit()
-                except ray.exceptions.RayError as exc:
-                    raise EngineError(f"ray training failed: {str(exc).splitlines()[0]}") from None
+                result = trainer.fit()  # a worker's failure is a bug: Ray Train raises it with its traceback
             if result.checkpoint is None:
                 raise EngineError("ray training returned no checkpoint from rank 0")
             with result.checkpoint.as_directory() as ckpt:
@@ -117,6 +119,7 @@ def train_bundle_on_ray(name: str, source: str, out: str | Path, cfg: TrainConfi
     from edgeintent.toolkit.data.sources import load_source
     from edgeintent.toolkit.training.trainer import prepare, train_bundle
 
+    check_workers(cfg, workers)
     ds = load_source(source)
     with tempfile.TemporaryDirectory(prefix=".edgeintent-samples-", dir=Path(out).parent) as tmp:
         samples_dir = Path(tmp) / "samples"
