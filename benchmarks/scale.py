@@ -5,7 +5,8 @@
 
 Per source and engine, each in a fresh child process (so peak RSS is its own): events/s of the
 featurization (source loading and the spec fit excluded, the same for both), the child's peak RSS, and
-on Ray the peak RSS (VmHWM) of every Ray worker process and Ray's session start-up time. The two
+on Ray the peak RSS (VmHWM, sampled every 0.2 s) of every Ray worker process that ran, and Ray's session
+start-up time. The two
 samples data sets are then read back and checked equal, every column of every row. The FeatureSpec is
 fitted once, in the parent, on a deterministic sample of users: those in user buckets 0..K-1 of 64
 (``fmix64(user_id) mod 64 < K``, ``--fit-buckets``).
@@ -23,6 +24,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -34,9 +36,9 @@ from edgeintent.toolkit.data.dataset import DEFAULT_SHARED_DATA  # noqa: E402
 TAOBAO = DEFAULT_SHARED_DATA / "taobao_userbehavior" / "UserBehavior_sample.csv"
 
 
-def _ray_worker_peaks() -> list[int]:
-    """VmHWM (bytes) of this session's Ray worker processes (their names start with ``ray::``)."""
-    out = []
+def _ray_worker_hwm() -> dict[int, int]:
+    """pid → VmHWM (bytes) of the live Ray worker processes (their names start with ``ray::``)."""
+    out = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -46,10 +48,31 @@ def _ray_worker_peaks() -> list[int]:
                 continue
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmHWM:"):
-                    out.append(int(line.split()[1]) * 1024)
+                    out[int(pid)] = int(line.split()[1]) * 1024
         except OSError:
             continue
-    return sorted(out)
+    return out
+
+
+class WorkerPeaks(threading.Thread):
+    """Samples the Ray workers' VmHWM every 0.2 s, so workers that exit before the end still count."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peaks: dict[int, int] = {}
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.2):
+            for pid, hwm in _ray_worker_hwm().items():
+                self.peaks[pid] = max(hwm, self.peaks.get(pid, 0))
+
+    def stop(self) -> list[int]:
+        self.done.set()
+        self.join()
+        for pid, hwm in _ray_worker_hwm().items():
+            self.peaks[pid] = max(hwm, self.peaks.get(pid, 0))
+        return sorted(self.peaks.values())
 
 
 def child(engine: str, source: str, spec_path: str, out: str, workers: int, buckets: int, shuffle: str,
@@ -73,12 +96,14 @@ def child(engine: str, source: str, spec_path: str, out: str, workers: int, buck
         t0 = time.perf_counter()
         ray = ray_session(num_cpus=workers, temp_dir=tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
         row["ray_start_seconds"] = round(time.perf_counter() - t0, 2)
+        sampler = WorkerPeaks()
+        sampler.start()
     summary = build_samples_dir(ds, spec, out, engine, EngineOptions(buckets=buckets, num_cpus=workers, shuffle=shuffle))
     row.update(events=summary["events"], samples=summary["samples"], files=summary["files"],
                seconds=summary["seconds"], events_per_s=round(summary["events"] / summary["seconds"]))  # fmt: skip
     row["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     if engine == "ray":
-        peaks = _ray_worker_peaks()
+        peaks = sampler.stop()
         row["ray_workers"] = len(peaks)
         row["worker_peak_rss_mb"] = [round(p / 2**20, 1) for p in peaks]
         ray.shutdown()
@@ -128,7 +153,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="logical CPUs of the Ray session")
     ap.add_argument("--buckets", type=int, default=16)
     ap.add_argument("--fit-buckets", type=int, default=8, help="fit the spec on users in buckets < K of 64")
-    ap.add_argument("--shuffle", default="sort_shuffle_pull_based", help="Ray Data shuffle strategy")
+    ap.add_argument("--shuffle", default="hash_shuffle", help="Ray Data shuffle strategy (EngineOptions.shuffle)")
     ap.add_argument("--engines", default="local,ray", help="comma list: local,ray (ray alone: no equality check)")
     ap.add_argument("--stream", action="store_true", help="Ray reads the source itself (sim: generated in Ray tasks)")
     ap.add_argument("--fit-source", default=None, help="fit the spec on this source instead (e.g. sim:20000)")

@@ -148,6 +148,7 @@ def test_samples_table_round_trip_and_bucket_values():
 
 def test_ray_featurization_equals_local_with_small_blocks(ray_local, tmp_path):
     from edgeintent.engines.featurize import EngineOptions, build_samples_dir, read_samples_dir
+    from edgeintent.toolkit.data.dataset import Dataset
     from edgeintent.toolkit.data.sources import load_source
 
     ds = load_source("sim:100:5")  # decision points of its own (offers, propensities), 16 k events
@@ -171,6 +172,13 @@ def test_ray_featurization_equals_local_with_small_blocks(ray_local, tmp_path):
     assert not list(tmp_path.glob(".*"))  # the staging directories are gone
     with pytest.raises(DataError, match="already exists"):
         build_samples_dir(ds, spec, tmp_path / "ray", "ray", opts)
+    # without decision points of its own (the default rule, as on Taobao): rows carry no decision columns
+    bare = Dataset(name="bare", events=ds.events)
+    build_samples_dir(bare, spec, tmp_path / "bare-local", "local", EngineOptions(buckets=4))
+    build_samples_dir(bare, spec, tmp_path / "bare-ray", "ray", EngineOptions(buckets=4, block_rows=3000, timeout_s=120))
+    d, _ = read_samples_dir(tmp_path / "bare-local")
+    e, _ = read_samples_dir(tmp_path / "bare-ray")
+    assert d.num_rows > 300 and d.equals(e)
     # the simulator given by name is generated inside Ray tasks, block by block
     sim = build_samples_dir("sim:100:5", spec, tmp_path / "sim", "ray", EngineOptions(buckets=8, timeout_s=120))
     assert sim["events"] == ds.events.n_events

@@ -57,9 +57,9 @@ class EngineOptions:
     num_cpus: int = 4  # logical CPUs of a local Ray session
     block_rows: int | None = None  # events per Ray Data block (None: about 4 blocks per logical CPU)
     timeout_s: float | None = None  # time limit of the whole job
-    #: Ray Data's shuffle for the groupby (``ray.data.context.ShuffleStrategy`` values): the sort-based pull
-    #: shuffle runs as tasks; the hash shuffle starts aggregator actors (benchmarks/scale.py compares them)
-    shuffle: str = "sort_shuffle_pull_based"
+    #: Ray Data's shuffle for the groupby (a ``ray.data.context.ShuffleStrategy`` value): the hash shuffle
+    #: gives one reduce partition per bucket; the sort-based ones range-partition by sampled bucket bounds
+    shuffle: str = "hash_shuffle"
 
 
 #: engine name → ``fn(source, spec, out_dir, options) -> events read``, writing Parquet files into ``out_dir``
@@ -83,8 +83,8 @@ def _ray(source: str | Dataset, spec: FeatureSpec, out_dir: Path, opts: EngineOp
     from ray.data.aggregate import Max, Sum
     from ray.data.context import ShuffleStrategy
 
+    ray.data.DataContext.get_current().shuffle_strategy = ShuffleStrategy(opts.shuffle)  # datasets copy it
     data, has_decisions = _ray_rows(ray, source, opts)
-    ray.data.DataContext.get_current().shuffle_strategy = ShuffleStrategy(opts.shuffle)
     with deadline(opts.timeout_s, "the ray featurization job"):
         # the one global pass: the data end (for the observed flags) and the number of events
         agg = data.aggregate(Max("ts_ms", ignore_nulls=True), Sum(IS_EVENT))
@@ -156,8 +156,8 @@ def _sim_rows(batch: pa.Table, cfg, buckets: int) -> pa.Table:
 def _featurize_group(rows: pa.Table, spec: FeatureSpec, data_end_ms: int, has_decisions: bool) -> pa.Table:
     """One bucket's rows (every event and decision point of its users) → their samples."""
     is_dec = pc.equal(rows.column("stream"), DECISION)
-    events = rows.filter(pc.invert(is_dec)).drop_columns([BUCKET, IS_EVENT, "t_ms"])
-    events = events.drop_columns([c for c in events.column_names if c.startswith(PREFIX)])
+    events = rows.filter(pc.invert(is_dec))
+    events = events.drop_columns([c for c in events.column_names if c in (BUCKET, IS_EVENT, "t_ms") or c.startswith(PREFIX)])
     decisions = None
     if has_decisions:  # in their source order (ties in (user_id, t_ms) keep it), with their own column names
         dec = rows.filter(is_dec)

@@ -57,7 +57,6 @@ class TrainConfig:
     golden_rows: int = 256
     micro_batches: int = 1  # slices each batch is computed in (gradients accumulated); a multiple of the workers
 
-
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.patience < 1 or self.micro_batches < 1:
             raise ConfigError("epochs, batch size, patience, micro-batches and learning rate must be positive")
