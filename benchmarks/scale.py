@@ -36,15 +36,29 @@ from edgeintent.toolkit.data.dataset import DEFAULT_SHARED_DATA  # noqa: E402
 TAOBAO = DEFAULT_SHARED_DATA / "taobao_userbehavior" / "UserBehavior_sample.csv"
 
 
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _descends_from_me(pid: int) -> bool:
+    me = os.getpid()
+    while pid > 1:
+        pid = _parent(pid)
+        if pid == me:
+            return True
+    return False
+
+
 def _ray_worker_hwm() -> dict[int, int]:
-    """pid → VmHWM (bytes) of the live Ray worker processes (their names start with ``ray::``)."""
+    """pid → VmHWM (bytes) of this process's live Ray worker processes (names start with ``ray::``;
+    other Ray sessions on the machine are not counted)."""
     out = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
-            if not cmd.startswith(b"ray::"):
+            if not cmd.startswith(b"ray::") or not _descends_from_me(int(pid)):
                 continue
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmHWM:"):

@@ -59,7 +59,7 @@ def features_fit(source: str, out: Path, min_count: int, buckets: int, max_len: 
 @click.argument("source")
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True,
-              help="a samples .npz, or a directory: a sharded Parquet samples data set (what `train` reads)")
+              help="a samples .npz, or a directory: a sharded Parquet samples data set (docs/engines.md)")
 @lazy_option("--engine", default="local", show_default=True, help=engine_help)
 @click.option("--buckets", type=click.IntRange(min=1), default=16, show_default=True,
               help="user buckets (fmix64(user_id) mod B) of the Parquet data set")
