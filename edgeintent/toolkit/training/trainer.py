@@ -24,6 +24,7 @@ import torch
 
 from edgeintent import __version__
 from edgeintent.errors import ConfigError, DataError
+from edgeintent.toolkit.models.base import BATCH_ROWS  # data-parallel slices draw the whole batch's noise
 from edgeintent.toolkit.training import metrics as M
 from edgeintent.toolkit.features import (
     FeatureSpec,
@@ -36,7 +37,7 @@ from edgeintent.toolkit.features import (
 )
 from edgeintent.toolkit.models import create_model, get_entry, model_config
 from edgeintent.toolkit.golden import build_golden
-from edgeintent.toolkit.models.base import BATCH_ROWS, count_parameters
+from edgeintent.toolkit.models.base import count_parameters
 from edgeintent.toolkit.models.exportable import batch_for, predict_logits, sigmoid
 from edgeintent.toolkit.data.dataset import Dataset
 
