@@ -167,7 +167,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="logical CPUs of the Ray session")
     ap.add_argument("--buckets", type=int, default=16)
     ap.add_argument("--fit-buckets", type=int, default=8, help="fit the spec on users in buckets < K of 64")
-    ap.add_argument("--shuffle", default="hash_shuffle", help="Ray Data shuffle strategy (EngineOptions.shuffle)")
+    ap.add_argument("--shuffle", default="sort_shuffle_pull_based", help="Ray Data shuffle strategy (EngineOptions.shuffle)")
     ap.add_argument("--engines", default="local,ray", help="comma list: local,ray (ray alone: no equality check)")
     ap.add_argument("--stream", action="store_true", help="Ray reads the source itself (sim: generated in Ray tasks)")
     ap.add_argument("--fit-source", default=None, help="fit the spec on this source instead (e.g. sim:20000)")

@@ -173,17 +173,16 @@ def test_ray_featurization_equals_local_with_small_blocks(ray_local, tmp_path):
     with pytest.raises(DataError, match="already exists"):
         build_samples_dir(ds, spec, tmp_path / "ray", "ray", opts)
     # without decision points of its own (the default rule, as on Taobao): rows carry no decision columns;
-    # this and the next job use the sort-based shuffle, so both strategies are checked against local
+    # this job uses the hash shuffle (the others the default sort-based one): both are checked against local
     bare = Dataset(name="bare", events=ds.events)
     build_samples_dir(bare, spec, tmp_path / "bare-local", "local", EngineOptions(buckets=4))
     build_samples_dir(bare, spec, tmp_path / "bare-ray", "ray", EngineOptions(buckets=4, block_rows=3000, timeout_s=120,
-                                                                          shuffle="sort_shuffle_pull_based"))
+                                                                          shuffle="hash_shuffle"))
     d, _ = read_samples_dir(tmp_path / "bare-local")
     e, _ = read_samples_dir(tmp_path / "bare-ray")
     assert d.num_rows > 300 and d.equals(e)
     # the simulator given by name is generated inside Ray tasks, block by block
-    sim = build_samples_dir("sim:100:5", spec, tmp_path / "sim", "ray",
-                            EngineOptions(buckets=8, timeout_s=120, shuffle="sort_shuffle_pull_based"))
+    sim = build_samples_dir("sim:100:5", spec, tmp_path / "sim", "ray", EngineOptions(buckets=8, timeout_s=120))
     assert sim["events"] == ds.events.n_events
     c, _ = read_samples_dir(tmp_path / "sim")
     lonely_rows = pc.equal(a.column("user_id"), lonely)

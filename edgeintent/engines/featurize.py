@@ -57,9 +57,11 @@ class EngineOptions:
     num_cpus: int = 4  # logical CPUs of a local Ray session
     block_rows: int | None = None  # events per Ray Data block (None: about 4 blocks per logical CPU)
     timeout_s: float | None = None  # time limit of the whole job
-    #: Ray Data's shuffle for the groupby (a ``ray.data.context.ShuffleStrategy`` value): the hash shuffle
-    #: gives one reduce partition per bucket; the sort-based ones range-partition by sampled bucket bounds
-    shuffle: str = "hash_shuffle"
+    #: Ray Data's shuffle for the groupby (a ``ray.data.context.ShuffleStrategy`` value). The sort-based pull
+    #: shuffle range-partitions by sampled bucket bounds into as many reduce tasks as input blocks, so a
+    #: reduce task's size does not grow with the data; the hash shuffle (``num_partitions`` = buckets)
+    #: collects partitions in a few aggregator actors, whose memory does (docs/engines.md)
+    shuffle: str = "sort_shuffle_pull_based"
 
 
 #: engine name → ``fn(source, spec, out_dir, options) -> events read``, writing Parquet files into ``out_dir``
@@ -91,7 +93,7 @@ def _ray(source: str | Dataset, spec: FeatureSpec, out_dir: Path, opts: EngineOp
         end, n_events = agg["max(ts_ms)"], int(agg[f"sum({IS_EVENT})"] or 0)
         if not n_events:
             raise DataError(f"{_name(source)}: no events to featurize")
-        out = data.groupby(BUCKET, num_partitions=opts.buckets).map_groups(  # a reduce task holds one bucket
+        out = data.groupby(BUCKET, num_partitions=opts.buckets).map_groups(  # num_partitions: hash shuffle only
             _featurize_group, batch_format="pyarrow",
             fn_kwargs={"spec": spec, "data_end_ms": int(end), "has_decisions": has_decisions},
         )  # fmt: skip
