@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -108,7 +109,8 @@ def child(engine: str, source: str, spec_path: str, out: str, workers: int, buck
         from edgeintent.engines.session import ray_session
 
         t0 = time.perf_counter()
-        ray = ray_session(num_cpus=workers, temp_dir=tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
+        ray_tmp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths
+        ray = ray_session(num_cpus=workers, temp_dir=ray_tmp)
         row["ray_start_seconds"] = round(time.perf_counter() - t0, 2)
         sampler = WorkerPeaks()
         sampler.start()
@@ -121,6 +123,7 @@ def child(engine: str, source: str, spec_path: str, out: str, workers: int, buck
         row["ray_workers"] = len(peaks)
         row["worker_peak_rss_mb"] = [round(p / 2**20, 1) for p in peaks]
         ray.shutdown()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
     return row
 
 
