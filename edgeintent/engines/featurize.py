@@ -89,7 +89,7 @@ def _ray(source: str | Dataset, spec: FeatureSpec, out_dir: Path, opts: EngineOp
     data, has_decisions = _ray_rows(ray, source, opts)
     with deadline(opts.timeout_s, "the ray featurization job"):
         # the one global pass: the data end (for the observed flags) and the number of events
-        agg = data.aggregate(Max("ts_ms", ignore_nulls=True), Sum(IS_EVENT))
+        agg = data.select_columns(["ts_ms", IS_EVENT]).aggregate(Max("ts_ms", ignore_nulls=True), Sum(IS_EVENT))
         end, n_events = agg["max(ts_ms)"], int(agg[f"sum({IS_EVENT})"] or 0)
         if not n_events:
             raise DataError(f"{_name(source)}: no events to featurize")
