@@ -15,7 +15,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[mnn,dev]'
+	$(BIN)/pip install --quiet -e '.[mnn,dev,ray]'
 	touch $(STAMP)
 
 setup: $(STAMP)

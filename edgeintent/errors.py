@@ -82,3 +82,7 @@ class BenchError(EdgeIntentError):
 
 class KitError(EdgeIntentError):
     """The phone kit cannot be built or run here (no C compiler), or a featurizer dump is malformed."""
+
+
+class EngineError(EdgeIntentError):
+    """A distributed engine (Ray) is missing, or one of its jobs failed or ran past its time limit."""
