@@ -15,7 +15,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[mnn,dev]'
+	$(BIN)/pip install --quiet -e '.[mnn,dev,ray]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -25,15 +25,18 @@ demo: $(STAMP)
 
 # one pytest worker per CPU, a test file's tests on one worker (the cpu-arm environment is built by
 # one process; module fixtures are set up once). Not --dist loadgroup: with pytest 9.2 it silently
-# stops grouping (pytest-xdist#1386).
+# stops grouping (pytest-xdist#1386). --no-loadscope-reorder keeps the files in the order conftest.py
+# gives them (the slowest first); by default xdist hands them out by number of tests, which put the
+# slowest file last.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto --dist loadfile
+	$(BIN)/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/featurize.py --json
 	$(BIN)/python benchmarks/runtimes.py --json
 
-# cpu-arm: qemu + arm64 Debian python + aarch64 onnxruntime/MNN in ~/.cache/edgeintent/cpu-arm (root, once).
+# cpu-arm: qemu + arm64 Debian python + aarch64 onnxruntime/MNN in ~/.cache/edgeintent/cpu-arm (root, once),
+# and the aarch64 cross compiler the phone kit is built with (gcc-aarch64-linux-gnu, with the host tools).
 # `make test` builds it too when it is missing (tests/test_emulation.py); it skips only without root or network.
 arm-setup: $(STAMP)
 	$(BIN)/edgeintent devices setup cpu-arm

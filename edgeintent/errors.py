@@ -78,3 +78,11 @@ class MemoryBudgetError(EdgeIntentError):
 
 class BenchError(EdgeIntentError):
     """A measuring process failed for a reason other than memory."""
+
+
+class KitError(EdgeIntentError):
+    """The phone kit cannot be built or run here (no C compiler), or a featurizer dump is malformed."""
+
+
+class EngineError(EdgeIntentError):
+    """A distributed engine (Ray) is missing, or one of its jobs failed or ran past its time limit."""

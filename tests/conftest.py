@@ -6,8 +6,8 @@ import pytest
 
 #: the slowest test files, run first so that the test workers (``-n auto --dist loadfile``) finish
 #: together: longest first; every other file keeps its place
-SLOW_FIRST = ("test_deterministic.py", "test_parity.py", "test_kill.py", "test_quantize.py", "test_emulation.py",
-              "test_bench.py", "test_cli.py", "test_export.py")  # fmt: skip
+SLOW_FIRST = ("test_parity.py", "test_quantize.py", "test_kill.py", "test_engines.py", "test_emulation.py", "test_cli.py",
+              "test_kit.py", "test_bench.py", "test_deterministic.py", "test_export.py")  # fmt: skip
 
 
 def pytest_collection_modifyitems(items):
@@ -93,3 +93,25 @@ def hmog_dir() -> Path:
     if not HMOG_DIR.exists():
         pytest.skip(f"real HMOG data not found at {HMOG_DIR}")
     return HMOG_DIR
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray session for the whole run: 4 logical CPUs (Ray Data and Ray Train must not starve each
+    other on a 2-core machine), state under a short temp dir, no dashboard, no usage statistics, token
+    authentication off (edgeintent.engines.session). Jobs take a time limit (``timeout_s``)."""
+    import importlib.util
+    import tempfile
+
+    if importlib.util.find_spec("ray") is None:  # not imported here: ray_session sets its environment first
+        pytest.skip("Ray is the [ray] extra; `make setup` installs it")
+
+    from edgeintent.engines.session import ray_session
+
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # Ray's socket paths must stay under 107 characters
+    ray = ray_session(num_cpus=4, temp_dir=temp)
+    yield ray
+    ray.shutdown()
+    import shutil
+
+    shutil.rmtree(temp, ignore_errors=True)

@@ -146,6 +146,17 @@ def test_json_schema_and_every_field_labelled(report, bundle):
     assert s["default_target"] == "mnn" and s["fastest"] is not None
 
 
+def test_the_c_kit_featurizer_row_beside_pythons(report):
+    kit = report["featurizer_kit"]
+    assert kit["matches_python"] and kit["runs"] >= 2000 and 0 < kit["min_ms"] <= kit["p50_ms"] <= kit["p90_ms"]
+    assert kit["events"] == sum(report["request"]["raw_events_held"].values())
+    assert kit["projected"]["p50_ms"] == pytest.approx(kit["p50_ms"] / report["projection"]["speed"])
+    for r in (r for r in report["rows"] if "measured" in r):
+        share = r["featurizer_share_kit"]["measured"]
+        assert share == pytest.approx(kit["p50_ms"] / (kit["p50_ms"] + r["measured"]["p50_ms"]))
+        assert share < r["featurizer_share"]["measured"]
+
+
 def test_exported_outputs_in_the_children_agree_with_torch(report):
     rows = [r for r in report["rows"] if "outputs" in r]
     assert len(rows) >= 3, [r["target"] for r in report["rows"]]  # torch and at least two exported runtimes
@@ -303,6 +314,15 @@ def test_callgrind_dump_parser(tmp_path):
     (tmp_path / "callgrind.out.7.1").write_text("part: 1\ndesc: Trigger: dump\nsummary: 1000\n")
     (tmp_path / "callgrind.out.7.2").write_text("part: 2\ndesc: Trigger: dump\nsummary: 2500\n")
     assert parse_callgrind_dir(tmp_path) == {1: 1000, 2: 2500}
+    # --separate-threads=yes: one file per thread and part; a thread is picked, or all are summed
+    threads = tmp_path / "threads"
+    threads.mkdir()
+    for name, part, tid, n in (("callgrind.out.7.1-01", 1, 1, 10), ("callgrind.out.7.2-01", 2, 1, 700),
+                               ("callgrind.out.7.2-02", 2, 2, 33), ("callgrind.out.7-01", 3, 1, 9)):  # fmt: skip
+        trigger = "Program termination" if part == 3 else "--dump-before=getsid"
+        (threads / name).write_text(f"part: {part}\nthread: {tid}\ndesc: Trigger: {trigger}\nsummary: {n}\n")
+    assert parse_callgrind_dir(threads, thread=1) == {1: 10, 2: 700}
+    assert parse_callgrind_dir(threads) == {1: 10, 2: 733}
 
 
 def test_deterministic_without_valgrind_says_how_to_install(bundle, monkeypatch):

@@ -1,6 +1,6 @@
 """``bench --deterministic``: instructions per inference under callgrind, the same in two processes.
 
-Its own file (the slowest test of the suite), so the test workers can run it beside test_bench.py.
+Its own file (it keeps both CPUs busy), so the test workers can run it beside test_bench.py.
 """
 
 from __future__ import annotations
@@ -20,18 +20,18 @@ ROOT = Path(__file__).resolve().parents[1]
 def bundle(trained, tmp_path_factory):
     out = tmp_path_factory.mktemp("deterministic") / "dipn"
     shutil.copytree(trained("dipn"), out)
-    export_bundle(out, "onnx", "fp32")
+    export_bundle(out, "mnn", "fp32")
     return out
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("valgrind") is None or shutil.which("callgrind_control") is None,
                     reason="valgrind is not installed (apt-get install -y valgrind); --deterministic needs callgrind")
-def test_deterministic_instruction_count_is_stable_within_0_1_percent(bundle):
-    """Two independent processes benching under callgrind (what ``--deterministic`` runs: 200
-    counted runs, over which the few hundred thousand instructions that vary with when callgrind acts on
-    ``callgrind_control -d`` amortise below 0.1 %) count the same instructions per inference. They run side by
-    side, each pinned to its own CPU when there are two: callgrind counts instructions, not time."""
+def test_deterministic_instruction_count_is_stable_within_0_01_percent(bundle):
+    """Two independent processes benching under callgrind (what ``--deterministic`` runs) count the same
+    instructions per inference on the calling thread: the counters are dumped synchronously at the loop's
+    markers and hashing is seeded, so MNN's count is the same to a few hundred instructions in 30 runs. They run
+    side by side, each pinned to its own CPU when there are two: callgrind counts instructions, not time."""
     import os
     import subprocess
     import sys
@@ -39,8 +39,8 @@ def test_deterministic_instruction_count_is_stable_within_0_1_percent(bundle):
     cpus = sorted(os.sched_getaffinity(0))
     pins = [cpus[-1:], cpus[-2:-1]] if len(cpus) >= 2 else [cpus, cpus]
     code = ("import json, sys; from edgeintent.runtime_sim.bench import BenchConfig, run_bench; "
-            "cfg = BenchConfig(device='cpu-arm', targets=('onnx',), runs=5, warmup=1, deterministic=True, "
-            "deterministic_runs=200, deterministic_warmup=10); "
+            "cfg = BenchConfig(device='cpu-arm', targets=('mnn',), runs=5, warmup=1, deterministic=True, "
+            "deterministic_runs=30, deterministic_warmup=10); "
             "print(json.dumps(run_bench(sys.argv[1], cfg)))")  # fmt: skip
 
     def start(pin):
@@ -59,10 +59,10 @@ def test_deterministic_instruction_count_is_stable_within_0_1_percent(bundle):
         outs = [finish(start(pin)) for pin in pins]
     counts = []
     for out in outs:
-        row = next(r for r in json.loads(out)["rows"] if r["target"] == "onnx")
-        assert row["deterministic"]["runs"] == 200
+        row = next(r for r in json.loads(out)["rows"] if r["target"] == "mnn")
+        assert row["deterministic"]["runs"] == 30 and row["deterministic"]["threads_counted"] == "calling thread"
         counts.append(row["deterministic"]["instructions_per_inference"])
     assert counts[0] > 1e5
-    assert abs(counts[0] - counts[1]) / counts[0] < 1e-3, counts
+    assert abs(counts[0] - counts[1]) / counts[0] < 1e-4, counts
 
 

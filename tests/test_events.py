@@ -245,3 +245,15 @@ def test_timestamps_after_the_year_9999_are_refused(tmp_path):
     p = _csv(tmp_path, "1,253402300800000,cloud,view,5,6,1.0,,\n")
     with pytest.raises(DataError, match="after the year 9999"):
         read_events(p)
+
+
+def test_parquet_strings_that_are_not_utf8_are_refused_with_their_row(tmp_path):
+    """Parquet's reader passes invalid UTF-8 through (a flipped byte crashed `data inspect` with a
+    UnicodeDecodeError traceback): refused at read, naming the row and column."""
+    actions = [b"view", b"view", b"cart", b"view", b"vi\x80w", b"buy"]
+    table = pa.table({"user_id": [1] * 6, "ts_ms": [10, 20, 30, 40, 50, 60], "stream": ["cloud"] * 6,
+                      "action": pa.array(actions, pa.binary()).view(pa.string()), "item_id": [1] * 6,
+                      "category_id": [1] * 6, "price": [1.0] * 6})  # fmt: skip
+    pq.write_table(table, tmp_path / "bad.parquet")
+    with pytest.raises(DataError, match=r"bad\.parquet: row 5: column 'action' is not valid UTF-8"):
+        read_events(tmp_path / "bad.parquet")

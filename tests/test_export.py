@@ -42,7 +42,7 @@ def _different_lengths(model, bundle):
     return f
 
 
-@pytest.mark.parametrize("target", list_targets())
+@pytest.mark.parametrize("target", list_targets("model"))
 @pytest.mark.parametrize("name", TORCH_MODELS)
 def test_every_torch_model_exports_and_matches_torch(trained, tmp_path, name, target):
     if target == "coreml" and name == "dipn-tiny":
@@ -71,12 +71,12 @@ def test_every_torch_model_exports_and_matches_torch(trained, tmp_path, name, ta
 
 def test_capability_table_and_targets_cli():
     rows = capability_table()
-    assert [r["target"] for r in rows] == ["onnx", "coreml", "mnn"]
+    assert [r["target"] for r in rows] == ["onnx", "coreml", "mnn", "kit"]
     for r in rows:
         assert {"extension", "precisions", "dynamic_batch", "dynamic_length", "quantization", "runs_here"} <= set(r)
     res = CliRunner().invoke(main, ["targets", "--json"])
     assert res.exit_code == 0, res.output
-    assert [r["target"] for r in json.loads(res.output)] == ["onnx", "coreml", "mnn"]
+    assert [r["target"] for r in json.loads(res.output)] == ["onnx", "coreml", "mnn", "kit"]
 
 
 # -- ONNX -------------------------------------------------------------------------------------

@@ -23,13 +23,13 @@ FLOORS = (
     ("data", ("toolkit/data/",)),
     ("features", ("toolkit/features/",)),
     ("models", ("toolkit/models/",)),
-    ("bundle", ("toolkit/bundle.py", "toolkit/golden.py")),
+    ("bundle", ("toolkit/bundle.py", "toolkit/golden.py", "toolkit/golden_events.py")),
     ("training", ("toolkit/training/",)),
     ("runtimes", ("runtimes/",)),
-    ("exporters", ("exporters/",)),
+    ("exporters", ("exporters/", "kit/")),
     ("parity", ("parity/",)),
     ("quantization", ("quantization/",)),
-    ("stages", ("runtime_sim/", "decide/", "rank/", "engines/", "kit/")),
+    ("stages", ("runtime_sim/", "decide/", "rank/", "engines/")),
     ("top", ("demo.py", "cli/", "cli")),
 )
 
@@ -115,7 +115,8 @@ def test_no_import_circle():
 
 
 @pytest.mark.parametrize("module", ["edgeintent.exporters", "edgeintent.runtimes", "edgeintent.parity.functional",
-                                    "edgeintent.quantization.capabilities", "edgeintent.cli"])
+                                    "edgeintent.quantization.capabilities", "edgeintent.cli", "edgeintent.exporters.kit",
+                                    "edgeintent.kit.conformance", "edgeintent.kit.bench", "edgeintent.kit.native"])
 def test_lower_floors_import_without_torch(module):
     code = f"import sys, {module}; assert 'torch' not in sys.modules, 'torch imported'"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)

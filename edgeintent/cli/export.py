@@ -51,7 +51,7 @@ def export_cmd(bundle: Path, target: str, precision: str, options: tuple[str, ..
     """Export a bundle's model into BUNDLE/exports/<target>/ and record it in the manifest."""
     from edgeintent.exporters import export_bundle, get_target, parse_targets
 
-    names = parse_targets(target)
+    names = parse_targets(target, precision)
     opts = parse_options(options)
     for key in opts:
         if not any(key in get_target(n).options for n in names):

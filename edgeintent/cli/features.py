@@ -7,8 +7,15 @@ from pathlib import Path
 
 import click
 
-from edgeintent.cli.common import check_out_dir, console, main, print_json
+from edgeintent.cli.common import check_out_dir, console, lazy_option, main, print_json, words
 from edgeintent.errors import ConfigError
+
+
+def engine_help() -> str:
+    """``features build --engine`` / ``train --engine`` help, from the engines registry."""
+    from edgeintent.engines.featurize import ENGINES
+
+    return f"{words(ENGINES.names())}: this process or Ray (docs/engines.md)"
 
 
 @main.group()
@@ -51,19 +58,40 @@ def features_fit(source: str, out: Path, min_count: int, buckets: int, max_len: 
 @features.command("build")
 @click.argument("source")
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="samples .npz")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="a samples .npz, or a directory: a sharded Parquet samples data set (docs/engines.md)")
+@lazy_option("--engine", default="local", show_default=True, help=engine_help)
+@click.option("--buckets", type=click.IntRange(min=1), default=16, show_default=True,
+              help="user buckets (fmix64(user_id) mod B) of the Parquet data set")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="time limit of a Ray job in seconds")
+@click.option("--overwrite", is_flag=True, help="replace an existing samples data set")
 @click.option("--json", "as_json", is_flag=True)
-def features_build(source: str, spec_path: Path, out: Path, as_json: bool) -> None:
-    """Featurize SOURCE at its decision points into padded id arrays, lengths and labels (.npz)."""
+def features_build(source: str, spec_path: Path, out: Path, engine: str, buckets: int, timeout_s: float | None,
+                   overwrite: bool, as_json: bool) -> None:  # fmt: skip
+    """Featurize SOURCE at its decision points into padded id arrays, lengths and labels."""
     from edgeintent.toolkit.data.sources import load_source
     from edgeintent.toolkit.features import FeatureSpec, build_samples, save_samples
 
     spec = FeatureSpec.load(spec_path)
+    check_out_dir(out)
+    if out.suffix == ".npz" and engine != "local":
+        raise ConfigError(f"--engine {engine} writes a Parquet data set: give --out a directory, not {out.name}")
+    if out.suffix != ".npz":
+        from edgeintent.engines.featurize import EngineOptions, build_samples_dir
+
+        opts = EngineOptions(buckets=buckets, timeout_s=timeout_s)
+        summary = build_samples_dir(source, spec, out, engine, opts, overwrite)
+        if as_json:
+            print_json(summary)
+        else:
+            console.print(f"{summary['samples']:,} samples from {summary['events']:,} events on {engine}, "
+                          f"{summary['files']} Parquet files, built in {summary['seconds']:.2f} s → {out}")  # fmt: skip
+        return
     ds = load_source(source)
     t0 = time.perf_counter()
     samples = build_samples(ds.events, spec, ds.decisions)
     secs = time.perf_counter() - t0
-    check_out_dir(out)
     save_samples(samples, out)
     summary = {
         "samples": len(samples),

@@ -31,20 +31,36 @@ def _device_help() -> str:
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), default=None, help="write JUnit XML here")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
-def parity_cmd(bundle: Path, target: str, device: str, as_json: bool, junit: Path | None, threads: int) -> None:
+@click.option("--featurizer-dump", "featurizer_dump", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="check an app's own featurizer port instead: its output on exports/kit/kit/cases.bin (docs/kit.md)")
+def parity_cmd(bundle: Path, target: str, device: str, as_json: bool, junit: Path | None, threads: int,
+               featurizer_dump: Path | None) -> None:  # fmt: skip
     """Check every exported artifact against torch on the golden set. Exit 0 pass, 1 breach, 2 usage error."""
+    from edgeintent.errors import ConfigError
     from edgeintent.exporters import parse_targets
     from edgeintent.io import atomic_write_bytes
-    from edgeintent.parity import run_parity
+    from edgeintent.parity import featurizer_dump_report, run_parity
     from edgeintent.parity.report import failures, junit_xml, table
     from edgeintent.runtimes.providers import provider
 
+    if featurizer_dump is not None and (target.strip() != "all" or device != "host"):
+        raise ConfigError("--featurizer-dump checks the dump file alone; drop --target and --device")
     targets = None if target.strip() == "all" else parse_targets(target)
     runtimes = provider(device)  # an unknown device is a one-line ConfigError naming the choices
     status = contextlib.nullcontext() if as_json or device == "host" else \
         err_console.status(f"parity on {device}: aarch64 runtimes under emulation (~60x slower than native)")
     with status:
-        report = run_parity(bundle, targets, threads=threads, provider=runtimes)
+        if featurizer_dump is not None:
+            report = featurizer_dump_report(bundle, featurizer_dump)
+        else:
+            report = run_parity(bundle, targets, threads=threads, provider=runtimes)
+            if "kit" in report["targets"]:  # the kit's decision rule against decision.json's Python rule
+                from edgeintent.decide.kit_rule import check_kit_rule
+                from edgeintent.parity import featurizer_results
+
+                rows = [r.as_dict() for r in featurizer_results(check_kit_rule(bundle, device), "kit")]
+                report["results"] += rows
+                report["passed"] = report["passed"] and all(r["passed"] for r in rows)
     if junit is not None:
         atomic_write_bytes(junit, junit_xml(report))
     if as_json:

@@ -18,6 +18,7 @@ from edgeintent.cli.common import (
     source_help,
     split_list,
 )
+from edgeintent.cli.features import engine_help
 from edgeintent.errors import ConfigError
 
 #: ``eval --users``: which decision points to score (the trainer's ``evaluation_rows`` accepts these)
@@ -68,9 +69,15 @@ def models_cmd(as_json: bool) -> None:
 @click.option("--set", "options", multiple=True, help="model option KEY=VALUE, e.g. --set inter=false")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--overwrite", is_flag=True, help="replace an existing bundle")
+@lazy_option("--engine", default="local", show_default=True, help=engine_help)
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Ray Train workers (--engine ray)")
+@click.option("--micro-batches", "micro_batches", type=click.IntRange(min=1), default=None,
+              help="slices each batch is computed in, a multiple of the workers (default: 1; --engine ray: --workers)")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="time limit of each Ray job in seconds")
 @click.option("--json", "as_json", is_flag=True)
 def train_cmd(model_name, source, out, epochs, batch_size, lr, seed, patience, pos_weight, streams, tasks, rnn, options,
-              threads, overwrite, as_json) -> None:  # fmt: skip
+              threads, overwrite, engine, workers, micro_batches, timeout_s, as_json) -> None:  # fmt: skip
     """Train a model on SOURCE (split by user) and write a verified bundle to OUT."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -79,8 +86,13 @@ def train_cmd(model_name, source, out, epochs, batch_size, lr, seed, patience, p
     if out.exists() and not overwrite:
         raise ConfigError(f"{out} already exists; pass --overwrite to replace it")
     check_out_dir(out)
+    from edgeintent.engines.featurize import ENGINES
+
+    ENGINES.get(engine)  # an unknown engine is a one-line error before any work
+    if micro_batches is None:
+        micro_batches = workers if engine == "ray" else 1
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, patience=patience,
-                      pos_weight=pos_weight, threads=threads)  # fmt: skip
+                      pos_weight=pos_weight, threads=threads, micro_batches=micro_batches)  # fmt: skip
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
                   TimeElapsedColumn(), console=err_console, disable=as_json, transient=True) as bar:  # fmt: skip
         task = bar.add_task(f"train {model_name}", total=epochs, info="featurizing")
@@ -89,8 +101,14 @@ def train_cmd(model_name, source, out, epochs, batch_size, lr, seed, patience, p
             bar.update(task, completed=row["epoch"],
                        info=f"epoch {row['epoch']} loss {row['loss']:.4f} valid AUC {row['valid_auc']:.4f}")  # fmt: skip
 
-        summary = train_bundle(model_name, source, out, cfg, streams=split_list(streams), tasks=split_list(tasks),
-                               options={**parse_options(options), **({"rnn": rnn} if rnn else {})}, overwrite=overwrite, on_epoch=on_epoch)  # fmt: skip
+        kwargs = dict(streams=split_list(streams), tasks=split_list(tasks), overwrite=overwrite, on_epoch=on_epoch,
+                      options={**parse_options(options), **({"rnn": rnn} if rnn else {})})  # fmt: skip
+        if engine == "ray":
+            from edgeintent.engines.ray_train import train_bundle_on_ray
+
+            summary = train_bundle_on_ray(model_name, source, out, cfg, workers, timeout_s=timeout_s, **kwargs)
+        else:
+            summary = train_bundle(model_name, source, out, cfg, **kwargs)
     if as_json:
         print_json(summary)
         return

@@ -23,7 +23,7 @@ from edgeintent.registry import Registry
 from edgeintent.runtimes import RUNTIMES, Artifact, Session, open_artifact
 from edgeintent.toolkit.models.signature import InputSpec
 
-TARGETS: Registry[Target] = Registry("target", modules=tuple(f"{__name__}.{m}" for m in ("onnx", "coreml", "mnn")))
+TARGETS: Registry[Target] = Registry("target", modules=tuple(f"{__name__}.{m}" for m in ("onnx", "coreml", "mnn", "kit")))
 
 PRECISIONS = ("fp32", "fp16")  # quantization recipes add modes such as dynamic-int8
 
@@ -107,6 +107,10 @@ class Target:
     notes: str = ""
     requires: tuple[str, ...] = ()  # importable modules the target needs to export
     options: tuple[str, ...] = ()  # keyword options of ``export`` (``edgeintent export --set KEY=VALUE``)
+    #: "model": an exported model run in a runtime; "featurizer": the phone kit, whose ``export`` also gets
+    #: the bundle (for the raw golden events) and whose ``check(bundle, meta, device)`` parity calls (or
+    #: skips, saying why, when ``unchecked(bundle)`` gives a reason)
+    kind: str = "model"
 
     def missing(self) -> str | None:
         """Why this target cannot export here (a package is missing), or None."""
@@ -118,6 +122,11 @@ class Target:
     def run_missing(self) -> str | None:
         """Why its artifacts cannot run here, or None."""
         return RUNTIMES.get(self.runtimes[0]).available() if self.runtimes else "no runtime"
+
+    def why_not_on(self, provider) -> str | None:
+        """Why ``provider`` (a parity device) cannot run this target's artifacts, or None."""
+        reasons = [provider.supports(r) for r in self.runtimes]
+        return None if any(r is None for r in reasons) else (reasons[0] if reasons else "no runtime")
 
     def artifact_name(self, precision: str) -> str:
         return f"model{'' if precision == 'fp32' else '.' + precision}{self.extension}"
@@ -145,17 +154,22 @@ def register_target(name: str) -> Callable[[type[Target]], type[Target]]:
     return deco
 
 
-def list_targets() -> list[str]:
-    return TARGETS.names()
+def list_targets(kind: str | None = None) -> list[str]:
+    """Every target's name, or only those of ``kind`` ("model" or "featurizer")."""
+    return [n for n in TARGETS.names() if kind is None or TARGETS.get(n).kind == kind]
 
 
 def get_target(name: str) -> Target:
     return TARGETS.get(name, extra=("all",))
 
 
-def parse_targets(text: str) -> list[str]:
-    """``"all"`` or a comma list of target names, validated."""
-    names = list_targets() if text.strip() == "all" else [t.strip() for t in text.split(",") if t.strip()]
+def parse_targets(text: str, precision: str | None = None) -> list[str]:
+    """``"all"`` or a comma list of target names, validated. With ``precision``, ``all`` means every target
+    that exports that precision (the kit has none but fp32)."""
+    if text.strip() == "all":
+        names = [n for n in list_targets() if precision is None or precision in TARGETS.get(n).precisions]
+    else:
+        names = [t.strip() for t in text.split(",") if t.strip()]
     if not names:
         raise ConfigError(f"no target given; use {', '.join(list_targets())} or all")
     for n in names:
@@ -217,6 +231,8 @@ def install_artifact(bundle, target: str, precision: str, model, options: dict |
     with tempfile.TemporaryDirectory(prefix="edgeintent-export-") as tmp:
         out = Path(tmp) / name
         if build is None:
+            if t.kind == "featurizer":
+                options["bundle"] = bundle
             extra = t.export(model, bundle.spec, golden_samples(bundle.golden), out, precision, **options)
         else:
             extra = build(out)

@@ -192,8 +192,7 @@ def _worse(a: dict, b: dict) -> bool:
 
 def _why_not(target: str, provider) -> str | None:
     """Why ``provider`` cannot run any artifact of ``target``, or None."""
-    reasons = [provider.supports(r) for r in get_target(target).runtimes]
-    return None if any(r is None for r in reasons) else reasons[0]
+    return get_target(target).why_not_on(provider)
 
 
 def _runnable(provider) -> list[str]:
@@ -236,16 +235,12 @@ def run_parity(bundle_dir, targets: list[str] | None = None, threads: int = 1, d
     """
     import contextlib
 
-    import torch
-
-    from edgeintent.toolkit.bundle import load_bundle, load_model
-    from edgeintent.toolkit.models.exportable import torch_model, torch_outputs
+    from edgeintent.toolkit.bundle import load_bundle
 
     provider = provider or HostProvider()
     check_requested(targets, provider)
     provider.prepare()  # fails fast, before any work, when the device is not set up
     bundle = load_bundle(bundle_dir)
-    model = torch_model(load_model(bundle))
     metas = exported_artifacts(bundle, targets)
     if targets:
         missing = [t for t in targets if not any(m.target == t for m in metas)]
@@ -254,10 +249,20 @@ def run_parity(bundle_dir, targets: list[str] | None = None, threads: int = 1, d
     if not metas:
         raise ConfigError(f"{bundle_dir}: no exported artifacts; run: edgeintent export {bundle_dir} --target all")
     metas, skipped = select_artifacts(metas, targets, provider)
-    batches = variant_batches(model, bundle)
+    checked = sorted({m.target for m in metas})
+    featurizers = [m for m in metas if get_target(m.target).kind == "featurizer"]
+    metas = [m for m in metas if m not in featurizers]
+    results = []
+    if metas:  # model artifacts: against the torch original (checked itself first)
+        import torch
 
-    results = check_runner("torch", "fp32", f"torch {torch.__version__}", platform.machine(),
-                           lambda f: torch_outputs(model, f), model, bundle, batches)  # fmt: skip
+        from edgeintent.toolkit.bundle import load_model
+        from edgeintent.toolkit.models.exportable import torch_model, torch_outputs
+
+        model = torch_model(load_model(bundle))
+        batches = variant_batches(model, bundle)
+        results = check_runner("torch", "fp32", f"torch {torch.__version__}", platform.machine(),
+                               lambda f: torch_outputs(model, f), model, bundle, batches)  # fmt: skip
     for meta in metas:
         with contextlib.ExitStack() as stack:
             runner = stack.enter_context(provider.open(artifact_of(bundle, meta), threads=threads))
@@ -270,6 +275,15 @@ def run_parity(bundle_dir, targets: list[str] | None = None, threads: int = 1, d
             for r in res:
                 r.first_divergent_node = node
         results += res
+    for meta in featurizers:  # the phone kit: bit-identical ids on the raw golden events
+        why = get_target(meta.target).unchecked(bundle)
+        if why:
+            skipped.append({"target": meta.target, "precision": meta.precision, "why": why})
+            continue
+        results += featurizer_results(get_target(meta.target).check(bundle, meta, provider.device), meta.target,
+                                      meta.precision)  # fmt: skip
+    if not results:  # only a kit parity cannot check: nothing was compared, so nothing passed
+        raise ConfigError(f"{bundle_dir}: nothing to check: " + "; ".join(f"{k['target']}: {k['why']}" for k in skipped))
     report = {
         "bundle": str(bundle_dir),
         "model": bundle.config["model"]["name"],
@@ -278,9 +292,46 @@ def run_parity(bundle_dir, targets: list[str] | None = None, threads: int = 1, d
         "variants": list(VARIANTS),
         "passed": all(r.passed for r in results),
         "results": [r.as_dict() for r in results],
-        "targets": [t for t in list_targets() if any(m.target == t for m in metas)],
+        "targets": [t for t in list_targets() if t in checked],
     }
-    if provider.device != "host":
+    if skipped or provider.device != "host":
         report["skipped"] = skipped
+    if provider.device != "host":
         report["emulation"] = provider.info()
     return report
+
+
+def featurizer_results(checks: list[dict], target: str, precision: str = "fp32") -> list[OutputResult]:
+    """Parity rows of a featurizer check (one per stream; see :mod:`edgeintent.kit.conformance`)."""
+    out = []
+    for c in checks:
+        metrics = {"prob_max_abs": None, "logit_max_abs": None, "spearman": None, "auc_delta": None, "flip_share": None,
+                   "finite": True, **c["metrics"]}  # fmt: skip
+        out.append(OutputResult(target, precision, c.get("output", f"ids_{c['stream']}"), c["runtime"], c["arch"], metrics,
+                                {"ids": "bit-identical", "lengths": "bit-identical", "ages": "bit-identical"},
+                                c["passed"], list(c["reasons"])))  # fmt: skip
+    return out
+
+
+def featurizer_dump_report(bundle_dir, dump) -> dict:
+    """Parity of an app's own featurizer port: its dump of the kit's ``cases.bin`` (the runner's output
+    format) against Python's ids on the bundle's raw golden events."""
+    from pathlib import Path
+
+    from edgeintent.errors import KitError
+    from edgeintent.kit.conformance import check_output
+    from edgeintent.toolkit.bundle import load_bundle
+    from edgeintent.toolkit.golden_events import load_golden_events
+
+    bundle = load_bundle(bundle_dir)
+    raw = load_golden_events(bundle)
+    path = Path(dump)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise KitError(f"{dump}: cannot read the featurizer dump ({exc.strerror or exc})") from None
+    checks = [dict(c, runtime=f"featurizer dump {path.name}", arch="app") for c in check_output(data, str(dump), raw, bundle.spec)]
+    results = featurizer_results(checks, "featurizer-dump")
+    return {"bundle": str(bundle_dir), "model": bundle.config["model"]["name"], "device": "app",
+            "golden_rows": int(len(raw["case"])), "variants": ["raw_events"], "passed": all(r.passed for r in results),
+            "results": [r.as_dict() for r in results], "targets": ["featurizer-dump"]}  # fmt: skip

@@ -23,6 +23,8 @@ def table(report: dict):
         m = r["metrics"]
         status = "[green]pass[/green]" if r["passed"] else "[red]FAIL[/red]"
         flips = "n/a" if m["flip_share"] is None else f"{m['flip_share']:.1%}"
+        if "ids_differ" in m:  # a featurizer (the phone kit): rows whose ids, length or ages differ
+            flips = f"{m.get('rows_differ', m['rows'])}/{m['rows']} rows"
         t.add_row(r["target"], r["precision"], r["output"], short_runtime(r), _fmt(m["prob_max_abs"]),
                   _fmt(m["logit_max_abs"]), _fmt(m["spearman"]), _fmt(m["auc_delta"]), flips, status)  # fmt: skip
     t.caption = "MIL ref = MIL reference (graph semantics, not Apple kernels); runtimes ran on " + ", ".join(

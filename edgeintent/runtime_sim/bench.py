@@ -24,10 +24,12 @@ from edgeintent.runtime_sim import project
 from edgeintent.runtime_sim.devices import DeviceProfile, get_device
 from edgeintent.runtimes.limits import pick_cpus
 from edgeintent.runtimes import RUNTIMES, Artifact
-from edgeintent.runtimes.child import describe_exit, run_child
+from edgeintent.runtimes.child import CALLGRIND_ARGS, CALLGRIND_ENV, describe_exit, run_child
 
 SCHEMA = "edgeintent.bench/1"
 CHILD_TIMEOUT_S = 900
+#: the C kit's featurizer takes microseconds: at least this many timed runs
+KIT_RUNS = 2000
 
 
 
@@ -84,6 +86,7 @@ class Bench:
         ds = load_source(self.cfg.request_source)
         samples = build_samples(ds.events, spec, ds.decisions, streams=streams)
         req = pick_request(ds.events, samples, spec, streams)
+        self._req = req  # the raw events, for the C kit's featurizer row
         one = samples.take(np.array([req.row]))
         f = feeds(self.model, one)
         np.savez(workdir / "feeds.npz", **f)
@@ -93,6 +96,18 @@ class Bench:
                 "window_events": {s: int(one.length[s][0]) for s in streams},
                 "raw_events_held": {s: int(t.num_rows) for s, t in req.tables.items()},
                 "feeds": {k: list(v.shape) for k, v in f.items()}}  # fmt: skip
+
+    def _kit(self, workdir: Path) -> dict:
+        """The C kit on the same request (a compiled loop, pinned like the device), or why not."""
+        from edgeintent.errors import KitError
+        from edgeintent.kit.bench import bench_request
+
+        self.say("    the C kit featurizer on the same request")
+        try:
+            return bench_request(self.bundle.spec, self._req.tables, self._req.t_ms, workdir,
+                                 max(self.cfg.runs, KIT_RUNS), list(self.cpus))  # fmt: skip
+        except KitError as exc:
+            return {"why": str(exc)}
 
     # -- one variant -----------------------------------------------------------------------------
     def _limits_text(self) -> str:
@@ -127,25 +142,28 @@ class Bench:
     def _callgrind(self, job: dict, workdir: Path, name: str) -> dict:
         det_dir = workdir / f"{name}.callgrind"
         det_dir.mkdir()
-        wrap = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={det_dir}/callgrind.out.%p", "--dump-line=no",
-                "--instr-atstart=no"]
+        wrap = [*CALLGRIND_ARGS, f"--callgrind-out-file={det_dir}/callgrind.out.%p"]
         dj = dict(job, deterministic=True, runs=self.cfg.deterministic_runs, warmup=self.cfg.deterministic_warmup, profile=False,
                   memory_bytes=None)  # fmt: skip
-        code, res, stage = run_child(dj, workdir, name + ".det", self.device.threads, wrap=wrap)
+        code, res, stage = run_child(dj, workdir, name + ".det", self.device.threads, wrap=wrap, extra_env=CALLGRIND_ENV)
         if code != 0 or not res or "error" in res:
             raise BenchError(f"{name}: callgrind run failed at the {stage} stage: {(res or {}).get('error', describe_exit(code))}")
-        parts = parse_callgrind_dir(det_dir)
+        # one intra-op thread runs on the calling thread: count it alone, so that the runtime's and
+        # libraries' background threads (woken by the clock, not by the work) do not enter the count
+        single = self.device.threads == 1
+        parts = parse_callgrind_dir(det_dir, thread=1 if single else None)
         if len(parts) < 2:
             raise BenchError(f"{name}: callgrind wrote {len(parts)} dumps, expected the two markers around the loop")
         loop = parts[sorted(parts)[1]]  # counters since the first marker, dumped at the second
         return {"instructions_per_inference": loop / dj["runs"], "instructions_total": loop, "runs": dj["runs"],
-                "tool": "valgrind --tool=callgrind --instr-atstart=no, callgrind_control -i on, then -d before and after the loop"}  # fmt: skip
+                "threads_counted": "calling thread" if single else "all threads",
+                "tool": " ".join(CALLGRIND_ARGS) + ", PYTHONHASHSEED=0; counters dumped on entering getsid before and after the loop"}  # fmt: skip
 
     # -- everything ------------------------------------------------------------------------------
     def artifacts(self) -> list:
         """The exported artifacts this bench measures; a one-line ConfigError when the request cannot run
         (nothing exported for a requested target, no exports at all, ``--deterministic`` without valgrind)."""
-        from edgeintent.exporters import exported_artifacts
+        from edgeintent.exporters import exported_artifacts, get_target
 
         metas = exported_artifacts(self.bundle, list(self.cfg.targets) if self.cfg.targets else None)
         if self.cfg.targets:
@@ -153,6 +171,7 @@ class Bench:
             if missing:
                 raise ConfigError(f"{self.bundle_dir}: nothing exported for {', '.join(missing)}; "
                                   f"run: edgeintent export {self.bundle_dir} --target {missing[0]}")  # fmt: skip
+        metas = [m for m in metas if get_target(m.target).kind == "model"]  # the kit is the featurizer row
         if not metas:
             raise ConfigError(f"{self.bundle_dir}: no exported artifacts; run: edgeintent export {self.bundle_dir} --target all")
         if self.cfg.deterministic and shutil.which("valgrind") is None:
@@ -178,6 +197,7 @@ class Bench:
                          t_ms=request["t_ms"])  # fmt: skip
         feat = self._measure(fjob, workdir, "featurizer", "the featurizer")
         feat_stats = stats(feat["times_ms"])
+        kit = self._kit(workdir)
 
         from edgeintent.exporters import artifact_of
 
@@ -255,6 +275,10 @@ class Bench:
                                      "projected": feat_stats["p50_ms"] * feat_fac / req_proj}  # fmt: skip
             if torch_row is not None:
                 r["speedup_vs_torch_eager"] = torch_row["measured"]["p50_ms"] / meas["p50_ms"]
+            if "p50_ms" in kit:  # the same request featurized by the C kit
+                kit_meas, kit_proj = kit["p50_ms"] + meas["p50_ms"], kit["p50_ms"] * feat_fac + r["projected"]["p50_ms"]
+                r["request_kit_ms"] = {"measured": kit_meas, "projected": kit_proj}
+                r["featurizer_share_kit"] = {"measured": kit["p50_ms"] / kit_meas, "projected": kit["p50_ms"] * feat_fac / kit_proj}
 
         timed = [r for r in rows if "measured" in r and not r["reference"]]
         fastest = min(timed, key=lambda r: r["measured"]["p50_ms"]) if timed else None
@@ -283,6 +307,9 @@ class Bench:
             "featurizer": {"label": project.label_measured(dev.name, limits), **feat_stats, "first_ms": feat["first_ms"],
                            "projected": {"label": plabel, "p50_ms": feat_stats["p50_ms"] * feat_fac},
                            "peak_rss_bytes": feat["peak_rss_bytes"]},
+            "featurizer_kit": kit if "p50_ms" not in kit else {
+                "label": f"measured on host, pinned to CPU {','.join(map(str, self.cpus))}", **kit,
+                "projected": {"label": plabel, "p50_ms": kit["p50_ms"] * feat_fac}},
             "projection": {"label": plabel, "method": "t_device = t_host × ((1 − m) / speed + m / bandwidth)",
                            "speed": dev.speed, "bandwidth": dev.bandwidth, "memory_share": m, "memory_share_from": how,
                            "factor": fac, "featurizer_factor": feat_fac,
@@ -304,21 +331,24 @@ def parity_status(report: dict | None) -> dict[tuple[str, str], str]:
     return out
 
 
-def parse_callgrind_dir(folder: Path) -> dict[int, int]:
-    """part number → total instructions, for the dumps triggered by ``callgrind_control -d``."""
-    parts = {}
+def parse_callgrind_dir(folder: Path, thread: int | None = None) -> dict[int, int]:
+    """part number → total instructions, for the dumps triggered at the child's markers (not at exit):
+    of one thread (``--separate-threads=yes`` output; 1 is the main thread) or, with None, of all."""
+    parts: dict[int, int] = {}
     for p in folder.glob("callgrind.out.*"):
-        part, total, dump = None, None, False
+        part, total, dump, tid = None, None, False, None
         with open(p) as fh:
             for line in fh:
                 if line.startswith("part:"):
                     part = int(line.split()[1])
+                elif line.startswith("thread:"):
+                    tid = int(line.split()[1])
                 elif line.startswith("desc: Trigger:") and "dump" in line.lower() and "termination" not in line.lower():
                     dump = True
                 elif line.startswith(("summary:", "totals:")) and total is None:
                     total = int(line.split()[1])
-        if dump and part is not None and total is not None:
-            parts[part] = total
+        if dump and part is not None and total is not None and (thread is None or tid == thread):
+            parts[part] = parts.get(part, 0) + total
     return parts
 
 

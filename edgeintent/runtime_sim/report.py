@@ -25,7 +25,8 @@ def bench_table(r: dict):
                     f"projected on {dev} = host × {r['projection']['factor']:.2f}",
               caption=f"request: {', '.join(f'{s} {n}' for s, n in r['request']['window_events'].items())} events; "
                       f"featurizer p50 {_ms(r['featurizer']['p50_ms'])} ms measured / "
-                      f"{_ms(r['featurizer']['projected']['p50_ms'])} ms projected on {dev}; latencies in ms over {r['runs']} runs; "
+                      f"{_ms(r['featurizer']['projected']['p50_ms'])} ms projected on {dev}; " + _kit_caption(r) +
+                      f"latencies in ms over {r['runs']} runs; "
                       "request = featurizer p50 + model p50; not timed = CoreML runs here only in the MIL reference "
                       "(functional, not a phone runtime); " + versions(r))  # fmt: skip
     cols = ["target", "prec", "runtime", "status", "size", "init", "first", "p50", "p90", "p99", "mean", "peak RSS",
@@ -49,9 +50,23 @@ def bench_table(r: dict):
         t.add_row(row["target"], row["precision"], _short(row["runtime"]), status, size, _ms(m["init_ms"]),
                   _ms(m["first_ms"]), _ms(m["p50_ms"]), _ms(m["p90_ms"]), _ms(m["p99_ms"]), _ms(m["mean_ms"]),
                   f"{row['peak_rss_bytes'] / 2**20:.0f} MB", _ms(p["p50_ms"]), _ms(row["request_ms"]["measured"]),
-                  _ms(row["request_ms"]["projected"]), f"{row['featurizer_share']['measured']:.0%}",
+                  _ms(row["request_ms"]["projected"]), _share(row),
                   "–" if vs is None or row["reference"] else f"{vs:.1f}x")  # fmt: skip
     return t
+
+
+def _share(row: dict) -> str:
+    """The featurizer's share of the request: Python's, and under it the C kit's."""
+    kit = row.get("featurizer_share_kit")
+    return f"{row['featurizer_share']['measured']:.0%}" + ("" if kit is None else f"\nkit {kit['measured']:.1%}")
+
+
+def _kit_caption(r: dict) -> str:
+    kit = r.get("featurizer_kit") or {}
+    if "p50_ms" not in kit:
+        return f"C kit: not measured ({kit.get('why', 'no kit row')}); "
+    same = "same ids as Python" if kit["matches_python"] else "[red]ids differ from Python[/red]"
+    return f"C kit featurizer p50 {kit['p50_ms'] * 1000:.1f} µs measured ({same}); "
 
 
 def summary_lines(r: dict) -> list[str]:

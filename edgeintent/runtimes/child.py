@@ -6,8 +6,10 @@ It pins itself to the job's CPUs, loads numpy and the runtime library, caps its 
 what is mapped now plus the device's memory budget, resets the peak-RSS counter, and then measures:
 load/init, the first inference, the warm-up, and ``runs`` steady inferences one by one
 (``perf_counter_ns``). With ``deterministic`` it runs under ``valgrind --tool=callgrind
---instr-atstart=no`` and asks callgrind to switch instrumentation on and dump its counters right
-before and right after ``runs`` inferences.
+--instr-atstart=no --dump-before=getsid`` (:data:`CALLGRIND_ARGS`) with a fixed ``PYTHONHASHSEED``: it
+asks callgrind to switch instrumentation on before the warm-up, then calls ``getsid`` right before and
+right after ``runs`` inferences, where callgrind dumps its counters synchronously, so the count between
+the two markers is the same in every process.
 
 A model job names its artifact as ``edgeintent.runtimes.Artifact`` fields (``job["artifact"]``), so the
 child opens it exactly as every other runner does (the MNN API and precision the artifact records).
@@ -47,6 +49,19 @@ def _write(path: str, obj: dict) -> None:
 def _stage(path: str, stage: str) -> None:
     with open(f"{path}.stage", "w") as fh:
         fh.write(stage)
+
+
+#: what the deterministic child runs under: instrumentation off until the child switches it on, and a
+#: counter dump on every entry to ``getsid`` (the child's loop markers; nothing else here calls it)
+CALLGRIND_ARGS = ("valgrind", "--tool=callgrind", "--dump-line=no", "--instr-atstart=no", "--dump-before=getsid",
+                  "--separate-threads=yes")  # fmt: skip
+#: the environment of a deterministic child: str/bytes hashing (and so dict and set layouts) fixed
+CALLGRIND_ENV = {"PYTHONHASHSEED": "0"}
+
+
+def _callgrind_marker() -> None:
+    """A loop boundary: callgrind dumps its counters on entering ``getsid`` (``--dump-before``)."""
+    os.getsid(0)
 
 
 def _callgrind_control(*args: str) -> None:
@@ -140,6 +155,12 @@ def measure_model(job: dict, out: str) -> dict:
     res["first_ms"] = _ms(time.perf_counter_ns() - t0)
     res["outputs"] = {k: np.asarray(v, np.float64).reshape(-1).tolist() for k, v in first.items()}
 
+    deterministic = job.get("deterministic")
+    if deterministic:
+        # valgrind starts with instrumentation off (start-up, load and first inference run uninstrumented,
+        # several times faster); callgrind acts on the switch asynchronously, so it is asked for before
+        # the warm-up, well ahead of the first marker
+        _callgrind_control("-i", "on")
     _stage(out, "warm-up")
     t0 = time.perf_counter_ns()
     for _ in range(job["warmup"]):
@@ -149,14 +170,11 @@ def measure_model(job: dict, out: str) -> dict:
 
     _stage(out, "steady runs")
     runs = job["runs"]
-    if job.get("deterministic"):
-        # valgrind starts with instrumentation off (start-up, load and warm-up run uninstrumented, several
-        # times faster); it is switched on here, and the counters are dumped before and after the loop
-        _callgrind_control("-i", "on")
-        _callgrind_control("-d")
+    if deterministic:
+        _callgrind_marker()
         for _ in range(runs):
             runner.run(feeds)
-        _callgrind_control("-d")
+        _callgrind_marker()
         res["callgrind_runs"] = runs
     else:
         res["times_ms"] = _timed(lambda: runner.run(feeds), runs)
@@ -198,11 +216,12 @@ def _package_root() -> str:
     return str(Path(edgeintent.__file__).resolve().parents[1])
 
 
-def run_child(job: dict, workdir: Path, name: str, threads: int, wrap: list[str] | None = None) -> tuple[int, dict | None, str]:
+def run_child(job: dict, workdir: Path, name: str, threads: int, wrap: list[str] | None = None,
+              extra_env: dict[str, str] | None = None) -> tuple[int, dict | None, str]:  # fmt: skip
     """Run one measuring process; returns (returncode, result or None, stage reached)."""
     job_path, out = workdir / f"{name}.job.json", workdir / f"{name}.result.json"
     job_path.write_text(json.dumps(job))
-    env = child_env(threads)
+    env = {**child_env(threads), **(extra_env or {})}
     env["PYTHONPATH"] = os.pathsep.join([_package_root(), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     cmd = (wrap or []) + [sys.executable, "-m", __name__, str(job_path), str(out)]
     try:

@@ -4,7 +4,8 @@ Phones run ARM builds of the runtimes, whose kernels differ from x86's (NEON pat
 arithmetic with MNN's ``precision=low``). This module builds, once, an emulated aarch64
 environment in a cache directory and runs exported artifacts in it:
 
-- ``qemu-aarch64-static`` and ``debootstrap`` from Debian (``apt-get``);
+- ``qemu-aarch64-static`` and ``debootstrap`` from Debian (``apt-get``), and the aarch64 cross
+  compiler the phone kit is built with (``gcc-aarch64-linux-gnu``, ``libc6-dev-arm64-cross``);
 - an arm64 Debian root file system with python3 (``debootstrap --foreign``: the first stage
   unpacks the essential packages; we unpack python's packages ourselves, no second stage, no chroot);
 - the aarch64 wheels of numpy, onnxruntime and MNN, pinned to the host's versions so that a
@@ -54,6 +55,10 @@ CPU = "cortex-a76"
 PYTHON = "usr/bin/python3"
 QEMU = "qemu-aarch64-static"
 APT_PACKAGES = ("qemu-user-static", "debootstrap")
+#: the aarch64 cross compiler the phone kit (edgeintent.kit) is built with for this device, and what
+#: each package provides (installed with the host tools)
+CROSS_CC = "aarch64-linux-gnu-gcc"
+CROSS_PACKAGES = {"gcc-aarch64-linux-gnu": CROSS_CC, "libc6-dev-arm64-cross": "/usr/aarch64-linux-gnu/lib/libc.a"}
 #: manylinux tags a bookworm (glibc 2.36) aarch64 python accepts; MNN ships manylinux2014 wheels
 PLATFORMS = ("manylinux_2_28_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64")
 #: what the ARM side needs; pinned to the host's versions when the host has them
@@ -162,7 +167,8 @@ def _run(cmd: list[str], what: str, timeout: float, hint: str, reason: str = "br
 
 
 def _missing_tools() -> list[str]:
-    return [p for p, exe in zip(APT_PACKAGES, (QEMU, "debootstrap"), strict=True) if shutil.which(exe) is None]
+    provides = {**dict(zip(APT_PACKAGES, (QEMU, "debootstrap"), strict=True)), **CROSS_PACKAGES}
+    return [p for p, exe in provides.items() if not (Path(exe).is_file() if exe.startswith("/") else shutil.which(exe))]
 
 
 def _host_tools() -> dict:

@@ -77,7 +77,32 @@ def _parquet_batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
     names = _unique_names(path, pf.schema_arrow.names)
     _check_header(path, names)
     columns = [c for c in ALL_FIELDS if c in names]
-    yield from pf.iter_batches(batch_size=batch_rows, columns=columns)
+    row = 0
+    for batch in pf.iter_batches(batch_size=batch_rows, columns=columns):
+        # Parquet's reader does not check that strings are UTF-8 (a flipped byte passes through)
+        for name, col in zip(batch.schema.names, batch.columns):
+            if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+                _check_utf8(path, name, col, row)
+            elif pa.types.is_dictionary(col.type) and pa.types.is_string(col.type.value_type):
+                _check_utf8(path, name, col.dictionary, row)
+        row += batch.num_rows
+        yield batch
+
+
+def _check_utf8(path: Path, name: str, col: pa.Array, row: int) -> None:
+    try:
+        col.validate(full=True)
+    except pa.ArrowInvalid:
+        bad = next((i for i in range(len(col)) if not _valid_utf8(col, i)), 0)
+        raise DataError(f"{path}: row {row + bad + 1}: column {name!r} is not valid UTF-8") from None
+
+
+def _valid_utf8(col: pa.Array, i: int) -> bool:
+    try:
+        col[i].as_py()
+        return True
+    except UnicodeDecodeError:
+        return False
 
 
 def _csv_batches(path: Path) -> Iterator[pa.RecordBatch]:

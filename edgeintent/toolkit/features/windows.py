@@ -23,9 +23,9 @@ import pyarrow.compute as pc
 
 from edgeintent.errors import DataError, SpecError
 from edgeintent.io import atomic_path
-from edgeintent.toolkit.data.schema import STREAMS, EventLog, check_decisions
-from edgeintent.toolkit.features.encoding import event_ids
-from edgeintent.toolkit.features.spec import BROWSE_VIEWS, FeatureSpec, LabelConfig
+from edgeintent.toolkit.data.schema import STREAM_FIELDS, STREAMS, EventLog, ReadReport, check_decisions
+from edgeintent.toolkit.features.encoding import event_ids, fmix64
+from edgeintent.toolkit.features.spec import BROWSE_VIEWS, LABELS, FeatureSpec, LabelConfig
 from edgeintent.toolkit.features.values import column
 
 @dataclass
@@ -107,15 +107,56 @@ def build_samples(
     decisions: pa.Table | None = None,
     streams: list[str] | None = None,
 ) -> Samples:
-    """Featurize ``log`` at ``decisions`` (default rule if None) under ``spec``."""
-    decisions, d_user, d_t = _sorted_decisions(log, decisions)
+    """Featurize ``log`` at ``decisions`` (default rule if None) under ``spec``; the data end (for the
+    ``observed`` flags) is the log's last event."""
+    span = log.time_span()
+    if decisions is None:
+        decisions = default_decision_points(log)
+    samples = featurize_log(log, spec, decisions, data_end_ms=span[1] if span else 0, streams=streams)
+    if len(samples) == 0:
+        raise DataError(f"{log.report.source}: no decision points to featurize")
+    return samples
+
+
+def featurize_batch(
+    events: pa.Table,
+    spec: FeatureSpec,
+    *,
+    data_end_ms: int,
+    decisions: pa.Table | None = None,
+    streams: list[str] | None = None,
+) -> pa.Table:
+    """Samples (:func:`samples_table` rows, sorted by (user_id, t_ms)) of every user in ``events``.
+
+    ``events`` is a long-format table (:func:`events_table`) holding *all* the events of the users it
+    has, in any row order; its ``seq`` column orders events with equal timestamps. ``decisions`` are
+    those users' decision points (None: the default rule on these events). ``data_end_ms`` (the last
+    event of the whole data set) and ``spec`` are global: nothing is taken from the batch but its users'
+    events, so any split of the data by user gives the same rows.
+    """
+    return samples_table(featurize_log(log_from_events(events), spec, decisions, data_end_ms=data_end_ms,
+                                       streams=streams), spec, streams)  # fmt: skip
+
+
+def featurize_log(
+    log: EventLog,
+    spec: FeatureSpec,
+    decisions: pa.Table | None,
+    *,
+    data_end_ms: int,
+    streams: list[str] | None = None,
+) -> Samples:
+    """The sample builder behind :func:`build_samples` and :func:`featurize_batch` (no decision
+    points, e.g. no cloud events under the default rule, gives no samples)."""
     streams = streams or spec.streams
     missing = [s for s in streams if s not in spec.features]
     if missing:
         raise SpecError(f"the FeatureSpec has no stream {missing[0]!r} (it has {', '.join(spec.streams)})")
-
+    if decisions is None and log.stream("cloud").num_rows == 0:  # the default rule finds no points
+        decisions = pa.table({"user_id": pa.array([], pa.int64()), "t_ms": pa.array([], pa.int64())})
+    decisions, d_user, d_t = _sorted_decisions(log, decisions)
     if len(d_user) == 0:
-        raise DataError(f"{log.report.source}: no decision points to featurize")
+        return _no_samples(spec, streams, decisions)
     keys = _keys_for(log, d_user, d_t)
     d_key = keys(d_user, d_t)
     d_user_key = d_key - (d_t - keys.t_lo)  # the same user at the earliest time: rank * span
@@ -129,10 +170,25 @@ def build_samples(
         x[s], length[s], idx, real = _windows(ids, ev_key, d_key, d_user_key, spec.max_len[s])
         age[s] = np.where(real, d_t[:, None] - np.concatenate([[0], ts])[idx], 0)
 
-    labels, observed = _labels(log, spec.labels, keys, d_user, d_t, d_key)
+    labels, observed = _labels(log, spec.labels, keys, d_user, d_t, d_key, data_end_ms)
     extra_cols = [c for c in decisions.column_names if c not in ("user_id", "t_ms")]
     extra = decisions.select(extra_cols) if extra_cols else None
     return Samples(d_user, d_t, x, length, age, labels, observed, extra)
+
+
+def _no_samples(spec: FeatureSpec, streams: list[str], decisions: pa.Table) -> Samples:
+    extra_cols = [c for c in decisions.column_names if c not in ("user_id", "t_ms")]
+    i8 = np.empty(0, np.int8)
+    return Samples(
+        user_id=np.empty(0, np.int64),
+        t_ms=np.empty(0, np.int64),
+        x={s: np.empty((0, spec.max_len[s], len(spec.features[s])), np.int32) for s in streams},
+        length={s: np.empty(0, np.int32) for s in streams},
+        age_ms={s: np.empty((0, spec.max_len[s]), np.int64) for s in streams},
+        labels={k: i8 for k in LABELS},
+        observed={k: np.empty(0, bool) for k in LABELS},
+        extra=decisions.select(extra_cols).slice(0, 0) if extra_cols else None,
+    )
 
 
 def label_decisions(
@@ -141,7 +197,8 @@ def label_decisions(
     """Labels (and whether each is observed) at the decision points, without building windows."""
     decisions, d_user, d_t = _sorted_decisions(log, decisions)
     keys = _keys_for(log, d_user, d_t)
-    labels, observed = _labels(log, cfg or LabelConfig(), keys, d_user, d_t, keys(d_user, d_t))
+    span = log.time_span()
+    labels, observed = _labels(log, cfg or LabelConfig(), keys, d_user, d_t, keys(d_user, d_t), span[1] if span else 0)
     return decisions, labels, observed
 
 
@@ -180,12 +237,12 @@ def _windows(
 
 
 def _labels(
-    log: EventLog, cfg: LabelConfig, keys: _Keys, d_user: np.ndarray, d_t: np.ndarray, d_key: np.ndarray
+    log: EventLog, cfg: LabelConfig, keys: _Keys, d_user: np.ndarray, d_t: np.ndarray, d_key: np.ndarray, end: int
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Labels at the decision points and whether each is observed (its horizon ends by ``end``, the
+    data's last event)."""
     cloud = log.stream("cloud")
     action = cloud.column("action").cast(pa.string()) if cloud.num_rows else pa.array([], pa.string())
-    span = log.time_span()
-    end = span[1] if span else 0
 
     def events(name: str) -> tuple[np.ndarray, np.ndarray]:
         """(user, ts) of the cloud events with this action."""
@@ -238,6 +295,101 @@ def _labels(
         "buy_skips_cart_rt": (labels["buy_skips_cart_rt"] == 1) | rt_seen,
     }
     return labels, observed
+
+
+# ---------------------------------------------------------------------------------------------
+# Batches: long-format events in, one Arrow row per sample out (what the engines move around)
+# ---------------------------------------------------------------------------------------------
+
+#: the tie-break column of :func:`events_table`: the event's position in its log (file order for equal times)
+SEQ = "seq"
+
+
+def events_table(log: EventLog) -> pa.Table:
+    """The log in long format (:meth:`EventLog.to_long_table`) plus ``seq``, the tie-break for equal
+    timestamps that :func:`featurize_batch` sorts by."""
+    table = log.to_long_table()
+    return table.append_column(SEQ, pa.array(np.arange(table.num_rows, dtype=np.int64)))
+
+
+def log_from_events(events: pa.Table) -> EventLog:
+    """Per-stream tables sorted by (user_id, ts_ms, seq) from long-format rows in any order."""
+    if SEQ not in events.column_names:
+        raise DataError(f"featurize_batch needs the tie-break column {SEQ!r} (see events_table)")
+    stream = events.column("stream")
+    streams = {}
+    for s in STREAMS:
+        sub = events.filter(pc.equal(stream, s))
+        if sub.num_rows:
+            sub = sub.take(pc.sort_indices(sub, [("user_id", "ascending"), ("ts_ms", "ascending"), (SEQ, "ascending")]))
+            sub = sub.select(["user_id", "ts_ms", *STREAM_FIELDS[s]]).combine_chunks()
+            for name, typ in STREAM_FIELDS[s].items():  # categoricals dictionary-encoded, as EventLog keeps them
+                if pa.types.is_string(typ) and pa.types.is_string(sub.schema.field(name).type):
+                    i = sub.column_names.index(name)
+                    sub = sub.set_column(i, name, pc.dictionary_encode(sub.column(name)))
+            streams[s] = sub
+    return EventLog(streams, ReadReport(source="<batch>", rows=events.num_rows))
+
+
+def user_bucket(user_id: np.ndarray, n_buckets: int) -> np.ndarray:
+    """The bucket of each user: ``fmix64(user_id) mod n_buckets`` (int64), the same on every engine."""
+    if n_buckets < 1:
+        raise DataError(f"the number of buckets must be positive, got {n_buckets}")
+    return (fmix64(np.asarray(user_id, np.int64).view(np.uint64)) % np.uint64(n_buckets)).astype(np.int64)
+
+
+def samples_table(samples: Samples, spec: FeatureSpec, streams: list[str] | None = None) -> pa.Table:
+    """One row per sample: ``user_id, t_ms``; per stream ``x_<s>`` (max_len·n_features int32, row-major),
+    ``len_<s>``, ``age_<s>`` (max_len int64); per label ``y_<k>``, ``obs_<k>``; then the decisions' own
+    columns."""
+    n = len(samples)
+    cols: dict[str, pa.Array] = {"user_id": pa.array(samples.user_id, pa.int64()), "t_ms": pa.array(samples.t_ms, pa.int64())}
+    for s in streams or list(samples.x):
+        max_len, n_feat = spec.max_len[s], len(spec.features[s])
+        x = np.ascontiguousarray(samples.x[s], np.int32).reshape(-1)
+        cols[f"x_{s}"] = pa.FixedSizeListArray.from_arrays(pa.array(x), max_len * n_feat) if n else pa.array(
+            [], pa.list_(pa.int32(), max_len * n_feat))
+        cols[f"len_{s}"] = pa.array(samples.length[s], pa.int32())
+        age = np.ascontiguousarray(samples.age_ms[s], np.int64).reshape(-1)
+        cols[f"age_{s}"] = pa.FixedSizeListArray.from_arrays(pa.array(age), max_len) if n else pa.array(
+            [], pa.list_(pa.int64(), max_len))
+    for k in samples.labels:
+        cols[f"y_{k}"] = pa.array(samples.labels[k], pa.int8())
+        cols[f"obs_{k}"] = pa.array(samples.observed[k], pa.bool_())
+    table = pa.table(cols)
+    if samples.extra is not None:
+        for name in samples.extra.column_names:
+            table = table.append_column(name, samples.extra.column(name))
+    return table
+
+
+def samples_from_table(table: pa.Table, spec: FeatureSpec) -> Samples:
+    """The inverse of :func:`samples_table` (rows kept in the table's order)."""
+    shapes = {s: (spec.max_len[s], len(spec.features[s])) for s in spec.streams if f"x_{s}" in table.column_names}
+    if not shapes or "user_id" not in table.column_names:
+        raise DataError("not a samples table of this FeatureSpec (no user_id or x_<stream> columns)")
+    table = table.combine_chunks()
+    n = table.num_rows
+
+    def flat(name: str) -> np.ndarray:
+        col = table.column(name)
+        arr = col.chunk(0) if col.num_chunks else pa.array([], col.type)
+        return arr.flatten().to_numpy(zero_copy_only=False)
+
+    labels = [c[2:] for c in table.column_names if c.startswith("y_")]
+    known = {"user_id", "t_ms"} | {f"{p}_{s}" for s in shapes for p in ("x", "len", "age")} | {
+        f"{p}_{k}" for k in labels for p in ("y", "obs")}
+    extra_cols = [c for c in table.column_names if c not in known]
+    return Samples(
+        user_id=column(table, "user_id").astype(np.int64),
+        t_ms=column(table, "t_ms").astype(np.int64),
+        x={s: flat(f"x_{s}").astype(np.int32).reshape(n, l, f) for s, (l, f) in shapes.items()},
+        length={s: column(table, f"len_{s}").astype(np.int32) for s in shapes},
+        age_ms={s: flat(f"age_{s}").astype(np.int64).reshape(n, l) for s, (l, _) in shapes.items()},
+        labels={k: column(table, f"y_{k}").astype(np.int8) for k in labels},
+        observed={k: table.column(f"obs_{k}").to_numpy(zero_copy_only=False).astype(bool) for k in labels},
+        extra=table.select(extra_cols) if extra_cols else None,
+    )
 
 
 def save_samples(samples: Samples, path: str | Path) -> Path:

@@ -17,6 +17,7 @@ Conventions every torch model follows (the exporters rely on them):
 from __future__ import annotations
 
 import math
+from contextvars import ContextVar
 
 import numpy as np
 import torch
@@ -65,6 +66,12 @@ def coupon_values(samples: Samples, sel=slice(None), column: str = "offer") -> n
     return np.zeros(len(samples.user_id[sel]), np.float32)
 
 
+#: In data-parallel training, ``(first, end, n)``: this process computes rows ``first:end`` of a batch of
+#: ``n`` rows. :func:`id_dropout` then draws the whole batch's noise and keeps those rows, so the masks (and
+#: the weights) do not depend on the number of replicas; ``None`` (one process) draws for the rows it has.
+BATCH_ROWS: ContextVar[tuple[int, int, int] | None] = ContextVar("edgeintent_batch_rows", default=None)
+
+
 def id_dropout(ids: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """During training, replace each real id by "unknown" (1) with probability ``p``.
 
@@ -73,7 +80,12 @@ def id_dropout(ids: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """
     if not training or p <= 0.0:
         return ids
-    drop = (torch.rand(ids.shape) < p) & (ids > 1)
+    rows = BATCH_ROWS.get()
+    if rows is None:
+        noise = torch.rand(ids.shape)
+    else:  # one replica of data-parallel training: the whole batch's draw, this replica's rows
+        noise = torch.rand((rows[2], *ids.shape[1:]))[rows[0] : rows[1]]
+    drop = (noise < p) & (ids > 1)
     return torch.where(drop, torch.ones_like(ids), ids)
 
 

@@ -13,6 +13,7 @@ Deterministic for a seed: same data, same seed, same thread count → identical 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import platform
 import time
@@ -24,6 +25,7 @@ import torch
 
 from edgeintent import __version__
 from edgeintent.errors import ConfigError, DataError
+from edgeintent.toolkit.models.base import BATCH_ROWS  # data-parallel slices draw the whole batch's noise
 from edgeintent.toolkit.training import metrics as M
 from edgeintent.toolkit.training.funnel import funnel_report
 from edgeintent.toolkit.features import (
@@ -38,9 +40,11 @@ from edgeintent.toolkit.features import (
 )
 from edgeintent.toolkit.models import create_model, get_entry, model_config
 from edgeintent.toolkit.golden import build_golden
+from edgeintent.toolkit.golden_events import GOLDEN_EVENTS, build_golden_events
 from edgeintent.toolkit.models.base import count_parameters
 from edgeintent.toolkit.models.exportable import batch_for, predict_logits, sigmoid
 from edgeintent.toolkit.data.dataset import Dataset
+from edgeintent.toolkit.data.schema import EventLog
 
 
 @dataclass(frozen=True)
@@ -57,10 +61,11 @@ class TrainConfig:
     task_weights: tuple[tuple[str, float], ...] = ()
     threads: int = 1
     golden_rows: int = 256
+    micro_batches: int = 1  # slices each batch is computed in (gradients accumulated); a multiple of the workers
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.patience < 1:
-            raise ConfigError("epochs, batch size, patience and learning rate must be positive")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.patience < 1 or self.micro_batches < 1:
+            raise ConfigError("epochs, batch size, patience, micro-batches and learning rate must be positive")
         if not 0.0 < self.valid_share < 1.0:
             raise ConfigError(f"valid_share must be in (0, 1), got {self.valid_share}")
         if self.pos_weight not in ("auto", "none"):
@@ -76,6 +81,7 @@ class Prepared:
     samples: Samples
     train_idx: np.ndarray
     valid_idx: np.ndarray
+    events: EventLog | None = None  # the events featurized (for the raw-event golden cases)
 
 
 @dataclass
@@ -89,17 +95,19 @@ class TrainResult:
 
 
 def prepare(
-    ds: Dataset, seed: int, valid_share: float, fit: FitConfig | None = None, labels: LabelConfig | None = None
+    ds: Dataset, seed: int, valid_share: float, fit: FitConfig | None = None, labels: LabelConfig | None = None,
+    featurize: Callable[[Dataset, FeatureSpec], Samples] | None = None,
 ) -> Prepared:
-    """Split by user, fit the spec on the training users only, featurize every decision point."""
+    """Split by user, fit the spec on the training users only, featurize every decision point (in this
+    process, or with ``featurize``, e.g. an engine's, which must return the samples sorted by (user, t))."""
     train_users, _ = split_users(ds.events.users(), valid_share, seed)
     spec = fit_spec(ds.events.filter_users(train_users), fit or FitConfig(), labels, utc_offset_ms=ds.utc_offset_ms)
-    samples = build_samples(ds.events, spec, ds.decisions)
+    samples = featurize(ds, spec) if featurize else build_samples(ds.events, spec, ds.decisions)
     in_train = np.isin(samples.user_id, train_users)
     train_idx, valid_idx = np.flatnonzero(in_train), np.flatnonzero(~in_train)
     if len(train_idx) == 0 or len(valid_idx) == 0:
         raise DataError(f"{ds.name}: too few decision points to split by user ({len(samples)})")
-    return Prepared(spec, samples, train_idx, valid_idx)
+    return Prepared(spec, samples, train_idx, valid_idx, ds.events)
 
 
 def main_task(tasks: tuple[str, ...]) -> str:
@@ -123,9 +131,46 @@ def _pos_weights(cfg: TrainConfig, model, samples: Samples, idx: np.ndarray) -> 
     return out
 
 
+@dataclass(frozen=True)
+class Replica:
+    """How one process computes each global batch: cut into ``parts`` contiguous slices (a forward and
+    backward pass each, the gradients accumulated), of which this replica (rank ``rank`` of ``world``, e.g.
+    a Ray Train worker under DDP) takes its ``parts / world`` consecutive ones. Every slice's loss is
+    normalised by the whole batch's observed labels and scaled by ``world`` (DDP averages), so the summed
+    gradient is the batch's. ``Replica()`` is plain single-process training."""
+
+    rank: int = 0
+    world: int = 1
+    parts: int = 1
+
+    def __post_init__(self) -> None:
+        if self.parts < 1 or self.world < 1 or self.parts % self.world or not 0 <= self.rank < self.world:
+            raise ConfigError(f"micro-batches ({self.parts}) must be a positive multiple of the workers ({self.world})")
+
+    def slices(self, n: int) -> list[tuple[int, int]]:
+        """Rows ``[first, end)`` of each of this replica's slices of a batch of ``n`` rows."""
+        per = self.parts // self.world
+        cuts = [n * k // self.parts for k in range(self.parts + 1)]
+        return [(cuts[k], cuts[k + 1]) for k in range(self.rank * per, (self.rank + 1) * per)]
+
+    def total(self, value: float) -> float:
+        """``value`` summed over the replicas."""
+        if self.world == 1:
+            return value
+        t = torch.tensor(value, dtype=torch.float64)
+        torch.distributed.all_reduce(t)
+        return float(t)
+
+
 def train_torch(
-    model: torch.nn.Module, prep: Prepared, cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None
+    model: torch.nn.Module, prep: Prepared, cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None,
+    replica: Replica | None = None, net: torch.nn.Module | None = None,
 ) -> tuple[list[dict], int]:
+    """Train ``model`` in place; ``net`` is the module that runs the forward pass (``model`` wrapped in
+    DDP under data parallelism), ``replica`` this process's share of each batch (default: all of it, in
+    ``cfg.micro_batches`` slices)."""
+    net = net or model
+    replica = replica or Replica(parts=cfg.micro_batches)
     samples, tr, va = prep.samples, prep.train_idx, prep.valid_idx
     tasks = model.tasks
     mt = getattr(model, "selection_task", None) or main_task(tasks)
@@ -144,25 +189,40 @@ def train_torch(
         total, n_batches = 0.0, 0
         for lo in range(0, len(order), cfg.batch_size):
             idx = np.sort(order[lo : lo + cfg.batch_size])
-            if len(idx) < 2:  # a lone last row: batch statistics (IIDN's BatchNorm) need two
+            if len(idx) < 2 * replica.parts:  # a lone last row: batch statistics (IIDN's BatchNorm) need two
                 continue
-            out = model(batch_for(model, samples, idx))
-            ti = torch.from_numpy(idx)
-            loss = torch.zeros(())
-            for t in tasks:
-                y, m = labels[t][ti], observed[t][ti]
-                per = torch.nn.functional.binary_cross_entropy_with_logits(
-                    out[t], y, pos_weight=torch.tensor(pos_w[t]), reduction="none"
-                )
-                loss = loss + weights.get(t, 1.0) * (per * m).sum() / m.sum().clamp(min=1.0)
-            aux = model.aux_loss(out) if hasattr(model, "aux_loss") else None
-            if aux is not None:  # a model's own term on its outputs (AITM's calibrator)
-                loss = loss + aux
+            batch = batch_for(model, samples, idx)
+            denom = {t: observed[t][torch.from_numpy(idx)].sum().clamp(min=1.0) for t in tasks}
             opt.zero_grad()
-            loss.backward()
+            batch_loss = 0.0
+            slices = replica.slices(len(idx))
+            noise = torch.get_rng_state()  # every slice draws from the same state: the batch's id_dropout noise
+            for k, (first, end) in enumerate(slices):
+                torch.set_rng_state(noise)
+                token = BATCH_ROWS.set((first, end, len(idx)) if replica.parts > 1 else None)
+                sync = contextlib.nullcontext() if k == len(slices) - 1 or net is model else net.no_sync()
+                try:
+                    with sync:
+                        out = net({n: v[first:end] for n, v in batch.items()} if replica.parts > 1 else batch)
+                        ti = torch.from_numpy(idx[first:end])
+                        loss = torch.zeros(())
+                        for t in tasks:
+                            y, m = labels[t][ti], observed[t][ti]
+                            per = torch.nn.functional.binary_cross_entropy_with_logits(
+                                out[t], y, pos_weight=torch.tensor(pos_w[t]), reduction="none"
+                            )
+                            loss = loss + weights.get(t, 1.0) * (per * m).sum() / denom[t]
+                        aux = model.aux_loss(out) if hasattr(model, "aux_loss") else None
+                        if aux is not None:  # a model's own term on its outputs (AITM's calibrator), a mean
+                            loss = loss + aux * ((end - first) / len(idx))  # over the slice: the batch's share
+                        # DDP averages over the replicas: scaled by their number, the sum is the batch's gradient
+                        (loss * replica.world).backward()
+                finally:
+                    BATCH_ROWS.reset(token)
+                batch_loss += float(loss.detach())
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
-            total += float(loss.detach())
+            total += replica.total(batch_loss)
             n_batches += 1
         logits = predict_logits(model, samples, va)
         obs = samples.observed[mt][va]
@@ -196,8 +256,10 @@ def train(
     fit: FitConfig | None = None,
     prepared: Prepared | None = None,
     on_epoch: Callable[[dict], None] | None = None,
+    run_torch: Callable[..., tuple[list[dict], int]] = train_torch,
 ) -> TrainResult:
-    """Train registered model ``name`` on ``ds`` (or on ``prepared`` samples, to share featurization)."""
+    """Train registered model ``name`` on ``ds`` (or on ``prepared`` samples, to share featurization);
+    ``run_torch(model, prepared, cfg, on_epoch)`` trains a torch model (an engine's runner, e.g. Ray Train)."""
     cfg = cfg or TrainConfig()
     entry = get_entry(name)
     torch.set_num_threads(cfg.threads)
@@ -208,7 +270,7 @@ def train(
     model = create_model(name, prep.spec, streams=streams, tasks=tasks, **(options or {}))
     history, best = [], 0
     if entry.kind == "torch":
-        history, best = train_torch(model, prep, cfg, on_epoch)
+        history, best = run_torch(model, prep, cfg, on_epoch)
     else:
         model.fit(prep.samples.take(prep.train_idx), prep.samples.take(prep.valid_idx), seed=cfg.seed)
     logits = predict_logits(model, prep.samples, prep.valid_idx)
@@ -283,15 +345,16 @@ def train_bundle(
     on_epoch: Callable[[dict], None] | None = None,
     prepared: Prepared | None = None,
     ds: Dataset | None = None,
+    run_torch: Callable[..., tuple[list[dict], int]] = train_torch,
 ) -> dict:
     """Train ``name`` on ``source`` and write a verified bundle to ``out``; returns the summary."""
-    from edgeintent.toolkit.bundle import write_bundle
+    from edgeintent.toolkit.bundle import golden_bytes, write_bundle
     from edgeintent.toolkit.data.sources import load_source
 
     cfg = cfg or TrainConfig()
     ds = ds or (None if prepared is not None else load_source(source))
     result = train(name, ds, cfg, streams=streams, tasks=tasks, options=options, fit=fit, prepared=prepared,
-                   on_epoch=on_epoch)  # fmt: skip
+                   on_epoch=on_epoch, run_torch=run_torch)  # fmt: skip
     prep = result.prepared
     metrics = evaluate_logits(prep.samples, prep.valid_idx, result.valid_logits, seed=cfg.seed)
     funnel = evaluate_funnel(prep.samples, prep.valid_idx, result.valid_logits, seed=cfg.seed)
@@ -309,9 +372,14 @@ def train_bundle(
         "valid": metrics,
         **funnel,
     }
+    events = prep.events if prep.events is not None else (ds.events if ds is not None else None)
+    extra = {}
+    if events is not None:  # the raw events behind golden decision points (what a phone-side featurizer replays)
+        raw = build_golden_events(events, prep.spec, prep.samples, prep.valid_idx, cfg.golden_rows, cfg.seed)
+        extra[GOLDEN_EVENTS] = golden_bytes(raw, GOLDEN_EVENTS)
     write_bundle(out, bundle_config(result, cfg, source, fit), model_weights(result.model), prep.spec,
                  build_golden(result.model, prep.spec, prep.samples, prep.valid_idx, cfg.golden_rows, cfg.seed), summary,
-                 overwrite=overwrite)  # fmt: skip
+                 extra_files=extra, overwrite=overwrite)  # fmt: skip
     return summary
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from edgeintent.toolkit.data.schema import STREAMS
 from edgeintent.toolkit.data.simulator.config import BLOCK_USERS, SIM_VERSION, SimConfig, SimData
-from edgeintent.toolkit.data.simulator.generator import iter_simulate, simulate
+from edgeintent.toolkit.data.simulator.generator import iter_simulate, simulate, simulate_block
 from edgeintent.toolkit.data.simulator.parameters import (
     ACTIONS,
     BASE_MU,
@@ -73,5 +73,6 @@ __all__ = [
     "SimConfig",
     "SimData",
     "iter_simulate",
+    "simulate_block",
     "simulate",
 ]

@@ -99,6 +99,13 @@ def iter_simulate(cfg: SimConfig) -> Iterator[SimData]:
         yield _simulate_block(cfg, b, first, n, catalogue, gp)
 
 
+def simulate_block(cfg: SimConfig, block: int) -> SimData:
+    """Block ``block`` of :func:`iter_simulate` on its own (a distributed reader generates blocks apart)."""
+    first = block * BLOCK_USERS + 1
+    return _simulate_block(cfg, block, first, min(BLOCK_USERS, cfg.users - block * BLOCK_USERS),
+                           make_catalogue(cfg.seed), gesture_params())  # fmt: skip
+
+
 def _report(cfg: SimConfig, streams: dict[str, pa.Table]) -> ReadReport:
     per = {s: t.num_rows for s, t in streams.items()}
     return ReadReport(source=f"sim:{cfg.users}:{cfg.seed}", rows=sum(per.values()), per_stream=per)
