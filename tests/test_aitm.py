@@ -255,3 +255,18 @@ def test_same_seed_same_weight_bytes(tmp_path, prepared_source):
     for name in ("a", "b"):
         train_bundle("aitm", "sim:400:3", tmp_path / name, FAST, prepared=prep)
     assert (tmp_path / "a" / "weights.safetensors").read_bytes() == (tmp_path / "b" / "weights.safetensors").read_bytes()
+
+
+def test_micro_batches_give_the_batch_gradient_calibrator_included(prepared_source):
+    """The calibrator is a mean over the batch: computed in slices, each slice adds its share."""
+    from dataclasses import replace
+
+    from edgeintent.toolkit.training.trainer import train
+
+    prep = prepared_source()
+    cfg = replace(FAST, batch_size=64)
+    opts = {"transfer": "none", "calibrator": 50.0}  # independent towers start with p_buy > p_engage on many rows
+    whole = train("aitm", None, cfg, prepared=prep, options=opts).model.state_dict()
+    parts = train("aitm", None, replace(cfg, micro_batches=2), prepared=prep, options=opts).model.state_dict()
+    for k in whole:
+        torch.testing.assert_close(parts[k], whole[k], rtol=1e-4, atol=1e-5)
