@@ -9,6 +9,13 @@ over validation users (who also chose the epoch, so that figure is optimistic), 
 AUC on a fresh population of the same size (seed + 1000) that took no part in training, parameters,
 weight bytes and training seconds (wall clock on this noisy 2-core machine: compare within a run).
 DIPN ablations follow the paper's variants.
+
+The funnel table (``--funnel``; rows of ``FUNNEL_VARIANTS``, the AITM paper's comparisons on the same
+encoders): per funnel step the AUC on every validation decision point and on those that reached the
+previous step, ECE, the share of rows with p_k > p_{k−1}, and each row's buy AUC minus AITM's with a
+paired bootstrap 95 % CI over validation users (the same resampled users for both models).
+
+    python benchmarks/quality.py --data taobao:../shared/data/taobao_userbehavior --models none --json
 """
 
 from __future__ import annotations
@@ -28,7 +35,15 @@ from edgeintent.toolkit.features import build_samples  # noqa: E402
 from edgeintent.toolkit.data.dataset import DEFAULT_SHARED_DATA  # noqa: E402
 from edgeintent.toolkit.data.sources import load_source  # noqa: E402
 from edgeintent.toolkit.models.exportable import predict_logits  # noqa: E402
-from edgeintent.toolkit.training.trainer import TrainConfig, evaluate_logits, model_size, prepare, train  # noqa: E402
+from edgeintent.toolkit.training import metrics as M  # noqa: E402
+from edgeintent.toolkit.training.trainer import (  # noqa: E402
+    TrainConfig,
+    evaluate_funnel,
+    evaluate_logits,
+    model_size,
+    prepare,
+    train,
+)
 
 #: row name → (registered model, streams or None for all, options)
 VARIANTS: dict[str, tuple[str, tuple[str, ...] | None, dict]] = {
@@ -45,6 +60,69 @@ VARIANTS: dict[str, tuple[str, tuple[str, ...] | None, dict]] = {
     "rnn": ("rnn", None, {}),
     "gbdt": ("gbdt", None, {}),
 }
+
+#: funnel row → (tasks upstream first, aitm options); the first row is the one the others are compared with
+FUNNEL_VARIANTS: dict[str, tuple[tuple[str, ...], dict]] = {
+    "aitm": (("engage_rt", "buy_rt"), {}),
+    "aitm no-calibrator": (("engage_rt", "buy_rt"), {"calibrator": 0.0}),
+    "aitm no-ait": (("engage_rt", "buy_rt"), {"transfer": "none"}),
+    "shared-bottom": (("engage_rt", "buy_rt"), {"transfer": "none", "calibrator": 0.0}),
+    "esmm": (("engage_rt", "buy_rt"), {"transfer": "esmm", "calibrator": 0.0}),
+    "mmoe": (("engage_rt", "buy_rt"), {"transfer": "mmoe", "calibrator": 0.0}),
+    "aitm 3-step": (("browse_rt", "engage_rt", "buy_rt"), {}),
+}
+
+
+def paired_delta(y: np.ndarray, p_a: np.ndarray, p_b: np.ndarray, groups: np.ndarray, seed: int) -> dict:
+    """AUC(b) − AUC(a) and its paired 95 % bootstrap CI over users (same resamples for both)."""
+    va = M.bootstrap_values(M.auc, y, p_a, seed=seed, groups=groups)
+    vb = M.bootstrap_values(M.auc, y, p_b, seed=seed, groups=groups)
+    lo, hi = np.percentile(vb - va, [2.5, 97.5])
+    return {"delta": M.auc(y, p_b) - M.auc(y, p_a), "ci": [float(lo), float(hi)]}
+
+
+def run_funnel(source: str, rows: list[str], cfg: TrainConfig) -> list[dict]:
+    ds = load_source(source)
+    prep = prepare(ds, cfg.seed, cfg.valid_share)
+    va = prep.valid_idx
+    obs = prep.samples.observed["buy_rt"][va]
+    y, groups = prep.samples.labels["buy_rt"][va][obs], prep.samples.user_id[va][obs]
+    out, ref = [], None
+    for row in rows:
+        tasks, options = FUNNEL_VARIANTS[row]
+        r = train("aitm", ds, cfg, tasks=tasks, options=options, prepared=prep)
+        funnel = evaluate_funnel(prep.samples, va, r.valid_logits, seed=cfg.seed)
+        p_buy = r.valid_logits["buy_rt"][obs]
+        ref = ref if ref is not None else (row, p_buy)
+        params, size = model_size(r.model)
+        out.append({
+            "data": source,
+            "row": row,
+            "tasks": list(tasks),
+            "options": options,
+            "steps": funnel["steps"],
+            "order_breaks": funnel.get("order_breaks"),
+            f"buy_auc_minus_{ref[0]}": paired_delta(y, ref[1], p_buy, groups, cfg.seed),
+            "parameters": params,
+            "weight_bytes": size,
+            "train_seconds": round(r.seconds, 1),
+            "best_epoch": r.best_epoch,
+            "valid_samples": int(len(va)),
+            "valid_users": int(len(np.unique(prep.samples.user_id[va]))),
+        })  # fmt: skip
+        print(json.dumps(out[-1]), file=sys.stderr, flush=True)
+    return out
+
+
+def print_funnel(results: list[dict]) -> None:
+    for r in results:
+        steps = " | ".join(
+            f"{s['task']} {s['auc']:.4f}" + (f" (|prev {s['auc_given_prev']:.4f}, p>prev {s['violation']:.2%})" if "violation" in s else "")
+            for s in r["steps"]
+        )
+        delta = next(v for k, v in r.items() if k.startswith("buy_auc_minus_"))
+        print(f"{r['data'][:30]:30s} {r['row']:18s} {steps}  Δbuy {delta['delta']:+.4f} "
+              f"[{delta['ci'][0]:+.3f}, {delta['ci'][1]:+.3f}] {r['parameters']:>8,} params {r['weight_bytes'] / 1024:.0f} KB")  # fmt: skip
 
 
 def run(source: str, rows: list[str], cfg: TrainConfig) -> list[dict]:
@@ -100,24 +178,32 @@ def main() -> None:
     taobao = DEFAULT_SHARED_DATA / "taobao_userbehavior"
     default_data = ["sim:8000:1"] + ([f"taobao:{taobao}"] if taobao.exists() else [])
     ap.add_argument("--data", default=",".join(default_data))
-    ap.add_argument("--models", default=",".join(VARIANTS), help=f"rows among: {', '.join(VARIANTS)}")
+    ap.add_argument("--models", default=",".join(VARIANTS), help=f"rows among: {', '.join(VARIANTS)} (none: skip)")
+    ap.add_argument("--funnel", default=",".join(FUNNEL_VARIANTS),
+                    help=f"funnel rows among: {', '.join(FUNNEL_VARIANTS)} (none: skip)")  # fmt: skip
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--patience", type=int, default=3, help="early-stopping patience (epochs)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    rows = [r.strip() for r in args.models.split(",") if r.strip()]
+    rows = [r.strip() for r in args.models.split(",") if r.strip() and r.strip() != "none"]
     unknown = [r for r in rows if r not in VARIANTS]
     if unknown:
         ap.error(f"unknown rows {unknown}; choose among {list(VARIANTS)}")
+    funnel_rows = [r.strip() for r in args.funnel.split(",") if r.strip() and r.strip() != "none"]
+    unknown = [r for r in funnel_rows if r not in FUNNEL_VARIANTS]
+    if unknown:
+        ap.error(f"unknown funnel rows {unknown}; choose among {list(FUNNEL_VARIANTS)}")
     cfg = TrainConfig(epochs=args.epochs, seed=args.seed, threads=args.threads, patience=args.patience)
-    results = []
+    results, funnel = [], []
     for source in args.data.split(","):
-        results += run(source, rows, cfg)
+        results += run(source, rows, cfg) if rows else []
+        funnel += run_funnel(source, funnel_rows, cfg) if funnel_rows else []
     if args.json:
-        print(json.dumps(results, indent=1))
+        print(json.dumps(results + funnel, indent=1))
         return
+    print_funnel(funnel)
     for r in results:
         aucs = ", ".join(f"{t} {v:.4f}" for t, v in r["auc"].items())
         if r["auc_fresh"]:

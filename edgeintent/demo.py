@@ -1,6 +1,6 @@
 """The end-to-end demo: every stage on the simulator, from events to coupon decisions.
 
-simulate → fit FeatureSpec → featurize → train (dipn, gbdt) → evaluate → export + parity → bench →
+simulate → fit FeatureSpec → featurize → train (dipn, gbdt; aitm on the funnel) → evaluate → export + parity → bench →
 decide (iidn, coupon policies, allocation). It sits on the top floor, beside the CLI, because it calls
 every stage. It returns plain dicts (what ``edgeintent demo --json`` prints); progress lines go
 through the ``say`` callback the caller passes (the CLI passes its console's ``print``).
@@ -67,13 +67,15 @@ def run_demo(users: int, seed: int, out_dir: Path, say: Callable[[str], None] | 
     say("    events per stream: " + ", ".join(f"{s} {v['events']:,}" for s, v in report["streams"].items()))
     say("    label rates per decision point: " + ", ".join(f"{k} {v:.1%}" for k, v in rates.items()))
 
-    say(f"[bold]4/{n_stages} train[/] dipn ({epochs} epochs at most, early stopping) and the gbdt baseline")
+    say(f"[bold]4/{n_stages} train[/] dipn ({epochs} epochs at most, early stopping), the gbdt baseline and aitm")
     result["train"] = {}
     for name in ("dipn", "gbdt"):
         summary = train_bundle(name, source, out_dir / name, cfg, prepared=prep, overwrite=True)
         result["train"][name] = summary
         say(f"    {name}: {summary['parameters']:,} parameters, {summary['weight_bytes'] / 1024:.0f} KB, "
             f"{summary['train_seconds']:.0f} s → bundle {out_dir / name}")
+
+    result["funnel"] = _demo_funnel(source, out_dir, cfg, prep, say)
 
     fresh = f"sim:{users}:{seed + 1}"
     say(f"[bold]5/{n_stages} evaluate[/] on held-out users ({len(prep.valid_idx):,} decision points; they also "
@@ -105,8 +107,26 @@ def run_demo(users: int, seed: int, out_dir: Path, say: Callable[[str], None] | 
     result["decide"] = _demo_decide(source, fresh, out_dir, cfg, prep, say)
     atomic_write_text(out_dir / "demo.json", json.dumps(result, indent=1, default=str))
     say(f"wrote {out_dir}/: events.parquet (+ .decisions.parquet), feature_spec.json, samples.npz, "
-        "dipn/ (with exports/), gbdt/ and iidn/ bundles (iidn/decision.json), decisions.parquet, policy.png, demo.json")
+        "dipn/ (with exports/), gbdt/, aitm/ and iidn/ bundles (iidn/decision.json), decisions.parquet, policy.png, demo.json")
     return result
+
+
+def _demo_funnel(source: str, out_dir: Path, cfg, prep, say: Callable[[str], None]) -> dict:
+    """Demo stage 4, continued: aitm on the simulator's engage → buy funnel (3 epochs at most), one line per step."""
+    from dataclasses import replace
+
+    from edgeintent.toolkit.training.trainer import train_bundle
+
+    summary = train_bundle("aitm", source, out_dir / "aitm", replace(cfg, epochs=min(cfg.epochs, 3)), prepared=prep,
+                           overwrite=True)  # fmt: skip
+    say(f"    aitm: {summary['parameters']:,} parameters, {summary['train_seconds']:.0f} s → bundle {out_dir / 'aitm'}; "
+        "funnel on held-out users:")  # fmt: skip
+    for r in summary["funnel"]["steps"]:
+        given = (f", AUC given {r['n_given_prev']:,} rows at the previous step {r['auc_given_prev']:.3f}, "
+                 f"p > previous step's on {r['violation']:.2%} of rows") if "violation" in r else ""  # fmt: skip
+        say(f"    aitm {r['task']:9s} rate {r['rate']:.1%}, AUC {r['auc']:.3f} [{r['auc_ci'][0]:.3f}, {r['auc_ci'][1]:.3f}], "
+            f"ECE {r['ece']:.3f}{given}")  # fmt: skip
+    return summary
 
 
 def _demo_decide(source: str, fresh: str, out_dir: Path, cfg, prep, say: Callable[[str], None]) -> dict:

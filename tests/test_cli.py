@@ -129,8 +129,9 @@ def test_demo_runs_every_stage(tmp_path):
         assert 0.0 <= out["train"][name]["valid"]["buy_rt"]["auc"] <= 1.0
         assert out["evaluate"][name]["fresh"]["buy_rt"]["n"] > 0  # scored on a population it never saw
         assert (tmp_path / "demo" / name / "manifest.json").exists()
+    assert [r["task"] for r in out["funnel"]["funnel"]["steps"]] == ["engage_rt", "buy_rt"]  # aitm, one line per step
     for name in ("events.parquet", "feature_spec.json", "samples.npz", "demo.json", "decisions.parquet", "policy.png",
-                 "iidn/decision.json"):  # fmt: skip
+                 "iidn/decision.json", "aitm/manifest.json"):  # fmt: skip
         assert (tmp_path / "demo" / name).exists()
     bench = out["bench"]  # stage 7: bench
     assert bench["device"]["name"] == "cpu-arm" and bench["runs"] >= 200

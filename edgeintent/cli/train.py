@@ -115,6 +115,8 @@ def train_cmd(model_name, source, out, epochs, batch_size, lr, seed, patience, p
     console.print(f"{summary['model']} on {', '.join(summary['streams'])}: {summary['parameters']:,} parameters, "
                   f"{summary['weight_bytes'] / 1024:.0f} KB, {summary['train_seconds']:.0f} s, best epoch {summary['best_epoch']}")  # fmt: skip
     print_metrics(summary["valid"], "validation users")
+    if "funnel" in summary:
+        print_funnel(summary["funnel"])
     console.print(f"wrote bundle {out}")
 
 
@@ -126,6 +128,22 @@ def print_metrics(tasks: dict, what: str) -> None:
         t.add_row(name, f"{r['n']:,}", f"{r['rate']:.2%}", f"{r['auc']:.4f}", f"{lo:.3f}–{hi:.3f}", f"{r['ks']:.3f}",
                   f"{r['logloss']:.4f}", f"{r['ece']:.4f}")  # fmt: skip
     console.print(t)
+
+
+def print_funnel(funnel: dict) -> None:
+    """One row per funnel step: AUC on all rows, AUC given the previous step, ECE, share with p_k > p_{k-1}."""
+    t = Table("step", "rate", "mean p", "AUC (all)", "95% CI", "AUC | prev step", "95% CI", "ECE", "p_k > p_k-1",
+              title="funnel (validation rows, upstream first)")  # fmt: skip
+    for r in funnel["steps"]:
+        ci = lambda key: "–" if key not in r else f"{r[key][0]:.3f}–{r[key][1]:.3f}"  # noqa: E731
+        t.add_row(r["task"], f"{r['rate']:.2%}", f"{r['mean_p']:.2%}", f"{r['auc']:.4f}", ci("auc_ci"),
+                  f"{r['auc_given_prev']:.4f}" if "auc_given_prev" in r else "–", ci("auc_given_prev_ci"),
+                  f"{r['ece']:.4f}", f"{r['violation']:.3%}" if "violation" in r else "–")  # fmt: skip
+    console.print(t)
+    b = funnel.get("order_breaks")
+    if b:
+        console.print(f"raw events out of funnel order: {b['rows']:,} of {b['buy_rows']:,} purchase rows had no "
+                      f"add-to-cart between t and the purchase ({b['label']})")  # fmt: skip
 
 
 @main.command("eval")
@@ -146,5 +164,7 @@ def eval_cmd(bundle: Path, source: str | None, users: str, plot: Path | None, as
         print_json(result)
         return
     print_metrics(result["tasks"], f"{result['model']} on {result['data']} ({result['users']} users, {result['samples']:,} samples)")
+    if "funnel" in result:
+        print_funnel(result["funnel"])
     if plot is not None:
         console.print(f"wrote {plot}")

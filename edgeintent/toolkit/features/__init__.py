@@ -16,7 +16,17 @@ This package face re-exports the names callers use.
 from __future__ import annotations
 
 from edgeintent.toolkit.features.encoding import _cell_ids, _sector_ids, event_ids
-from edgeintent.toolkit.features.spec import LABELS, N_FEATURES, UNK, FeatureSpec, FitConfig, LabelConfig, fit_spec
+from edgeintent.toolkit.features.spec import (
+    FUNNEL,
+    LABELS,
+    N_FEATURES,
+    UNK,
+    FeatureSpec,
+    FitConfig,
+    LabelConfig,
+    fit_spec,
+    is_funnel,
+)
 from edgeintent.toolkit.features.windows import (
     Samples,
     build_samples,
@@ -27,6 +37,7 @@ from edgeintent.toolkit.features.windows import (
 )
 
 __all__ = [
+    "FUNNEL",
     "LABELS",
     "N_FEATURES",
     "UNK",
@@ -37,6 +48,7 @@ __all__ = [
     "build_samples",
     "event_ids",
     "fit_spec",
+    "is_funnel",
     "label_decisions",
     "load_samples",
     "save_samples",

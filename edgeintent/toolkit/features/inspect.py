@@ -71,7 +71,9 @@ def inspect_dataset(ds: Dataset, labels: LabelConfig | None = None) -> dict:
     if ds.decisions is None and "cloud" not in streams:
         raise DataError(f"{ds.name}: no cloud events and no decision points of its own; nothing to label")
     decisions, lab, observed = label_decisions(log, ds.decisions, labels)
-    horizons = {"buy_rt": labels.rt_horizon_ms, "buy_long": labels.long_horizon_ms, "stay": labels.stay_horizon_ms}
+    horizons = {"buy_rt": labels.rt_horizon_ms, "buy_long": labels.long_horizon_ms, "stay": labels.stay_horizon_ms,
+                "browse_rt": labels.rt_horizon_ms, "engage_rt": labels.rt_horizon_ms,
+                "buy_skips_cart_rt": labels.rt_horizon_ms}  # fmt: skip
     label_info = {}
     for name in LABELS:
         obs = observed[name]

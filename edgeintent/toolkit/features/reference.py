@@ -15,7 +15,7 @@ from collections import defaultdict
 import numpy as np
 
 from edgeintent.toolkit.data.schema import STREAMS, EventLog
-from edgeintent.toolkit.features.spec import FeatureSpec, LabelConfig
+from edgeintent.toolkit.features.spec import BROWSE_VIEWS, LABELS, FeatureSpec, LabelConfig
 
 MASK64 = (1 << 64) - 1
 TAN_22_5 = math.tan(math.pi / 8)
@@ -108,18 +108,22 @@ def build_samples(log: EventLog, spec: FeatureSpec, decisions: list[tuple[int, i
         per_user[s] = by_user
 
     buys: dict[int, list[int]] = defaultdict(list)
+    carts: dict[int, list[int]] = defaultdict(list)
+    views: dict[int, list[int]] = defaultdict(list)
     anything: dict[int, list[int]] = defaultdict(list)
     end = 0
     for s in STREAMS:
         for row in _rows(log, s):
             anything[row["user_id"]].append(row["ts_ms"])
             end = max(end, row["ts_ms"])
-            if s == "cloud" and row["action"] == "buy":
-                buys[row["user_id"]].append(row["ts_ms"])
+            if s == "cloud":
+                by_action = {"buy": buys, "cart": carts, "view": views}.get(row["action"])
+                if by_action is not None:
+                    by_action[row["user_id"]].append(row["ts_ms"])
 
     lab: LabelConfig = spec.labels
     out: dict = {"x": {s: [] for s in spec.streams}, "length": {s: [] for s in spec.streams}}
-    out.update(buy_rt=[], buy_long=[], stay=[], observed_rt=[])
+    out.update({k: [] for k in LABELS}, observed_rt=[])
     for user, t in decisions:
         for s in spec.streams:
             before = [ids for ts, ids in per_user[s].get(user, []) if ts < t]
@@ -137,9 +141,15 @@ def build_samples(log: EventLog, spec: FeatureSpec, decisions: list[tuple[int, i
         out["buy_long"].append(int(first_buy is not None and first_buy <= lab.long_horizon_ms))
         out["stay"].append(int(first_any is not None and first_any <= lab.stay_horizon_ms))
         out["observed_rt"].append(bool(rt or t + lab.rt_horizon_ms <= end))
+        first_cart = min((ts - t for ts in carts.get(user, []) if ts > t), default=None)
+        engage = rt or (first_cart is not None and first_cart <= lab.rt_horizon_ms)
+        n_views = sum(1 for ts in views.get(user, []) if t < ts <= t + lab.rt_horizon_ms)
+        out["engage_rt"].append(int(engage))
+        out["browse_rt"].append(int(engage or n_views >= BROWSE_VIEWS))
+        out["buy_skips_cart_rt"].append(int(rt and (first_cart is None or first_cart > first_buy)))
     return {
         "x": {s: np.asarray(v, dtype=np.int32) for s, v in out["x"].items()},
         "length": {s: np.asarray(v, dtype=np.int32) for s, v in out["length"].items()},
-        "labels": {k: np.asarray(out[k], dtype=np.int8) for k in ("buy_rt", "buy_long", "stay")},
+        "labels": {k: np.asarray(out[k], dtype=np.int8) for k in LABELS},
         "observed_rt": np.asarray(out["observed_rt"], dtype=bool),
     }

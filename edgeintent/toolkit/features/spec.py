@@ -74,7 +74,22 @@ N_FEATURES = {s: len(f) for s, f in STREAM_FEATURES.items()}
 MAX_LEN = 100_000
 DAY_MS = 24 * 3600 * 1000
 #: The labels of a sample (see :mod:`~edgeintent.toolkit.features.windows`).
-LABELS = ("buy_rt", "buy_long", "stay")
+LABELS = ("buy_rt", "buy_long", "stay", "browse_rt", "engage_rt", "buy_skips_cart_rt")
+#: The conversion funnel, upstream first: cumulative labels ("reached step ≥ k" within the real-time
+#: horizon), so a row's labels never increase along it. ``browse_rt``: at least :data:`BROWSE_VIEWS`
+#: further views, or engaged; ``engage_rt``: an add-to-cart or a purchase; ``buy_rt``: a purchase.
+FUNNEL = ("browse_rt", "engage_rt", "buy_rt")
+#: Views within the real-time horizon that count as browsing deeper (the funnel's first step).
+BROWSE_VIEWS = 3
+
+
+def is_funnel(tasks) -> bool:
+    """Whether ``tasks`` are two or more steps of :data:`FUNNEL`, in its order (upstream first)."""
+    tasks = tuple(tasks)
+    if len(tasks) < 2 or any(t not in FUNNEL for t in tasks):
+        return False
+    pos = [FUNNEL.index(t) for t in tasks]
+    return all(b > a for a, b in zip(pos, pos[1:]))
 
 
 # ---------------------------------------------------------------------------------------------

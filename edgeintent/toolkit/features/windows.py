@@ -5,6 +5,11 @@ stream with ``ts_ms < t`` (chronological, right-padded, with a length per stream
 only at events with ``ts_ms > t``: a purchase within the real-time horizon, within the long horizon,
 and "stay" (any event within the stay horizon). A label whose horizon runs past the end of the data
 is marked unobserved rather than counted as negative.
+
+The conversion funnel (``spec.FUNNEL``) adds cumulative real-time labels: ``engage_rt`` (an add-to-cart
+or a purchase), ``browse_rt`` (``BROWSE_VIEWS`` further views, or engaged) beside ``buy_rt``; and
+``buy_skips_cart_rt`` marks the rows whose raw events break the funnel's order: a purchase within the
+horizon with no add-to-cart between t and it (the cumulative labels count such a row as engaged).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from edgeintent.errors import DataError, SpecError
 from edgeintent.io import atomic_path
 from edgeintent.toolkit.data.schema import STREAM_FIELDS, STREAMS, EventLog, ReadReport, check_decisions
 from edgeintent.toolkit.features.encoding import event_ids, fmix64
-from edgeintent.toolkit.features.spec import LABELS, FeatureSpec, LabelConfig
+from edgeintent.toolkit.features.spec import BROWSE_VIEWS, LABELS, FeatureSpec, LabelConfig
 from edgeintent.toolkit.features.values import column
 
 @dataclass
@@ -237,8 +242,12 @@ def _labels(
     """Labels at the decision points and whether each is observed (its horizon ends by ``end``, the
     data's last event)."""
     cloud = log.stream("cloud")
-    is_buy = pc.equal(cloud.column("action").cast(pa.string()), "buy") if cloud.num_rows else pa.array([], pa.bool_())
-    buys = cloud.filter(is_buy)
+    action = cloud.column("action").cast(pa.string()) if cloud.num_rows else pa.array([], pa.string())
+
+    def events(name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(user, ts) of the cloud events with this action."""
+        sub = cloud.filter(pc.equal(action, name))
+        return column(sub, "user_id"), column(sub, "ts_ms")
 
     def next_after(user: np.ndarray, ts: np.ndarray) -> np.ndarray:
         """Time from t to the user's first event strictly after t (inf if none)."""
@@ -254,20 +263,36 @@ def _labels(
             dt[same] = (ts[pos_c][same] - d_t[same]).astype(np.float64)
         return dt
 
-    dt_buy = next_after(column(buys, "user_id"), column(buys, "ts_ms"))
+    def count_within(user: np.ndarray, ts: np.ndarray, horizon: int) -> np.ndarray:
+        """Events of the user in (t, t + horizon] (keys of one user never reach the next user's)."""
+        key = np.sort(keys(user, ts))
+        last = d_key + np.minimum(horizon, keys.span - 1 - (d_t - keys.t_lo))
+        return np.searchsorted(key, last, side="right") - np.searchsorted(key, d_key, side="right")
+
+    dt_buy = next_after(*events("buy"))
+    dt_cart = next_after(*events("cart"))
     all_u = np.concatenate([column(log.stream(s), "user_id") for s in STREAMS])
     all_t = np.concatenate([column(log.stream(s), "ts_ms") for s in STREAMS])
     dt_any = next_after(all_u, all_t)
+    rt = cfg.rt_horizon_ms
+    engage = np.minimum(dt_buy, dt_cart) <= rt
     labels = {
-        "buy_rt": (dt_buy <= cfg.rt_horizon_ms).astype(np.int8),
+        "buy_rt": (dt_buy <= rt).astype(np.int8),
         "buy_long": (dt_buy <= cfg.long_horizon_ms).astype(np.int8),
         "stay": (dt_any <= cfg.stay_horizon_ms).astype(np.int8),
+        "browse_rt": (engage | (count_within(*events("view"), rt) >= BROWSE_VIEWS)).astype(np.int8),
+        "engage_rt": engage.astype(np.int8),
+        "buy_skips_cart_rt": ((dt_buy <= rt) & (dt_cart > dt_buy)).astype(np.int8),
     }
     # A positive is always observed; a negative only if its horizon ends before the data does.
+    rt_seen = d_t + rt <= end
     observed = {
-        "buy_rt": (labels["buy_rt"] == 1) | (d_t + cfg.rt_horizon_ms <= end),
+        "buy_rt": (labels["buy_rt"] == 1) | rt_seen,
         "buy_long": (labels["buy_long"] == 1) | (d_t + cfg.long_horizon_ms <= end),
         "stay": (labels["stay"] == 1) | (d_t + cfg.stay_horizon_ms <= end),
+        "browse_rt": (labels["browse_rt"] == 1) | rt_seen,
+        "engage_rt": (labels["engage_rt"] == 1) | rt_seen,
+        "buy_skips_cart_rt": (labels["buy_skips_cart_rt"] == 1) | rt_seen,
     }
     return labels, observed
 

@@ -3,7 +3,7 @@
 A registered model is either a torch module (``kind="torch"``: trained by ``train.py``, exported later)
 or a scikit-learn style estimator (``kind="sklearn"``: the GBDT baseline). ``MODELS`` is an
 :class:`edgeintent.registry.Registry` of :class:`ModelEntry`; the model modules (``dipn``, ``iidn``,
-``rnn``, ``gbdt``) are imported on the first lookup and register their models. Registering a name
+``rnn``, ``gbdt``, ``aitm``) are imported on the first lookup and register their models. Registering a name
 twice is an error (``ValueError``), like timm's and coremltools' registries. ``docs/models.md``
 describes the models.
 
@@ -34,7 +34,7 @@ class ModelEntry:
 
 #: every registered model; the modules below register theirs when first looked up
 MODELS: Registry[ModelEntry] = Registry(
-    "model", modules=tuple(f"{__name__}.{m}" for m in ("dipn", "iidn", "rnn", "gbdt")), sort=True
+    "model", modules=tuple(f"{__name__}.{m}" for m in ("dipn", "iidn", "rnn", "gbdt", "aitm")), sort=True
 )
 
 

@@ -143,8 +143,14 @@ class DIPN(DeclaresSignature, nn.Module):
             attn = TimeCrossAttention if time_bias else CrossAttention
             self.cross = nn.ModuleDict({s: attn(hidden) for s in self.streams})
             self.gate = nn.ModuleDict({s: _InterGate(hidden) for s in self.streams})
-        width = 2 * hidden * len(self.streams) + int(coupon)  # attention-pooled + last real step, per stream
-        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.ReLU())
+        # attention-pooled + last real step, per stream (+ the coupon): the width of ``encode``'s output
+        self.encoded_width = 2 * hidden * len(self.streams) + int(coupon)
+        self.build_head()
+
+    def build_head(self) -> None:
+        """The layers after the stream encoders (a model that reuses the encoders builds its own)."""
+        hidden = self.hparams["hidden"]
+        self.mlp = nn.Sequential(nn.Linear(self.encoded_width, hidden), nn.ReLU())
         self.heads = nn.ModuleDict({t: nn.Linear(hidden, 1) for t in self.tasks})
 
     def config(self) -> dict:
@@ -160,6 +166,12 @@ class DIPN(DeclaresSignature, nn.Module):
             self.heads[task].bias += delta
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        z = self.mlp(self.encode(batch))
+        return {t: self.heads[t](z).squeeze(-1) for t in self.tasks}
+
+    def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The stream encoders' output (B, ``encoded_width``): per stream the attention-pooled steps and
+        the last real step, then the coupon feature."""
         reps, masks = {}, {}
         for s in self.streams:
             ids = batch[s]
@@ -200,6 +212,5 @@ class DIPN(DeclaresSignature, nn.Module):
             pooled.append(reps[s][torch.arange(last.shape[0]), last])
         if self.hparams["coupon"]:  # the offer at the decision point (0 = none), as in the IIDN input
             pooled.append(torch.log1p(batch["coupon"].clamp(min=0.0) / 5.0).unsqueeze(-1))
-        z = self.mlp(torch.cat(pooled, dim=-1))
-        return {t: self.heads[t](z).squeeze(-1) for t in self.tasks}
+        return torch.cat(pooled, dim=-1)
 

@@ -1,7 +1,8 @@
 """Training: split by user → fit the FeatureSpec on training users → featurize → train → evaluate → bundle.
 
 Torch models train with AdamW on per-task BCE (weights in the config, unobserved labels masked out),
-with early stopping on the main task's validation AUC (``buy_rt`` when the model has it). Class
+plus the model's own ``aux_loss(outputs)`` when it has one (AITM's calibrator), with early stopping on
+the main task's validation AUC (the model's ``selection_task``, else ``buy_rt`` when it has it). Class
 imbalance: ``pos_weight="auto"`` weighs positives by neg/pos (capped) and afterwards shifts each head's
 bias by −log(pos_weight), the prior correction that makes the weighted model's probabilities calibrated
 again (models without ``shift_logit`` train unweighted; IIDN's auxiliary stay task is its own remedy).
@@ -26,6 +27,7 @@ from edgeintent import __version__
 from edgeintent.errors import ConfigError, DataError
 from edgeintent.toolkit.models.base import BATCH_ROWS  # data-parallel slices draw the whole batch's noise
 from edgeintent.toolkit.training import metrics as M
+from edgeintent.toolkit.training.funnel import funnel_report
 from edgeintent.toolkit.features import (
     FeatureSpec,
     FitConfig,
@@ -33,6 +35,7 @@ from edgeintent.toolkit.features import (
     Samples,
     build_samples,
     fit_spec,
+    is_funnel,
     split_users,
 )
 from edgeintent.toolkit.models import create_model, get_entry, model_config
@@ -115,7 +118,7 @@ def main_task(tasks: tuple[str, ...]) -> str:
 
 
 def _pos_weights(cfg: TrainConfig, model, samples: Samples, idx: np.ndarray) -> dict[str, float]:
-    if cfg.pos_weight == "none" or not hasattr(model, "shift_logit"):
+    if cfg.pos_weight == "none" or getattr(model, "shift_logit", None) is None:
         return {t: 1.0 for t in model.tasks}
     out = {}
     for t in model.tasks:
@@ -170,7 +173,7 @@ def train_torch(
     replica = replica or Replica(parts=cfg.micro_batches)
     samples, tr, va = prep.samples, prep.train_idx, prep.valid_idx
     tasks = model.tasks
-    mt = main_task(tasks)
+    mt = getattr(model, "selection_task", None) or main_task(tasks)
     weights = dict(cfg.task_weights)
     pos_w = _pos_weights(cfg, model, samples, tr)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -209,6 +212,9 @@ def train_torch(
                                 out[t], y, pos_weight=torch.tensor(pos_w[t]), reduction="none"
                             )
                             loss = loss + weights.get(t, 1.0) * (per * m).sum() / denom[t]
+                        aux = model.aux_loss(out) if hasattr(model, "aux_loss") else None
+                        if aux is not None:  # a model's own term on its outputs (AITM's calibrator), a mean
+                            loss = loss + aux * ((end - first) / len(idx))  # over the slice: the batch's share
                         # DDP averages over the replicas: scaled by their number, the sum is the batch's gradient
                         (loss * replica.world).backward()
                 finally:
@@ -269,6 +275,16 @@ def train(
         model.fit(prep.samples.take(prep.train_idx), prep.samples.take(prep.valid_idx), seed=cfg.seed)
     logits = predict_logits(model, prep.samples, prep.valid_idx)
     return TrainResult(model, prep, history, best, time.perf_counter() - t0, logits)
+
+
+def evaluate_funnel(samples: Samples, idx: np.ndarray, logits: dict[str, np.ndarray], n_boot: int = 200, seed: int = 0) -> dict | None:
+    """Per-step funnel metrics (``training.funnel``) when the tasks form a funnel, else None."""
+    tasks = tuple(logits)
+    if not is_funnel(tasks):
+        return None
+    return funnel_report(tasks, {k: v[idx] for k, v in samples.labels.items()},
+                         {k: v[idx] for k, v in samples.observed.items()}, logits,
+                         groups=samples.user_id[idx], n_boot=n_boot, seed=seed)  # fmt: skip
 
 
 def evaluate_logits(samples: Samples, idx: np.ndarray, logits: dict[str, np.ndarray], n_boot: int = 200, seed: int = 0) -> dict:
@@ -341,6 +357,8 @@ def train_bundle(
                    on_epoch=on_epoch, run_torch=run_torch)  # fmt: skip
     prep = result.prepared
     metrics = evaluate_logits(prep.samples, prep.valid_idx, result.valid_logits, seed=cfg.seed)
+    funnel = evaluate_funnel(prep.samples, prep.valid_idx, result.valid_logits, seed=cfg.seed)
+    funnel = {} if funnel is None else {"funnel": funnel}
     params, size = model_size(result.model)
     summary = {
         "model": result.model.registry_name,
@@ -352,6 +370,7 @@ def train_bundle(
         "best_epoch": result.best_epoch,
         "history": result.history,
         "valid": metrics,
+        **funnel,
     }
     events = prep.events if prep.events is not None else (ds.events if ds is not None else None)
     extra = {}
@@ -397,10 +416,11 @@ def evaluate_bundle(path, source: str | None = None, users: str = "auto", plot=N
     samples, idx, source, users = evaluation_rows(bundle, model, source, users)
     logits = predict_logits(model, samples, idx)
     report = evaluate_logits(samples, idx, logits)
+    funnel = evaluate_funnel(samples, idx, logits)
     if plot is not None:
         obs = {t: samples.observed[t][idx] for t in logits}
         M.plot_roc_calibration(
             {t: samples.labels[t][idx][obs[t]] for t in logits}, {t: sigmoid(v)[obs[t]] for t, v in logits.items()}, plot
         )
     return {"bundle": str(path), "model": bundle.config["model"]["name"], "data": source, "users": users,
-            "samples": int(len(idx)), "tasks": report}  # fmt: skip
+            "samples": int(len(idx)), "tasks": report, **({"funnel": funnel} if funnel else {})}  # fmt: skip
