@@ -395,6 +395,14 @@ def test_add_files_updates_the_manifest(tmp_path, spec):
     assert sorted(p.name for p in (path / "exports" / "onnx").iterdir()) == ["model.onnx", "report.json"]
 
 
+def test_add_files_to_a_bundle_named_by_a_relative_path(tmp_path, spec, monkeypatch):
+    """``edgeintent export out/x``: a relative bundle path (it failed with a ValueError traceback)."""
+    _write(tmp_path / "b", spec)
+    monkeypatch.chdir(tmp_path)
+    B.add_files(Path("b"), {"exports/onnx/model.onnx": b"v1"})
+    assert B.load_bundle(Path("b")).file("exports/onnx/model.onnx").read_bytes() == b"v1"
+
+
 def test_add_files_replaces_a_directory_artifact_as_a_whole(tmp_path, spec):
     path = _write(tmp_path / "b", spec)
     pkg = "exports/coreml/model.mlpackage"

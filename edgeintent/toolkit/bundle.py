@@ -378,7 +378,7 @@ def add_files(path: str | Path, files: Mapping[str, bytes], replace: tuple[str, 
     the stale files deleted.
     """
     name = str(path)
-    root = Path(path)
+    root = Path(path).absolute()  # staged temp files are absolute; their journal entries are relative to root
     if not files:
         verify_bundle(root)
         return
