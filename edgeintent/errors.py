@@ -60,6 +60,11 @@ class MilReferenceError(ExportError):
     """The MIL reference executor met something it cannot run."""
 
 
+class MilRuntimeError(MilReferenceError):
+    """An ML program failed at run time where the op definition says the device fails too
+    (e.g. an out-of-range index under ``validate_indices=True``)."""
+
+
 class EmulationError(EdgeIntentError):
     """The emulated device cannot be built or used (no root, apt or PyPI unreachable, not set up).
 

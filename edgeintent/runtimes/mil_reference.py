@@ -19,6 +19,7 @@ An op the executor does not know is a clear error naming the op (``MilReferenceE
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import logging
 import warnings
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeintent.errors import MilReferenceError
+from edgeintent.errors import MilReferenceError, MilRuntimeError
 from edgeintent.registry import Registry
 
 LABEL = "MIL reference (graph semantics, not Apple kernels)"
@@ -49,12 +50,17 @@ def quiet_coremltools():
 
 Kernel = Callable[..., object]
 KERNELS: Registry[Kernel] = Registry("MIL kernel")
+# kernels whose semantics changed between opset versions take ``opset`` (15, 16, 17, …: the iOS
+# version of the program's ``main``); the interpreter passes it to those only
+_OPSET_AWARE: set[str] = set()
 
 
 def kernel(*names: str) -> Callable[[Kernel], Kernel]:
     def deco(fn: Kernel) -> Kernel:
         for n in names:
             KERNELS.register(n, fn)
+            if "opset" in inspect.signature(fn).parameters:
+                _OPSET_AWARE.add(n)
         return fn
 
     return deco
@@ -95,7 +101,8 @@ for _n, _f in _UNARY.items():
 
 @kernel("real_div")
 def _real_div(x, y):
-    return _float_like(np.asarray(x), np.true_divide(x, y))
+    """The output type follows the inputs (int / int is an int, truncated toward zero)."""
+    return np.asarray(np.true_divide(x, y)).astype(np.result_type(x, y), copy=False)
 
 
 @kernel("logical_not")
@@ -212,9 +219,15 @@ def _shape(x):
 
 
 @kernel("reshape")
-def _reshape(x, shape):
+def _reshape(x, shape, opset=15):
+    """A 0 in ``shape`` copies a dimension of ``x``: the same position counted from the left before iOS17,
+    from the right from iOS17 on (a 0 with no matching dimension is 1)."""
     shape = [int(s) for s in np.atleast_1d(shape)]
-    shape = [x.shape[i] if s == 0 and i < x.ndim else s for i, s in enumerate(shape)]
+    if opset >= 17:
+        off = x.ndim - len(shape)
+        shape = [(x.shape[i + off] if i + off >= 0 else 1) if s == 0 else s for i, s in enumerate(shape)]
+    else:
+        shape = [x.shape[i] if s == 0 and i < x.ndim else s for i, s in enumerate(shape)]
     return np.reshape(x, shape)
 
 
@@ -304,8 +317,17 @@ def _slice_by_size(x, begin, size):
     return x[index]
 
 
-def _wrap(indices, n):
+def _wrap(indices, n, op="gather", validate_indices=False, negative=True):
+    """Indices into an axis of size ``n``, negatives wrapped. An index out of range is an error under
+    ``validate_indices`` (the device's too: :class:`MilRuntimeError`); without it the result is
+    undefined, which the reference refuses rather than guesses."""
     indices = np.asarray(indices).astype(np.int64)
+    bad = (indices >= n) | (indices < (-n if negative else 0))
+    if bad.any():
+        where = f"{op} index {int(indices[bad].flat[0])} out of range for an axis of size {n}"
+        if validate_indices:
+            raise MilRuntimeError(f"MIL reference: {where} (validate_indices=True)")
+        raise MilReferenceError(f"MIL reference: {where}: the result is undefined")
     return np.where(indices < 0, indices + n, indices)
 
 
@@ -314,13 +336,13 @@ def _gather(x, indices, axis=0, batch_dims=0, validate_indices=False):
     axis = int(axis) % x.ndim
     if int(batch_dims) != 0:
         raise MilReferenceError("MIL reference: gather with batch_dims > 0 is not implemented")
-    return np.take(x, _wrap(indices, x.shape[axis]), axis=axis)
+    return np.take(x, _wrap(indices, x.shape[axis], "gather", validate_indices), axis=axis)
 
 
 @kernel("gather_along_axis")
 def _gather_along_axis(x, indices, axis=0, validate_indices=False):
     axis = int(axis) % x.ndim
-    return np.take_along_axis(x, _wrap(indices, x.shape[axis]), axis=axis)
+    return np.take_along_axis(x, _wrap(indices, x.shape[axis], "gather_along_axis", validate_indices), axis=axis)
 
 
 @kernel("gather_nd")
@@ -329,12 +351,11 @@ def _gather_nd(x, indices, batch_dims=0, validate_indices=False):
     bd = int(batch_dims)
     if bd == 0:
         k = indices.shape[-1]
-        idx = tuple(_wrap(indices[..., j], x.shape[j]) for j in range(k))
-        return x[idx]
+        return x[tuple(_wrap(indices[..., j], x.shape[j], "gather_nd", validate_indices) for j in range(k))]
     lead = x.shape[:bd]
     xs = x.reshape((-1,) + x.shape[bd:])
     ins = indices.reshape((-1,) + indices.shape[bd:])
-    out = np.stack([_gather_nd(a, b) for a, b in zip(xs, ins, strict=True)])
+    out = np.stack([_gather_nd(a, b, 0, validate_indices) for a, b in zip(xs, ins, strict=True)])
     return out.reshape(lead + out.shape[1:])
 
 
@@ -343,12 +364,14 @@ _SCATTER = {"update": None, "add": np.add, "sub": np.subtract, "mul": np.multipl
 
 
 @kernel("scatter")
-def _scatter(data, indices, updates, axis=0, mode="add", validate_indices=False):
+def _scatter(data, indices, updates, axis=0, mode="add", validate_indices=False, opset=15):
+    """Negative indices wrap before iOS17; from iOS17 on they are out of range, an error under
+    ``validate_indices`` and undefined (refused here) without it."""
     if mode not in _SCATTER:
         raise MilReferenceError(f"MIL reference: scatter mode {mode!r} is not implemented")
     axis = int(axis) % data.ndim
     out = np.array(data, copy=True)
-    idx = _wrap(indices, data.shape[axis])
+    idx = _wrap(indices, data.shape[axis], "scatter", validate_indices, negative=opset < 17)
     moved = np.moveaxis(out, axis, 0)
     upd = np.moveaxis(np.asarray(updates, dtype=data.dtype), axis, 0)
     for k, i in enumerate(np.atleast_1d(idx)):
@@ -408,20 +431,23 @@ def _lstm(x, initial_h, initial_c, weight_ih, weight_hh, bias=None, peephole=Non
 @kernel("gru")
 def _gru(x, initial_h, weight_ih, weight_hh, bias=None, direction="forward", output_sequence=False,
          recurrent_activation="sigmoid", activation="tanh", **_):  # fmt: skip
-    """MIL gru (iOS15): gates ordered [reset r, update z, new o]; o = act(W_io x + r * (W_ho h) + b_o)."""
-    if direction != "forward":
+    """MIL gru: gates stacked [reset r, new o, update z]; the reset gate scales h *before* the
+    recurrent matmul: o = act(W_o x + R_o (r * h) + b_o), h = (1 - z) o + z h (CoreML's kernel,
+    which coremltools' op tests check; PyTorch's GRU resets after the matmul, so the torch
+    frontend lowers nn.GRU to a loop of elementwise ops, not to this op). ``reverse`` runs over the
+    reversed sequence and returns the steps in the order they ran."""
+    if direction not in ("forward", "reverse"):
         raise MilReferenceError(f"MIL reference: gru with direction={direction!r} is not implemented")
     rec, act = _ACT[recurrent_activation], _ACT[activation]
     h = initial_h
     hidden = h.shape[-1]
     b = np.zeros(3 * hidden, x.dtype) if bias is None else bias
+    (w_r, w_o, w_z), (r_r, r_o, r_z), (b_r, b_o, b_z) = (np.split(a, 3, axis=0) for a in (weight_ih, weight_hh, b))
     ys = []
-    for t in range(x.shape[0]):
-        gx = np.matmul(x[t], weight_ih.T)
-        gh = np.matmul(h, weight_hh.T)
-        r = rec(_same(x, gx[:, :hidden] + gh[:, :hidden] + b[:hidden]))
-        z = rec(_same(x, gx[:, hidden:2 * hidden] + gh[:, hidden:2 * hidden] + b[hidden:2 * hidden]))
-        o = act(_same(x, gx[:, 2 * hidden:] + r * gh[:, 2 * hidden:] + b[2 * hidden:]))
+    for xt in x if direction == "forward" else x[::-1]:
+        r = rec(_same(x, xt @ w_r.T + h @ r_r.T + b_r))
+        z = rec(_same(x, xt @ w_z.T + h @ r_z.T + b_z))
+        o = act(_same(x, xt @ w_o.T + _same(x, r * h) @ r_o.T + b_o))
         h = _same(x, (1 - z) * o + z * h)
         ys.append(h)
     y = np.stack(ys) if output_sequence else h[None]
@@ -446,15 +472,16 @@ class MilProgram:
         except Exception as exc:  # the loader raises many kinds on a damaged package
             raise MilReferenceError(f"{package}: not a loadable ML program ({type(exc).__name__}: {exc})") from None
         self.function = self.program.functions["main"]
+        self.opset = _ios_version(self.function.opset_version)
         self.inputs = list(self.function.inputs)
         self.input_dtypes = {n: _DTYPES.get(_dtype_name(v), np.float32) for n, v in self.function.inputs.items()}
         self.outputs = [v.name for v in self.function.outputs]
         self._constexpr: dict[str, np.ndarray] = {}
         self.op_types = sorted(_op_types(self.function))
-        self.dtypes = sorted(_dtypes(self.function))  # e.g. fp16 appears only in fp16 programs
         unknown = [t for t in self.op_types if t not in KERNELS and t not in ("const", "while_loop", "cond")]
-        if unknown:
+        if unknown:  # list ops (make_list, list_write, …) among them: no kernels
             raise MilReferenceError(f"MIL reference: no kernel for op {unknown[0]!r} (ops here: {', '.join(self.op_types)})")
+        self.dtypes = sorted(_dtypes(self.function))  # e.g. fp16 appears only in fp16 programs
 
     def run(self, feeds: dict[str, np.ndarray], trace: dict | None = None) -> dict[str, np.ndarray]:
         """Execute ``main``; ``trace`` (a dict) receives every op output by name."""
@@ -494,6 +521,8 @@ class MilProgram:
                 vals = self._block(op.blocks[0 if pred else 1], env, trace)
             else:
                 args = {k: self._value(v, env) for k, v in op.inputs.items()}
+                if op.op_type in _OPSET_AWARE:
+                    args["opset"] = self.opset
                 try:
                     res = KERNELS.get(op.op_type)(**args)
                 except MilReferenceError:
@@ -533,6 +562,15 @@ def _const(var):
     return val
 
 
+def _ios_version(target) -> int:
+    """15 for ``ct.target.iOS15`` (and its macOS / tvOS / watchOS twins), 17 for iOS17, …"""
+    import coremltools as ct
+
+    if target is None:
+        return 15
+    return max(v for v in range(15, 30) if hasattr(ct.target, f"iOS{v}") and getattr(ct.target, f"iOS{v}") <= target)
+
+
 def _dtype_name(var) -> str:
     from coremltools.converters.mil.mil import types
 
@@ -543,11 +581,10 @@ def _dtypes(block) -> set[str]:
     found = set()
     for op in block.operations:
         for v in op.outputs:
-            if getattr(v, "dtype", None) is not None:
-                try:
-                    found.add(_dtype_name(v))
-                except Exception:  # list / tuple types have no scalar dtype name
-                    pass
+            try:
+                found.add(_dtype_name(v) or "")
+            except Exception:  # list / tuple vars have no scalar dtype (ListVar.dtype raises ValueError)
+                pass
         for b in op.blocks:
             found |= _dtypes(b)
     return found
