@@ -232,7 +232,9 @@ def test_one_event_file_says_unobserved_not_no_cloud_stream(tmp_path, ext):
                                            "category_id": [6], "price": [1.0]}})  # fmt: skip
     res = _inspect(write_events(log, tmp_path / f"one{ext}"))
     assert res.exit_code == 0, res.output
-    assert "no cloud stream" not in res.output and res.output.count("n/a (unobserved)") == 3, res.output
+    from edgeintent.toolkit.features.spec import LABELS
+
+    assert "no cloud stream" not in res.output and res.output.count("n/a (unobserved)") == len(LABELS) == 6, res.output
 
 
 def test_a_csv_header_the_csv_module_cannot_parse_is_one_line(tmp_path):
