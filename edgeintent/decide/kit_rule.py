@@ -11,7 +11,6 @@ one ulp below it, and probabilities of 0 and 1.
 from __future__ import annotations
 
 import math
-import platform
 import struct
 from pathlib import Path
 
@@ -19,7 +18,6 @@ import numpy as np
 
 from edgeintent.decide.rule import RULE_FILE, DecisionRule, decide, read_rule
 from edgeintent.kit.native import OBJECTIVES
-from edgeintent.runtimes.emulation import CPU, QEMU
 
 ROWS = 2000
 
@@ -63,7 +61,7 @@ def check_kit_rule(bundle_dir, device: str = "host") -> list[dict]:
     none when the bundle has no decision rule or no exported kit."""
     from edgeintent.exporters import exported_artifacts
     from edgeintent.exporters.kit import kit_arch
-    from edgeintent.kit.build import compiler
+    from edgeintent.kit.build import machine, runtime_label
     from edgeintent.kit.conformance import run_decide
     from edgeintent.toolkit.bundle import load_bundle
 
@@ -83,8 +81,7 @@ def check_kit_rule(bundle_dir, device: str = "host") -> list[dict]:
         g = int(got[r]) if r < len(got) else "nothing"
         more = f" (+{len(bad) - 1} more rows differ)" if len(bad) > 1 else ""
         reasons.append(f"decision, row {r} ({kinds[r]}): kit chose amount index {g}, python {int(want[r])}{more}")
-    runtime = f"C99 kit, {Path(compiler(arch)).name}" + ("" if arch == "host" else f" + {QEMU} -cpu {CPU}")
     return [{"stream": "decision", "output": "decision", "rows": len(want), "passed": not reasons, "reasons": reasons,
-             "runtime": runtime, "arch": "aarch64" if arch == "aarch64" else platform.machine(),
+             "runtime": runtime_label(arch), "arch": machine(arch),
              "metrics": {"rows": len(want), "rows_differ": int(len(bad)), "ids_differ": 0, "lengths_differ": 0,
                          "ages_differ": 0, "errors": 0}}]  # fmt: skip

@@ -9,17 +9,15 @@ the runner with the host C compiler (or the aarch64 cross compiler on ``--device
 
 from __future__ import annotations
 
-import platform
 import shutil
 from pathlib import Path
 
 from edgeintent.errors import KitError
 from edgeintent.exporters import Target, register_target
 from edgeintent.kit import C_DIR, FUZZER, LIBRARY, RUNNER
-from edgeintent.kit.build import CFLAGS, command, compiler
+from edgeintent.kit.build import CFLAGS, command, compiler, machine, runtime_label
 from edgeintent.kit.conformance import check_kit
 from edgeintent.kit.spec import FORMAT, cases_bytes, spec_bytes
-from edgeintent.runtimes.emulation import CPU, QEMU
 from edgeintent.toolkit.golden_events import GOLDEN_EVENTS, has_golden_events, load_golden_events
 
 
@@ -76,7 +74,5 @@ class KitTarget(Target):
         (``stream``, ``passed``, ``metrics``, ``reasons``, ``runtime``, ``arch``)."""
         arch = kit_arch(device)
         raw = load_golden_events(bundle)
-        runtime = f"C99 kit, {Path(compiler(arch)).name}" + ("" if arch == "host" else f" + {QEMU} -cpu {CPU}")
-        machine = platform.machine() if arch == "host" else "aarch64"
         checks = check_kit(Path(bundle.path) / meta.artifact, raw, bundle.spec, arch)
-        return [dict(c, runtime=runtime, arch=machine) for c in checks]
+        return [dict(c, runtime=runtime_label(arch), arch=machine(arch)) for c in checks]

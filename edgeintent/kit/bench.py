@@ -9,15 +9,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
 
-from edgeintent.errors import KitError
 from edgeintent.kit import C_DIR, RUNNER
-from edgeintent.kit.build import CFLAGS, compile_program, compiler
+from edgeintent.kit.build import CFLAGS, compile_program, compiler, run
 from edgeintent.kit.spec import cases_bytes, read_output, spec_bytes
 from edgeintent.toolkit.golden_events import case_arrays
 
@@ -39,17 +36,12 @@ def bench_request(spec, tables: dict, t_ms: int, workdir: Path, runs: int, cpus:
     (workdir / "kit-request.bin").write_bytes(request_cases(spec, tables, t_ms))
     exe = compile_program(C_DIR, RUNNER, workdir / "kit_conform")
     args = [str(workdir / "kit-spec.bin"), str(workdir / "kit-request.bin")]
-    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
-    check = subprocess.run([str(exe), *args, str(workdir / "kit-out.bin")], capture_output=True, text=True, preexec_fn=pin)
-    if check.returncode != 0:
-        raise KitError(f"the kit failed on the bench request: {check.stderr.strip()[-300:]}")
+    run(exe, [*args, str(workdir / "kit-out.bin")], cpus=cpus)
     got = read_output((workdir / "kit-out.bin").read_bytes(), "kit bench output")
     want = featurize_request({s: tables[s] for s in got if s in tables}, spec, t_ms)
     same = all(np.array_equal(got[s]["x"][0], want[s]["x"][0]) and int(got[s]["length"][0]) == int(want[s]["length"][0])
                and np.array_equal(got[s]["age"][0], want[s]["age_ms"][0]) for s in want)  # fmt: skip
-    proc = subprocess.run([str(exe), "--bench", str(runs), *args, "0"], capture_output=True, text=True, preexec_fn=pin)
-    if proc.returncode != 0:
-        raise KitError(f"the kit bench failed: {proc.stderr.strip()[-300:]}")
+    proc = run(exe, ["--bench", str(runs), *args, "0"], cpus=cpus)
     res = json.loads(proc.stdout)
     ms = {k.replace("_ns", "_ms"): v / 1e6 for k, v in res.items() if k.endswith("_ns")}
     return {"runtime": f"C99 kit ({Path(cc).name} {' '.join(CFLAGS[-2:])}), compiled loop", "runs": res["runs"],

@@ -10,6 +10,7 @@ cpu-arm set-up's ``qemu-aarch64-static -cpu cortex-a76``.
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import subprocess
 from pathlib import Path
@@ -43,24 +44,32 @@ def compile_program(src: Path, main: str, out: Path, arch: str = "host", sanitiz
     flags = [*CFLAGS, *(SANITIZE if sanitize else ()), *(f"-D{d}" for d in defines)]
     if arch == "aarch64":
         flags.append("-static")  # qemu then needs no aarch64 C library at run time
-    cmd = [cc, *flags, "-o", str(out), str(src / "kit.c"), str(src / main), "-lm"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    if proc.returncode != 0:
-        lines = [ln for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
-        first = next((ln for ln in lines if "error" in ln), lines[0] if lines else "no output")
-        raise KitError(f"compiling the kit ({Path(cc).name} {main}) failed: {first.strip()}")
-    return out
+    return _compile([cc, *flags, "-o", str(out), str(src / "kit.c"), str(src / main), "-lm"], f"the kit ({Path(cc).name} {main})", out)
 
 
 def compile_library(src: Path, out: Path) -> Path:
     """``src/kit.c`` as a shared library for this host (what ctypes loads: tests, bench)."""
     cc = compiler("host")
-    cmd = [cc, *CFLAGS, "-shared", "-fPIC", "-o", str(out), str(src / "kit.c"), "-lm"]
+    return _compile([cc, *CFLAGS, "-shared", "-fPIC", "-o", str(out), str(src / "kit.c"), "-lm"], "the kit library", out)
+
+
+def _compile(cmd: list[str], what: str, out: Path) -> Path:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
-        lines = [ln for ln in (proc.stderr or proc.stdout).splitlines() if "error" in ln] or ["no output"]
-        raise KitError(f"compiling the kit library failed: {lines[0].strip()}")
+        lines = [ln for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
+        first = next((ln for ln in lines if "error" in ln), lines[0] if lines else "no output")
+        raise KitError(f"compiling {what} failed: {first.strip()}")
     return out
+
+
+def runtime_label(arch: str) -> str:
+    """What parity rows name as the kit's runtime on ``arch``."""
+    return f"C99 kit, {Path(compiler(arch)).name}" + ("" if arch == "host" else f" + {QEMU} -cpu {CPU}")
+
+
+def machine(arch: str) -> str:
+    """The machine a kit built for ``arch`` runs on (this host's, or aarch64 under qemu)."""
+    return platform.machine() if arch == "host" else "aarch64"
 
 
 def command(binary: Path, arch: str = "host") -> list[str]:
@@ -73,10 +82,13 @@ def command(binary: Path, arch: str = "host") -> list[str]:
     return [qemu, "-cpu", CPU, str(binary)]
 
 
-def run(binary: Path, args: list[str], arch: str = "host", timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run a kit program; a KitError (with its last line of stderr) if it fails."""
+def run(binary: Path, args: list[str], arch: str = "host", timeout: float = 600,
+        cpus: list[int] | None = None) -> subprocess.CompletedProcess:  # fmt: skip
+    """Run a kit program (pinned to ``cpus`` if given); a KitError (with its last line of stderr) if it fails."""
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
     try:
-        proc = subprocess.run([*command(binary, arch), *args], capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run([*command(binary, arch), *args], capture_output=True, text=True, timeout=timeout,
+                              preexec_fn=pin)  # fmt: skip
     except subprocess.TimeoutExpired:
         raise KitError(f"{binary.name} did not finish in {timeout:.0f} s") from None
     if proc.returncode != 0:

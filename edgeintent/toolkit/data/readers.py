@@ -80,21 +80,26 @@ def _parquet_batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
     row = 0
     for batch in pf.iter_batches(batch_size=batch_rows, columns=columns):
         # Parquet's reader does not check that strings are UTF-8 (a flipped byte passes through)
-        for name, col in zip(batch.schema.names, batch.columns):
-            if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-                _check_utf8(path, name, col, row)
-            elif pa.types.is_dictionary(col.type) and pa.types.is_string(col.type.value_type):
-                _check_utf8(path, name, col.dictionary, row)
+        bad = _non_utf8_column(batch)
+        if bad is not None:
+            name, col = bad
+            first = next((i for i in range(len(col)) if not _valid_utf8(col, i)), 0)
+            raise DataError(f"{path}: row {row + first + 1}: column {name!r} is not valid UTF-8")
         row += batch.num_rows
         yield batch
 
 
-def _check_utf8(path: Path, name: str, col: pa.Array, row: int) -> None:
-    try:
-        col.validate(full=True)
-    except pa.ArrowInvalid:
-        bad = next((i for i in range(len(col)) if not _valid_utf8(col, i)), 0)
-        raise DataError(f"{path}: row {row + bad + 1}: column {name!r} is not valid UTF-8") from None
+def _non_utf8_column(batch: pa.RecordBatch) -> tuple[str, pa.Array] | None:
+    """The first string column (name, its strings) holding bytes that are not UTF-8, or None."""
+    for name, col in zip(batch.schema.names, batch.columns):
+        if pa.types.is_dictionary(col.type):
+            col = col.dictionary
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            try:
+                col.validate(full=True)
+            except pa.ArrowInvalid:
+                return name, col
+    return None
 
 
 def _valid_utf8(col: pa.Array, i: int) -> bool:
@@ -162,12 +167,9 @@ def _jsonl_batches(path: Path) -> Iterator[pa.RecordBatch]:
         _jsonl_message,
     ):
         # pyarrow's JSON reader keeps invalid UTF-8 inside strings (its CSV reader refuses it)
-        for name, col in zip(batch.schema.names, batch.columns):
-            if pa.types.is_string(col.type):
-                try:
-                    col.validate(full=True)
-                except pa.ArrowInvalid:
-                    raise DataError(f"{path}: {_first_non_utf8_line(path)}: column {name!r} is not valid UTF-8") from None
+        bad = _non_utf8_column(batch)
+        if bad is not None:
+            raise DataError(f"{path}: {_first_non_utf8_line(path)}: column {bad[0]!r} is not valid UTF-8")
         yield batch
 
 
