@@ -1,20 +1,27 @@
 """Calibrate the device profiles on published fp32 one-thread phone latencies, and check them.
 
-    python benchmarks/calibrate_devices.py --json                 # ~3 min on one core
-    python benchmarks/calibrate_devices.py --json --contend       # + the same run on a host made 2x slower
+    python benchmarks/calibrate_devices.py --json > fit.json        # 2 passes, ~8 min on a busy 2-vCPU host
+    python benchmarks/calibrate_devices.py --markdown fit.json      # devices.md's result tables
+    python benchmarks/calibrate_devices.py --json --contend         # + one pass beside a busy loop on the same CPU
+    python benchmarks/calibrate_devices.py --json --passes 0 --from-json a.json b.json   # pool earlier passes
 
 For every architecture in ``edgeintent/runtime_sim/calibration/published.py`` (mobilenet_v2, mobilenet_v3
 large/small, squeezenet 1.1, shufflenet_v2 x1.0, resnet18/50; random weights; batch 1) it exports
 ONNX (opset 17, the TorchScript exporter as ``exporters/onnx.py``) and MNN (``exporters/mnn.convert_onnx``,
-the ``_tools`` converter) and times both here with bench's measuring process (``runtimes/child.py``:
-a fresh process pinned to one CPU, one thread, median of ``--runs`` in process CPU time, wall time
-beside it), between runs of the host calibration block (``runtime_sim/host.py``). Then, per profile, it fits ``calib_ms`` on the calibration rows of
-the profile's runtime (MNN) and reports projected / published on the check rows, which the fit never
-saw; and the same ratios under the constants ``devices.py`` holds now.
+the ``_tools`` converter) and times both here with bench's measuring process (``runtimes/child.py``: a
+fresh process pinned to one CPU, one thread, ``--runs`` steady runs), each model between two runs of
+the host calibration block (``runtime_sim/host.py``). The statistic (``--stat``) is the minimum
+process CPU time, as bench projects; the median and the wall time are kept in the JSON. Passes are
+pooled by geometric mean of model time ÷ the calibration block around it.
 
-``--contend`` repeats the host calibration and the timings with a busy loop pinned to the same CPU
-and reports how far its projections are from the first pass's, in CPU time (what the fit uses) and
-in wall time (where the busy loop makes the host about half as fast).
+Then, per profile, it fits ``calib_ms`` on the calibration rows of the profile's runtime (MNN) and
+reports projected / published on the check rows, which the fit never saw: pooled, and pass by pass
+(``check_range_all_passes``, the range ``devices.py`` records). It also reports the same rows under
+the constants ``devices.py`` holds now, under Geekbench 5 alone, and with onnxruntime's host times.
+
+``--contend`` repeats the calibration block and the timings with a busy loop pinned to the same CPU
+(this process starts and ends it) and reports the projections beside the last quiet pass's, in CPU
+time (what bench projects) and in wall time.
 """
 
 from __future__ import annotations
@@ -44,7 +51,11 @@ from edgeintent.runtimes.child import describe_exit, run_child  # noqa: E402
 from edgeintent.runtimes.limits import pick_cpus  # noqa: E402
 
 PROFILES = ("cpu-arm", "cpu-arm-low")
-TIME = "cpu_p50_ms"  # the host time the fit and the checks use: process CPU time, which other processes leave alone
+CAL_KEYS = ("calib_ms_all", "calib_ms", "calib_wall_ms_all", "calib_wall_ms", "calib_min_ms_all", "calib_min_ms")
+#: --stat → (model time, calibration block around it, the pass's calibration block): process CPU time,
+#: which other processes taking turns on the core leave alone; its median, or its minimum (what is
+#: left when a neighbour on the same physical core also slows the instructions down)
+STATS = {"p50": ("cpu_p50_ms", "calib_ms_around", "calib_ms"), "min": ("cpu_min_ms", "calib_min_ms_around", "calib_min_ms")}
 RUNTIMES = {"mnn": ("mnn-session", "normal", ".mnn"), "onnx": ("onnxruntime", "fp32", ".onnx")}
 
 
@@ -85,7 +96,8 @@ def time_artifact(path: Path, runtime: str, hw: int, runs: int, warmup: int, wor
     if code != 0 or not res or "error" in res:
         raise SystemExit(f"{path.name} on {runtime} failed at the {stage} stage: {(res or {}).get('error', describe_exit(code))}")
     t, c = np.asarray(res["times_ms"]), np.asarray(res["cpu_times_ms"])
-    return {"cpu_p50_ms": float(np.median(c)), "p50_ms": float(np.median(t)), "min_ms": float(t.min()), "runs": int(t.size),
+    return {"cpu_p50_ms": float(np.median(c)), "cpu_min_ms": float(c.min()), "p50_ms": float(np.median(t)),
+            "min_ms": float(t.min()), "runs": int(t.size),
             "runtime_version": res["runtime_version"]}  # fmt: skip
 
 
@@ -95,31 +107,34 @@ def measure(files: dict, runtimes: list[str], runs: int, warmup: int, work: Path
     The machine is shared: the fit uses process CPU time (model and calibration block alike), which
     other processes taking turns on the core leave unchanged; wall-clock medians are reported beside it.
     """
-    calib, wall = [], []
+    calib, wall, cmin = [], [], []
 
     def calibrate() -> None:
-        c, w = H.run_calibration()
-        calib.append(c)
-        wall.append(w)
+        c = H.run_calibration()
+        calib.append(c["cpu_p50_ms"])
+        cmin.append(c["cpu_min_ms"])
+        wall.append(c["p50_ms"])
 
     calibrate()
     times: dict[str, dict[str, dict]] = {rt: {} for rt in runtimes}
     around: dict[str, float] = {}
+    around_min: dict[str, float] = {}
     for k, paths in files.items():
         hw = int(k.split("@")[1])
         for rt in runtimes:
             times[rt][k] = time_artifact(paths[rt], rt, hw, runs, warmup, work)
         calibrate()
         around[k] = F.geomean(calib[-2:])
+        around_min[k] = F.geomean(cmin[-2:])
         say(f"  {k:26s} " + "  ".join(f"{rt} cpu p50 {times[rt][k]['cpu_p50_ms']:8.2f} ms (wall {times[rt][k]['p50_ms']:8.2f})" for rt in runtimes)
             + f"  calibration block around {around[k]:.3f} ms")
     ref = float(np.median(calib))
     for rt in runtimes:
         for k, v in times[rt].items():
-            v["cpu_p50_ms_normalised"] = v["cpu_p50_ms"] * ref / around[k]
             v["calib_ms_around"] = around[k]
+            v["calib_min_ms_around"] = around_min[k]
     return {"calib_ms_all": calib, "calib_ms": ref, "calib_wall_ms_all": wall, "calib_wall_ms": float(np.median(wall)),
-            "times": times}  # fmt: skip
+            "calib_min_ms_all": cmin, "calib_min_ms": float(np.median(cmin)), "times": times}  # fmt: skip
 
 
 class BusyLoop:
@@ -161,7 +176,7 @@ def markdown(out: dict) -> str:
     lines = []
     h = out["host"]
     lines.append(f"Host: {h['cpu']} ({h['family_model']}) @ {h['mhz']:.0f} MHz, {h['simd']}; calibration block "
-                 f"{out['host_calibration']['calib_ms']:.2f} ms CPU time (median over the run); MNN and onnxruntime at one thread.\n")
+                 f"{out['host_calibration']['calib_ms']:.2f} ms CPU time; {out['n_passes']} passes pooled (geometric mean); MNN at one thread.\n")
     for p, res in out["profiles"].items():
         lines.append(f"**{p}**: fitted `calib_ms` = {res['calib_ms']:.2f} (speed {res['speed_vs_this_host']:.3f} of this host).\n")
         lines.append("| role | model | phone (source) | published ms | host MNN ms | projected ms | projected / published | Geekbench-only |")
@@ -170,8 +185,9 @@ def markdown(out: dict) -> str:
         for r in res["calibration_rows"] + res["check_rows"]:
             lines.append(f"| {r['role']} | {r['arch']} ({r['input']}) | {r['soc']} | {r['published_ms']:.2f} | {r['host_ms']:.2f} | "
                          f"{r['projected_ms']:.2f} | **{r['ratio']:.2f}** | {gb[(r['arch'], r['input'], r['soc'])]:.2f} |")
-        c, g = res["check_spread"], res["geekbench_only"]
-        lines.append(f"\nCheck rows: {c['min']:.2f}–{c['max']:.2f} (geometric mean {c['geomean']:.2f}, {c['n']} rows). "
+        c, g, rng = res["check_spread"], res["geekbench_only"], res["check_range_all_passes"]
+        lines.append(f"\nCheck rows: {c['min']:.2f}–{c['max']:.2f} (geometric mean {c['geomean']:.2f}, {c['n']} rows); "
+                     f"{rng[0]:.2f}–{rng[1]:.2f} over the {out['n_passes']} passes one by one. "
                      f"Geekbench 5 alone (speed {g['speed']:.3f}): {g['min']:.2f}–{g['max']:.2f} (geometric mean {g['geomean']:.2f}).\n")
     return "\n".join(lines)
 
@@ -185,6 +201,9 @@ def main() -> None:
     ap.add_argument("--contend", action="store_true", help="repeat on a host slowed by a busy loop on the same CPU")
     ap.add_argument("--cache", help="keep the exported models here (default: a temporary directory)")
     ap.add_argument("--markdown", help="read a --json output and print devices.md's result tables")
+    ap.add_argument("--stat", choices=sorted(STATS), default="min", help="the host statistic fitted (process CPU time)")
+    ap.add_argument("--passes", type=int, default=2, help="quiet measurement passes, pooled (geometric mean) for the fit")
+    ap.add_argument("--from-json", nargs="*", help="pool the quiet passes of earlier --json outputs (with --passes 0: no new run)")
     a = ap.parse_args()
     if a.markdown:
         print(markdown(json.loads(Path(a.markdown).read_text())))
@@ -193,56 +212,78 @@ def main() -> None:
     runtimes = a.runtimes.split(",")
     log = lambda m: print(m, file=sys.stderr)  # noqa: E731
 
-    with tempfile.TemporaryDirectory(prefix="edgeintent-calib-") as tmp:
-        cache = Path(a.cache) if a.cache else Path(tmp)
-        cache.mkdir(parents=True, exist_ok=True)
-        work = Path(tmp) / "work"
-        work.mkdir()
-        keys = sorted({(r.arch, r.input_hw) for r in TABLE})
-        files = {}
-        for arch, hw in keys:
-            log(f"export {arch}@{hw}")
-            files[f"{arch}@{hw}"] = export(arch, hw, cache)
-        record = H.measure_host()
-        log(f"host: {record.label}")
-        quiet = measure(files, runtimes, a.runs, a.warmup, work, log)
-        contended = None
-        if a.contend:
-            log("the same on a host slowed by a busy loop on the same CPU")
-            with BusyLoop(pick_cpus(1)[0]):
-                contended = measure(files, runtimes, a.runs, a.warmup, work, log)
+    passes, contended, record = [], None, None
+    for f in a.from_json or []:  # earlier outputs' quiet passes, pooled with any run now
+        prev = json.loads(Path(f).read_text())
+        record = record or H.HostRecord(**{k: v for k, v in prev["host"].items() if k != "busy"})
+        passes += prev.get("passes") or [{"host_calibration": prev["host_calibration"], "times": prev["host_times"]}]
+        if "contended" in prev:  # its busy-loop pass, compared with its own last quiet pass
+            contended = {**prev["contended"]["host_calibration"], "times": prev["contended"]["host_times"]}
+    if a.passes:
+        with tempfile.TemporaryDirectory(prefix="edgeintent-calib-") as tmp:
+            cache = Path(a.cache) if a.cache else Path(tmp)
+            cache.mkdir(parents=True, exist_ok=True)
+            work = Path(tmp) / "work"
+            work.mkdir()
+            files = {}
+            for arch, hw in sorted({(r.arch, r.input_hw) for r in TABLE}):
+                log(f"export {arch}@{hw}")
+                files[f"{arch}@{hw}"] = export(arch, hw, cache)
+            record = H.measure_host()
+            log(f"host: {record.label}")
+            for i in range(a.passes):
+                log(f"pass {i + 1} of {a.passes}")
+                m = measure(files, runtimes, a.runs, a.warmup, work, log)
+                passes.append({"host_calibration": {k: m[k] for k in CAL_KEYS}, "times": m["times"]})
+            if a.contend:
+                log("the same on a host slowed by a busy loop on the same CPU")
+                with BusyLoop(pick_cpus(1)[0]):
+                    contended = measure(files, runtimes, a.runs, a.warmup, work, log)
+    if not passes:
+        raise SystemExit("nothing measured: give --passes ≥ 1 or --from-json")
 
     fitted_rt = runtimes[0]
+    field, around, cal_key = STATS[a.stat]
+    c_ref = F.geomean(p["host_calibration"][cal_key] for p in passes)
+
+    def normalised(pass_: dict, rt: str) -> dict[str, float]:
+        """Host ms of one pass on the common calibration scale: t × c_ref / calibration block around it."""
+        return {k: v[field] * c_ref / v[around] for k, v in pass_["times"][rt].items()}
+
+    pooled = {rt: {k: F.geomean(normalised(ps, rt)[k] for ps in passes) for k in passes[0]["times"][rt]} for rt in runtimes}
     out: dict = {"host": record.as_dict(), "calibration_models": list(CALIBRATION), "check_models": list(CHECK),
-                 "fitted_runtime": fitted_rt, "runs": a.runs, "warmup": a.warmup,
-                 "host_calibration": {k: quiet[k] for k in ("calib_ms_all", "calib_ms", "calib_wall_ms_all", "calib_wall_ms")},
-                 "host_times": quiet["times"], "profiles": {}}  # fmt: skip
+                 "fitted_runtime": fitted_rt, "statistic": field, "runs": a.runs, "warmup": a.warmup, "n_passes": len(passes),
+                 "host_calibration": {"calib_ms": c_ref, "per_pass": [p["host_calibration"][cal_key] for p in passes]},
+                 "host_times": pooled, "passes": passes, "profiles": {}}  # fmt: skip
     for p in PROFILES:
-        res = F.fit_profile(p, list(TABLE), {k: v[TIME] for k, v in quiet["times"][fitted_rt].items()}, quiet["calib_ms"])
+        rows = [r for r in TABLE if r.profile == p]
+        res = F.fit_profile(p, list(TABLE), pooled[fitted_rt], c_ref)
+        # every pass's check rows under the pooled constant: the range the profile records (devices.py)
+        per_pass = [F.spread([r for r in F.ratios(rows, normalised(ps, fitted_rt), c_ref, res["calib_ms"]) if r["role"] == "check"])
+                    for ps in passes]  # fmt: skip
+        res["check_per_pass"] = per_pass
+        res["check_range_all_passes"] = [min(x["min"] for x in per_pass), max(x["max"] for x in per_pass)]
         for rt in runtimes[1:]:  # the same constant applied to another runtime's host times
-            host_rt = {k: v[TIME] for k, v in quiet["times"][rt].items()}
-            rows = [r for r in TABLE if r.profile == p]
-            rs = F.ratios(rows, host_rt, quiet["calib_ms"], res["calib_ms"])
+            rs = F.ratios(rows, pooled[rt], c_ref, res["calib_ms"])
             res[f"{rt}_rows_under_{fitted_rt}_constant"] = [{k: r[k] for k in ("arch", "input", "role", "ratio")} for r in rs]
-        host_fit = {k: v[TIME] for k, v in quiet["times"][fitted_rt].items()}
         if D.get_device(p).calib_ms is not None:
-            res["devices_py_now"] = constants_check(p, host_fit, quiet["calib_ms"], D.get_device(p).calib_ms)
-        res["geekbench_only"] = geekbench_check(p, host_fit)
-        if contended is not None:  # the quiet fit's constant, projected from each pass's own host times and calibration median
-            rows = [r for r in TABLE if r.profile == p]
-            res["two_hosts"] = {"slowdown_of_calibration_block_wall": contended["calib_wall_ms"] / quiet["calib_wall_ms"]}
-            for label, field, cq, cc in (("cpu_time", "cpu_p50_ms", quiet["calib_ms"], contended["calib_ms"]),
-                                         ("wall", "p50_ms", quiet["calib_wall_ms"], contended["calib_wall_ms"])):
-                rq = F.ratios(rows, {k: v[field] for k, v in quiet["times"][fitted_rt].items()}, cq, res["calib_ms"])
-                rc = F.ratios(rows, {k: v[field] for k, v in contended["times"][fitted_rt].items()}, cc, res["calib_ms"])
+            res["devices_py_now"] = constants_check(p, pooled[fitted_rt], c_ref, D.get_device(p).calib_ms)
+        res["geekbench_only"] = geekbench_check(p, pooled[fitted_rt])
+        if contended is not None:  # the fitted constant, projected from each run's own host times and calibration block
+            quiet = passes[-1]
+            q_cal, c_cal = quiet["host_calibration"], contended
+            res["two_hosts"] = {"slowdown_of_calibration_block_wall": c_cal["calib_wall_ms"] / q_cal["calib_wall_ms"]}
+            for label, fld, cq, cc in ((f"cpu_time_{a.stat}", field, q_cal[cal_key], c_cal[cal_key]),
+                                       ("wall_p50", "p50_ms", q_cal["calib_wall_ms"], c_cal["calib_wall_ms"])):
+                rq = F.ratios(rows, {k: v[fld] for k, v in quiet["times"][fitted_rt].items()}, cq, res["calib_ms"])
+                rc = F.ratios(rows, {k: v[fld] for k, v in contended["times"][fitted_rt].items()}, cc, res["calib_ms"])
                 agree = [c["projected_ms"] / q["projected_ms"] for q, c in zip(rq, rc, strict=True)]
                 res["two_hosts"][label] = {"rows": [{"arch": q["arch"], "input": q["input"], "host_slowdown": c["host_ms"] / q["host_ms"],
-                                                     "projection_slowed_over_quiet": a} for q, c, a in zip(rq, rc, agree, strict=True)],
+                                                     "projection_busy_over_quiet": x} for q, c, x in zip(rq, rc, agree, strict=True)],
                                            "min": min(agree), "max": max(agree)}  # fmt: skip
         out["profiles"][p] = res
     if contended is not None:
-        out["contended"] = {"host_calibration": {k: contended[k] for k in ("calib_ms_all", "calib_ms", "calib_wall_ms_all", "calib_wall_ms")},
-                            "host_times": contended["times"]}  # fmt: skip
+        out["contended"] = {"host_calibration": {k: contended[k] for k in CAL_KEYS}, "host_times": contended["times"]}
 
     if a.json:
         print(json.dumps(out, indent=2))
@@ -255,7 +296,7 @@ def main() -> None:
         s = res["check_spread"]
         print(f"  check ratios: {s['min']:.3f}–{s['max']:.3f} (geomean {s['geomean']:.3f}, n={s['n']})")
         if "two_hosts" in res:
-            for lab in ("cpu_time", "wall"):
+            for lab in (f"cpu_time_{a.stat}", "wall_p50"):
                 t = res["two_hosts"][lab]
                 print(f"  busy host / quiet host projections ({lab}): {t['min']:.3f}–{t['max']:.3f}")
 

@@ -53,6 +53,9 @@ def factor(speed: float, bandwidth: float, m: float) -> float:
     return (1.0 - m) / speed + m / min(bandwidth, speed)
 
 
+PROJECTED_FROM = ("p50: the steady runs' minimum process CPU time × factor, as the calibration fit (a quiet phone's "
+                  "typical time; on a shared host the minimum is the least disturbed run); p90/p99/mean: the host's "
+                  "CPU-time statistics × factor (host noise, not the phone's); first_ms: wall clock × factor")  # fmt: skip
 PRECISION_NOTE = ("fp32 arithmetic: calibrated on fp32 one-thread rows; this host computes fp16 artifacts in fp32, "
                   "so fp16 rows are projected as fp32 too (an ARMv8.2 core computing fp16 natively can be ~1.9x "
                   "faster: Paddle-Lite's A76 fp16 vs fp32 tables), not a projection of fp16 arithmetic")  # fmt: skip
