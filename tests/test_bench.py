@@ -58,7 +58,7 @@ def _devices_md_rows() -> dict[str, list[str]]:
     for line in text.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if line.startswith("|") and cells[0] in D.DEVICES:
-            rows[cells[0]] = cells
+            rows.setdefault(cells[0], cells)  # the profile table comes first; later tables name profiles too
     return rows
 
 
