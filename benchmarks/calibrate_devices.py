@@ -101,6 +101,44 @@ def time_artifact(path: Path, runtime: str, hw: int, runs: int, warmup: int, wor
             "runtime_version": res["runtime_version"]}  # fmt: skip
 
 
+def memory_shares(files: dict, work: Path, runs: int = 10) -> dict[str, dict]:
+    """Each model's data-movement share ``m`` from an onnxruntime profile (what bench computes for a bundle)."""
+    from edgeintent.runtime_sim.project import memory_share
+
+    out = {}
+    for k, paths in files.items():
+        hw = int(k.split("@")[1])
+        feeds = work / f"feeds{hw}.npz"
+        if not feeds.exists():
+            np.savez(feeds, input=np.random.default_rng(0).standard_normal((1, 3, hw, hw)).astype(np.float32))
+        art = Artifact("onnxruntime", str(paths["onnx"]), "fp32", ("input",), ("logits",))
+        job = {"kind": "model", "artifact": asdict(art), "threads": 1, "cpus": list(pick_cpus(1)), "memory_bytes": None,
+               "runs": 1, "warmup": 0, "feeds": str(feeds), "profile": True, "profile_runs": runs}  # fmt: skip
+        code, res, stage = run_child(job, work, f"{k}.profile", 1)
+        if code != 0 or not res or "error" in res:
+            raise SystemExit(f"{k} profile failed at the {stage} stage: {(res or {}).get('error', describe_exit(code))}")
+        m, how = memory_share(res["op_profile"])
+        out[k] = {"m": m, "from": how}
+    return out
+
+
+def bandwidth_check(profile: str, host_ms: dict, c_ref: float, calib_ms: float, shares: dict, host_bw: float) -> list[dict]:
+    """projected / published per row with the data-movement share projected at the device's bandwidth ratio
+    (uncapped) and at min(bandwidth, speed) (bench's)."""
+    from edgeintent.runtime_sim.project import factor
+
+    dev = D.get_device(profile)
+    speed, bw = c_ref / calib_ms, dev.bandwidth_gbs / host_bw
+    out = []
+    for r in (r for r in TABLE if r.profile == profile):
+        m = shares[F.key(r)]["m"]
+        t = host_ms[F.key(r)]
+        out.append({"arch": r.arch, "input": r.input_hw, "soc": r.soc, "m": m, "speed": speed, "bandwidth": bw,
+                    "ratio_capped": t * factor(speed, bw, m) / r.ms,
+                    "ratio_uncapped": t * ((1 - m) / speed + m / bw) / r.ms})  # fmt: skip
+    return out
+
+
 def measure(files: dict, runtimes: list[str], runs: int, warmup: int, work: Path, say) -> dict:
     """Every model in every runtime, each between two runs of the host calibration block.
 
@@ -212,11 +250,12 @@ def main() -> None:
     runtimes = a.runtimes.split(",")
     log = lambda m: print(m, file=sys.stderr)  # noqa: E731
 
-    passes, contended, record = [], None, None
+    passes, contended, record, shares = [], None, None, None
     for f in a.from_json or []:  # earlier outputs' quiet passes, pooled with any run now
         prev = json.loads(Path(f).read_text())
         record = record or H.HostRecord(**{k: v for k, v in prev["host"].items() if k != "busy"})
         passes += prev.get("passes") or [{"host_calibration": prev["host_calibration"], "times": prev["host_times"]}]
+        shares = prev.get("memory_shares") or shares
         if "contended" in prev:  # its busy-loop pass, compared with its own last quiet pass
             contended = {**prev["contended"]["host_calibration"], "times": prev["contended"]["host_times"]}
     if a.passes:
@@ -235,6 +274,8 @@ def main() -> None:
                 log(f"pass {i + 1} of {a.passes}")
                 m = measure(files, runtimes, a.runs, a.warmup, work, log)
                 passes.append({"host_calibration": {k: m[k] for k in CAL_KEYS}, "times": m["times"]})
+            log("onnxruntime profiles: the data-movement share of each model")
+            shares = memory_shares(files, work)
             if a.contend:
                 log("the same on a host slowed by a busy loop on the same CPU")
                 with BusyLoop(pick_cpus(1)[0]):
@@ -254,7 +295,7 @@ def main() -> None:
     out: dict = {"host": record.as_dict(), "calibration_models": list(CALIBRATION), "check_models": list(CHECK),
                  "fitted_runtime": fitted_rt, "statistic": field, "runs": a.runs, "warmup": a.warmup, "n_passes": len(passes),
                  "host_calibration": {"calib_ms": c_ref, "per_pass": [p["host_calibration"][cal_key] for p in passes]},
-                 "host_times": pooled, "passes": passes, "profiles": {}}  # fmt: skip
+                 "host_times": pooled, "passes": passes, "memory_shares": shares, "profiles": {}}  # fmt: skip
     for p in PROFILES:
         rows = [r for r in TABLE if r.profile == p]
         res = F.fit_profile(p, list(TABLE), pooled[fitted_rt], c_ref)
@@ -269,6 +310,8 @@ def main() -> None:
         if D.get_device(p).calib_ms is not None:
             res["devices_py_now"] = constants_check(p, pooled[fitted_rt], c_ref, D.get_device(p).calib_ms)
         res["geekbench_only"] = geekbench_check(p, pooled[fitted_rt])
+        if shares:
+            res["bandwidth_term"] = bandwidth_check(p, pooled[fitted_rt], c_ref, res["calib_ms"], shares, record.bandwidth_gbs)
         if contended is not None:  # the fitted constant, projected from each run's own host times and calibration block
             quiet = passes[-1]
             q_cal, c_cal = quiet["host_calibration"], contended
