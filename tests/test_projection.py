@@ -38,6 +38,13 @@ def test_every_published_row_names_its_source_and_is_fp32_one_thread():
         assert re.fullmatch(r"[0-9a-f]{40}", r.commit) and r.line > 0
         assert "fp16" not in r.name_there.lower() and "int8" not in r.name_there.lower()
         assert "1 thread" in r.conditions
+        # the figure is the right cell of the source line kept verbatim
+        if r.repo == "Tencent/ncnn":
+            assert r.excerpt.split("avg =")[1].strip() == f"{r.ms:.2f}"
+        else:
+            cells = [c.strip() for c in r.excerpt.strip().strip("|").split("|")]
+            col = {"Snapdragon 855": 2, "Snapdragon 625": 5}[r.soc.split(" (")[0]] if "v2.11" in r.conditions else 4
+            assert cells[col] == f"{r.ms:.2f}", r
     assert not set(CALIBRATION) & set(CHECK)
     for p in ("cpu-arm", "cpu-arm-low"):  # both profiles the bar covers: fitted on some rows, checked on others
         assert rows(p, "calibration") and len({r.arch for r in rows(p, "check")}) >= 4

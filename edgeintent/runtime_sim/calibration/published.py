@@ -51,6 +51,7 @@ class Published:
     commit: str
     line: int
     conditions: str
+    excerpt: str  # the source line verbatim: Paddle-Lite v2.11 columns 865, 855, 845, 835, 625, …; v2.9: armv7 1/2/4, armv8 1/2/4 threads; ncnn: avg
 
     @property
     def role(self) -> str:
@@ -62,7 +63,25 @@ class Published:
 
 
 def _p(profile, core, soc, arch, there, ms, hw, repo, src, line) -> Published:
-    return Published(profile, core, soc, arch, there, ms, hw, repo, src[0], src[1], line, src[2])
+    return Published(profile, core, soc, arch, there, ms, hw, repo, src[0], src[1], line, src[2], _LINES[(src[1], line)])
+
+
+
+_LINES = {  # (commit, line) -> the line verbatim
+    (PADDLE_V211[1], 58): "|MobileNetV2|18.52 |19.37 |37.61 |53.47 |106.17 |24.93 |22.07 |73.37 |",
+    (PADDLE_V211[1], 59): "|MobileNetV3_large_x1_0|14.46 |15.59 |29.55 |41.74 |96.11 |19.38 |17.46 |63.34 |",
+    (PADDLE_V211[1], 60): "|MobileNetV3_small_x1_0|4.73 |5.39 |9.76 |13.45 |39.08 |6.41 |5.85 |21.67 |",
+    (PADDLE_V211[1], 61): "|ResNet50|160.97 |161.13 |339.59 |484.79 |831.62 |222.21 |190.38 |616.68 |",
+    (PADDLE_V29[1], 48): "mobilenet_v2 |23.77 |14.23 |8.52 |19.98 |12.19 |7.44 ",
+    (PADDLE_V29[1], 49): "shufflenet_v2 |10.63 |6.60 |4.24 |9.74 |6.02 |3.99 ",
+    (PADDLE_V29[1], 50): "squeezenet |17.44 |11.39 |7.50 |15.33 |10.04 |6.91 ",
+    (NCNN_QRB[1], 9667): "          squeezenet  min =   94.15  max =  111.95  avg =   99.15",
+    (NCNN_QRB[1], 9671): "        mobilenet_v2  min =   99.85  max =  108.01  avg =  103.90",
+    (NCNN_QRB[1], 9672): "        mobilenet_v3  min =   93.31  max =  102.90  avg =   96.41",
+    (NCNN_QRB[1], 9674): "       shufflenet_v2  min =   47.57  max =   56.28  avg =   49.89",
+    (NCNN_QRB[1], 9683): "            resnet18  min =  276.23  max =  304.36  avg =  289.94",
+    (NCNN_QRB[1], 9688): "            resnet50  min =  739.44  max =  774.68  avg =  750.76",
+}  # fmt: skip
 
 
 A76, A53 = "Cortex-A76", "Cortex-A53"
