@@ -366,3 +366,27 @@ def test_no_torch_in_the_onnx_measuring_process(bundle, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert re.search(r"import torch", (ROOT / "edgeintent/runtimes/child.py").read_text()) is None
+
+
+def test_bench_scales_by_the_host_record_it_reports(bundle, monkeypatch):
+    """Bench projects with the host record it puts in its report: a faked host whose calibration block is 1.7x
+    slower projects the same measured CPU time 1.7x faster, so a 1.7x slower host measuring the model 1.7x
+    slower projects the same phone time (tests/test_projection.py checks that arithmetic on every profile)."""
+    import edgeintent.runtime_sim.bench as B
+    from edgeintent.runtime_sim.host import HostRecord
+
+    fast = HostRecord("fake fast", "", 3000.0, "AVX-512", "x86_64", calib_ms=4.0, calib_runs=20, bandwidth_gbs=20.0)
+    slow = HostRecord("fake slow", "", 2000.0, "AVX2", "x86_64", calib_ms=6.8, calib_runs=20, bandwidth_gbs=10.0)
+    reports = {}
+    for rec in (fast, slow):
+        monkeypatch.setattr(B, "host_record", lambda rec=rec: rec)
+        reports[rec.cpu] = run_bench(bundle, BenchConfig(device="cpu-arm-low", targets=("onnx",), runs=20, warmup=2))
+    for name, rec in (("fake fast", fast), ("fake slow", slow)):
+        rep = reports[name]
+        assert rep["host"]["cpu"] == name and rep["projection"]["host"]["simd"] == rec.simd
+        assert rep["projection"]["speed"] == pytest.approx(rec.calib_ms / D.get_device("cpu-arm-low").calib_ms)
+        row = next(r for r in rep["rows"] if r["target"] == "onnx")
+        assert row["projected"]["p50_ms"] == pytest.approx(row["measured"]["cpu"]["min_ms"] * rep["projection"]["factor"])
+    # the same measured time projects 1.7x faster on the host whose calibration block was 1.7x slower
+    f_fast, f_slow = reports["fake fast"]["projection"]["factor"], reports["fake slow"]["projection"]["factor"]
+    assert f_fast / f_slow == pytest.approx(6.8 / 4.0)
