@@ -58,7 +58,7 @@ def _devices_md_rows() -> dict[str, list[str]]:
     for line in text.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if line.startswith("|") and cells[0] in D.DEVICES:
-            rows[cells[0]] = cells
+            rows.setdefault(cells[0], cells)  # the profile table comes first; later tables name profiles too
     return rows
 
 
@@ -70,8 +70,9 @@ def test_devices_md_matches_the_table_value_for_value():
         assert c[1] == p.core and int(c[2]) == p.threads and int(c[3]) == p.cores, name
         assert float(c[4]) == p.gb5_single and float(c[5]) == p.bandwidth_gbs, name
         assert int(c[6]) == p.memory_mb and c[7] == p.runtime and c[8] == p.reference_device, name
+        assert (c[9] == "host") if p.calib_ms is None else float(c[9]) == p.calib_ms, name
     text = (ROOT / "devices.md").read_text()
-    assert f"÷ {D.HOST_GB5_SINGLE:g}" in text and f"÷ {D.HOST_BW_GBS:g}" in text
+    assert f"÷ {D.HOST_GB5_SINGLE:g}" in text
     for needed in ("thermal throttling", "big.LITTLE", "Caches", "projected on DEVICE", "estimate"):
         assert needed.lower() in text.lower(), needed
 
@@ -82,8 +83,11 @@ def test_profiles_cover_the_issue_and_default_runtimes_are_targets():
     assert {"cpu-arm", "cpu-arm-little", "cpu-arm-low", "iphone", "host"} <= set(D.DEVICES)
     for p in D.list_devices():
         assert p.runtime in list_targets() and p.threads >= 1 and p.memory_mb > 0
-    assert D.get_device("host").speed == 1.0
-    assert D.get_device("cpu-arm").speed < 1 < D.get_device("iphone").speed
+    from edgeintent.runtime_sim.host import HostRecord
+
+    host = HostRecord("fake", "", 2000.0, "AVX2", "x86_64", calib_ms=1.5, calib_runs=1, bandwidth_gbs=16.0)
+    assert D.get_device("host").speed_vs(host) == 1.0
+    assert D.get_device("cpu-arm-low").speed_vs(host) < D.get_device("cpu-arm").speed_vs(host) < D.get_device("iphone").speed_vs(host)
     with pytest.raises(ValueError, match="already registered"):
         D.DEVICES.register("host", D.get_device("host"))
 
@@ -96,7 +100,9 @@ def test_devices_cli_lists_every_profile_and_is_a_group():
     assert res.exit_code == 0, res.output
     rows = {r["name"]: r for r in json.loads(res.output)}
     assert set(rows) == set(D.DEVICES)
-    assert rows["cpu-arm"]["speed_vs_host"] == pytest.approx(745 / D.HOST_GB5_SINGLE, abs=1e-3)
+    host = rows["cpu-arm"]["host"]
+    assert host["calib_ms"] > 0 and host["simd"] and host["cpu"]
+    assert rows["cpu-arm"]["speed_vs_host"] == pytest.approx(host["calib_ms"] / D.get_device("cpu-arm").calib_ms, abs=1e-3)
     res = CliRunner().invoke(main, ["devices"])
     assert res.exit_code == 0 and all(n in res.output for n in D.DEVICES)
 
@@ -131,15 +137,30 @@ def test_json_schema_and_every_field_labelled(report, bundle):
         assert r["artifact_bytes"] == (bundle / r["artifact"]).stat().st_size  # .onnx / .mnn are single files
         assert r["peak_rss_bytes"] > r["model_rss_bytes"] > 0
         fac = report["projection"]["factor"]
-        assert p["p50_ms"] == pytest.approx(m["p50_ms"] * fac)
+        # projected from the steady runs' process CPU time (other processes' turns on the core left out)
+        assert 0 < m["cpu"]["min_ms"] <= m["cpu"]["p50_ms"] <= m["cpu"]["p99_ms"]
+        assert p["p50_ms"] == pytest.approx(m["cpu"]["min_ms"] * fac) and p["first_ms"] == pytest.approx(m["first_ms"] * fac)
+        assert p["p50_ms"] <= p["p90_ms"] <= p["p99_ms"]
         feat = report["featurizer"]["p50_ms"]
+        feat_cpu = report["featurizer"]["cpu"]["min_ms"]
         assert r["featurizer_ms"]["measured"] == pytest.approx(feat)
         assert r["request_ms"]["measured"] == pytest.approx(feat + m["p50_ms"])
-        assert r["request_ms"]["projected"] == pytest.approx(feat / report["projection"]["speed"] + p["p50_ms"])
+        assert r["request_ms"]["projected"] == pytest.approx(feat_cpu / report["projection"]["speed"] + p["p50_ms"])
         assert 0 < r["featurizer_share"]["measured"] < 1 and 0 < r["featurizer_share"]["projected"] < 1
         assert r["speedup_vs_torch_eager"] > 0
     proj = report["projection"]
     assert proj["factor"] == pytest.approx(project.factor(proj["speed"], proj["bandwidth"], proj["memory_share"]))
+    # the host measured and recorded, the precision and the uncertainty said
+    host = report["host"]
+    assert host == proj["host"] and host["calib_ms"] > 0 and host["calib_runs"] > 0 and host["simd"] and host["cpu"]
+    assert proj["speed"] == pytest.approx(host["calib_ms"] / D.get_device("cpu-arm").calib_ms)
+    assert proj["precision"] == "fp32" and "fp16" in proj["precision_note"]
+    lo, hi = proj["uncertainty"]["check_ratio_range"]
+    assert 0 < lo < 1 < hi
+    for r in (r for r in report["rows"] if "projected" in r):
+        a, b = r["projected"]["p50_ms_range"]
+        assert r["projected"]["precision"] == "fp32"
+        assert a == pytest.approx(r["projected"]["p50_ms"] / hi) and b == pytest.approx(r["projected"]["p50_ms"] / lo)
     assert 0 < proj["memory_share"] < 1 and "onnxruntime profile" in proj["memory_share_from"]
     assert report["request"]["window_events"] and sum(report["request"]["window_events"].values()) > 0
     s = report["summary"]
@@ -170,7 +191,7 @@ def test_the_c_kit_featurizer_row_beside_pythons(report):
     kit = report["featurizer_kit"]
     assert kit["matches_python"] and kit["runs"] >= 2000 and 0 < kit["min_ms"] <= kit["p50_ms"] <= kit["p90_ms"]
     assert kit["events"] == sum(report["request"]["raw_events_held"].values())
-    assert kit["projected"]["p50_ms"] == pytest.approx(kit["p50_ms"] / report["projection"]["speed"])
+    assert kit["projected"]["p50_ms"] == pytest.approx(kit["min_ms"] / report["projection"]["speed"])
     for r in (r for r in report["rows"] if "measured" in r):
         share = r["featurizer_share_kit"]["measured"]
         assert share == pytest.approx(kit["p50_ms"] / (kit["p50_ms"] + r["measured"]["p50_ms"]))
@@ -365,3 +386,27 @@ def test_no_torch_in_the_onnx_measuring_process(bundle, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert re.search(r"import torch", (ROOT / "edgeintent/runtimes/child.py").read_text()) is None
+
+
+def test_bench_scales_by_the_host_record_it_reports(bundle, monkeypatch):
+    """Bench projects with the host record it puts in its report: a faked host whose calibration block is 1.7x
+    slower projects the same measured CPU time 1.7x faster, so a 1.7x slower host measuring the model 1.7x
+    slower projects the same phone time (tests/test_projection.py checks that arithmetic on every profile)."""
+    import edgeintent.runtime_sim.bench as B
+    from edgeintent.runtime_sim.host import HostRecord
+
+    fast = HostRecord("fake fast", "", 3000.0, "AVX-512", "x86_64", calib_ms=4.0, calib_runs=20, bandwidth_gbs=20.0)
+    slow = HostRecord("fake slow", "", 2000.0, "AVX2", "x86_64", calib_ms=6.8, calib_runs=20, bandwidth_gbs=10.0)
+    reports = {}
+    for rec in (fast, slow):
+        monkeypatch.setattr(B, "host_record", lambda rec=rec: rec)
+        reports[rec.cpu] = run_bench(bundle, BenchConfig(device="cpu-arm-low", targets=("onnx",), runs=20, warmup=2))
+    for name, rec in (("fake fast", fast), ("fake slow", slow)):
+        rep = reports[name]
+        assert rep["host"]["cpu"] == name and rep["projection"]["host"]["simd"] == rec.simd
+        assert rep["projection"]["speed"] == pytest.approx(rec.calib_ms / D.get_device("cpu-arm-low").calib_ms)
+        row = next(r for r in rep["rows"] if r["target"] == "onnx")
+        assert row["projected"]["p50_ms"] == pytest.approx(row["measured"]["cpu"]["min_ms"] * rep["projection"]["factor"])
+    # the same measured time projects 1.7x faster on the host whose calibration block was 1.7x slower
+    f_fast, f_slow = reports["fake fast"]["projection"]["factor"], reports["fake slow"]["projection"]["factor"]
+    assert f_fast / f_slow == pytest.approx(6.8 / 4.0)

@@ -27,16 +27,21 @@ def devices(ctx: click.Context, as_json: bool) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from edgeintent.runtime_sim.devices import list_devices
+    from edgeintent.runtime_sim.host import host_record
 
-    rows = [d.as_dict() for d in list_devices()]
+    host = host_record()  # the speeds are relative to this host, measured (a ~0.2 s calibration block)
+    rows = [d.as_dict(host) | {"host": host.as_dict()} for d in list_devices()]
     if as_json:
         print_json(rows)
         return
-    t = Table("device", "core", "threads", "speed vs host", "bandwidth vs host", "memory budget", "runtime", "reference device",
-              title="device profiles (sources: devices.md)")  # fmt: skip
+    t = Table("device", "core", "threads", "speed vs host", "bandwidth vs host", "fp32 check range", "memory budget",
+              "runtime", "reference device", title="device profiles (sources: devices.md)",
+              caption=f"host: {host.label}; check range = projected / published on held-out rows")  # fmt: skip
     for d in rows:
+        rng = d["check_range"]
         t.add_row(d["name"], d["core"], str(d["threads"]), f"{d['speed_vs_host']:.3f}", f"{d['bandwidth_vs_host']:.3f}",
-                  f"{d['memory_mb']} MB", d["runtime"], d["reference_device"])  # fmt: skip
+                  "–" if rng is None else f"{rng[0]:.2f}–{rng[1]:.2f}", f"{d['memory_mb']} MB", d["runtime"],
+                  d["reference_device"])  # fmt: skip
     console.print(t)
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from edgeintent.errors import BenchError, ConfigError, MemoryBudgetError
 from edgeintent.runtime_sim import project
 from edgeintent.runtime_sim.devices import DeviceProfile, get_device
+from edgeintent.runtime_sim.host import host_record
 from edgeintent.runtimes.limits import pick_cpus
 from edgeintent.runtimes import RUNTIMES, Artifact
 from edgeintent.runtimes.child import CALLGRIND_ARGS, CALLGRIND_ENV, describe_exit, run_child
@@ -197,6 +198,7 @@ class Bench:
                          t_ms=request["t_ms"])  # fmt: skip
         feat = self._measure(fjob, workdir, "featurizer", "the featurizer")
         feat_stats = stats(feat["times_ms"])
+        feat_cpu = stats(feat["cpu_times_ms"])  # what the projection scales: other processes' turns left out
         kit = self._kit(workdir)
 
         from edgeintent.exporters import artifact_of
@@ -235,11 +237,13 @@ class Bench:
                 pjob = dict(job, memory_bytes=None, runs=1, warmup=0)
                 op_profile = self._measure(pjob, workdir, name + ".profile", f"{name} profile").get("op_profile")
             st = stats(res["times_ms"])
+            cst = stats(res["cpu_times_ms"])
             row.update({
                 "runtime": f"{rt.label} {res['runtime_version']}",
                 "measured": {"label": project.label_measured(dev.name, limits), "init_ms": res["init_ms"],
                              "first_ms": res["first_ms"], "warmup_runs": res["warmup_runs"],
-                             "warmup_mean_ms": res["warmup_ms"] / max(res["warmup_runs"], 1), **st},
+                             "warmup_mean_ms": res["warmup_ms"] / max(res["warmup_runs"], 1), **st,
+                             "cpu": {k: cst[k] for k in ("min_ms", "p50_ms", "p90_ms", "p99_ms", "mean_ms")}},
                 "peak_rss_bytes": res["peak_rss_bytes"],
                 "model_rss_bytes": res["peak_rss_bytes"] - res["rss_before_load_bytes"],
                 "limits_observed": {"affinity": res["affinity"], "runtime_threads": self.device.threads,
@@ -257,28 +261,35 @@ class Bench:
             rows.append(row)
 
         m, how = project.memory_share(op_profile)
-        fac = project.factor(dev.speed, dev.bandwidth, m)
-        feat_fac = 1.0 / dev.speed  # the featurizer is numpy over a few hundred events: CPU work
+        host = host_record()  # measured once per process: CPU, clock, SIMD level, calibration block
+        proj = project.projection(dev, host, m, how)
+        fac = proj["factor"]
+        feat_fac = proj["featurizer_factor"]  # the featurizer is numpy over a few hundred events: CPU work
         plabel = project.label_projected(dev.name)
+        rng = dev.check_range
         torch_row = next((r for r in rows if r["reference"] and "measured" in r), None)
         for r in rows:
             if "measured" not in r:
                 continue
             meas = r["measured"]
-            r["projected"] = {"label": plabel, **{k: meas[k] * fac for k in ("first_ms", "p50_ms", "p90_ms", "p99_ms", "mean_ms")}}
-            r["featurizer_ms"] = {"measured": feat_stats["p50_ms"], "projected": feat_stats["p50_ms"] * feat_fac}
+            cpu = meas["cpu"]  # the steady runs in process CPU time; first_ms is one run, wall clock
+            r["projected"] = {"label": plabel, "first_ms": meas["first_ms"] * fac, "p50_ms": cpu["min_ms"] * fac,
+                              **{k: max(cpu[k], cpu["min_ms"]) * fac for k in ("p90_ms", "p99_ms", "mean_ms")},
+                              "from": project.PROJECTED_FROM,
+                              "precision": dev.precision, "p50_ms_range": project.time_range(cpu["min_ms"] * fac, rng)}  # fmt: skip
+            r["featurizer_ms"] = {"measured": feat_stats["p50_ms"], "projected": feat_cpu["min_ms"] * feat_fac}
             req_meas = feat_stats["p50_ms"] + meas["p50_ms"]
-            req_proj = feat_stats["p50_ms"] * feat_fac + r["projected"]["p50_ms"]
+            req_proj = feat_cpu["min_ms"] * feat_fac + r["projected"]["p50_ms"]
             r["request_ms"] = {"measured": req_meas, "projected": req_proj,
                                "label": f"featurizer p50 + model p50 ({project.label_measured(dev.name, limits)} / {plabel})"}  # fmt: skip
             r["featurizer_share"] = {"measured": feat_stats["p50_ms"] / req_meas,
-                                     "projected": feat_stats["p50_ms"] * feat_fac / req_proj}  # fmt: skip
+                                     "projected": feat_cpu["min_ms"] * feat_fac / req_proj}  # fmt: skip
             if torch_row is not None:
                 r["speedup_vs_torch_eager"] = torch_row["measured"]["p50_ms"] / meas["p50_ms"]
             if "p50_ms" in kit:  # the same request featurized by the C kit
-                kit_meas, kit_proj = kit["p50_ms"] + meas["p50_ms"], kit["p50_ms"] * feat_fac + r["projected"]["p50_ms"]
+                kit_meas, kit_proj = kit["p50_ms"] + meas["p50_ms"], kit["min_ms"] * feat_fac + r["projected"]["p50_ms"]
                 r["request_kit_ms"] = {"measured": kit_meas, "projected": kit_proj}
-                r["featurizer_share_kit"] = {"measured": kit["p50_ms"] / kit_meas, "projected": kit["p50_ms"] * feat_fac / kit_proj}
+                r["featurizer_share_kit"] = {"measured": kit["p50_ms"] / kit_meas, "projected": kit["min_ms"] * feat_fac / kit_proj}
 
         timed = [r for r in rows if "measured" in r and not r["reference"]]
         fastest = min(timed, key=lambda r: r["measured"]["p50_ms"]) if timed else None
@@ -299,22 +310,21 @@ class Bench:
             "schema": SCHEMA,
             "bundle": str(self.bundle_dir),
             "model": self.bundle.config["model"]["name"],
-            "device": dev.as_dict() | {"memory_budget_mb_applied": self.budget_mb},
+            "device": dev.as_dict(host) | {"memory_budget_mb_applied": self.budget_mb},
+            "host": host.as_dict(),
             "limits": {"label": limits, "threads": dev.threads, "cpus": list(self.cpus), "memory_budget_mb": self.budget_mb,
                        "how": "child process per variant: sched_setaffinity, runtime intra-op threads + OMP/OPENBLAS env, "
                               "RLIMIT_AS = mapped address space after imports + budget; peak RSS = VmHWM after clear_refs"},
             "request": request,
             "featurizer": {"label": project.label_measured(dev.name, limits), **feat_stats, "first_ms": feat["first_ms"],
-                           "projected": {"label": plabel, "p50_ms": feat_stats["p50_ms"] * feat_fac},
+                           "cpu": {k: feat_cpu[k] for k in ("min_ms", "p50_ms", "p90_ms", "p99_ms", "mean_ms")},
+                           "projected": {"label": plabel, "p50_ms": feat_cpu["min_ms"] * feat_fac},
                            "peak_rss_bytes": feat["peak_rss_bytes"]},
             "featurizer_kit": kit if "p50_ms" not in kit else {
                 "label": f"measured on host, pinned to CPU {','.join(map(str, self.cpus))}", **kit,
-                "projected": {"label": plabel, "p50_ms": kit["p50_ms"] * feat_fac}},
-            "projection": {"label": plabel, "method": "t_device = t_host × ((1 − m) / speed + m / bandwidth)",
-                           "speed": dev.speed, "bandwidth": dev.bandwidth, "memory_share": m, "memory_share_from": how,
-                           "factor": fac, "featurizer_factor": feat_fac,
-                           "ignores": "thermal throttling, big.LITTLE scheduling, cache sizes, SIMD width and fp16 "
-                                      "arithmetic on ARM, x86 vs ARM builds of the runtimes (devices.md)"},
+                "projected": {"label": plabel, "p50_ms": kit["min_ms"] * feat_fac,
+                              "from": "the C loop's minimum wall time × featurizer factor (the models' projections use the minimum)"}},
+            "projection": proj,
             "rows": rows,
             "summary": summary,
             "runs": self.cfg.runs,

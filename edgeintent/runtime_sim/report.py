@@ -27,7 +27,8 @@ def bench_table(r: dict, wide: bool = False):
 
     dev = r["device"]["name"]
     t = Table(title=f"bench: {r['model']} on {dev} — measured on host under {dev} limits ({r['limits']['label']}); "
-                    f"projected on {dev} = host × {r['projection']['factor']:.2f}",
+                    f"projected on {dev} = host CPU time × {r['projection']['factor']:.2f} "
+                    f"({r['projection']['precision']}{_range(r['projection'])})",
               caption=f"request: {', '.join(f'{s} {n}' for s, n in r['request']['window_events'].items())} events; "
                       f"featurizer p50 {_ms(r['featurizer']['p50_ms'])} ms measured / "
                       f"{_ms(r['featurizer']['projected']['p50_ms'])} ms projected on {dev}; " + _kit_caption(r) +
@@ -64,6 +65,23 @@ def bench_table(r: dict, wide: bool = False):
     return t
 
 
+def _range(proj: dict) -> str:
+    rng = proj["uncertainty"]["check_ratio_range"]
+    return ", not calibrated" if rng is None else f", phone p50 within p50 ÷ {rng[1]:.2f} … p50 ÷ {rng[0]:.2f}"
+
+
+def projection_line(r: dict) -> str:
+    """What the projection assumed: host, speed, precision, uncertainty."""
+    p, h = r["projection"], r["host"]
+    busy = "" if not h.get("busy") or h["busy"] < 1.2 else f"; host busy (wall {h['busy']:.1f}x CPU time: projections use CPU time)"
+    rng = p["uncertainty"]["check_ratio_range"]
+    unc = ("not calibrated on published rows (derived, devices.md)" if rng is None
+           else f"projected / published {rng[0]:.2f}–{rng[1]:.2f} on held-out fp32 rows")  # fmt: skip
+    return (f"projection to {r['device']['name']}: {p['precision']} arithmetic, speed {p['speed']:.3f} of this host "
+            f"({h['cpu']} @ {h['mhz'] or 0:.0f} MHz, {h['simd']}, calibration block {h['calib_ms']:.2f} ms vs "
+            f"{p['device_calib_ms'] if p['device_calib_ms'] is not None else h['calib_ms']} ms on the device); {unc}{busy}")
+
+
 def _share(row: dict) -> str:
     """The featurizer's share of the request: Python's, and under it the C kit's."""
     kit = row.get("featurizer_share_kit")
@@ -82,6 +100,7 @@ def summary_lines(r: dict) -> list[str]:
     out = []
     say = out.append
     s = r["summary"]
+    say(projection_line(r))
     if s["default_vs_fastest_p50"] is not None:
         say(f"default runtime for {r['device']['name']}: {s['default_artifact']} — {s['default_vs_fastest_p50']:.2f}x the "
             f"fastest ({s['fastest']}), {s['default_speedup_vs_torch_eager']:.1f}x faster than torch eager (measured on host)")
