@@ -1,7 +1,8 @@
 """Calibrate the device profiles on published fp32 one-thread phone latencies, and check them.
 
     python benchmarks/calibrate_devices.py --json > fit.json        # 2 passes, ~8 min on a busy 2-vCPU host
-    python benchmarks/calibrate_devices.py --markdown fit.json      # devices.md's result tables
+    python benchmarks/calibrate_devices.py --json --write-results   # + docs/results/calibrate_devices.{json,md} (devices.md shows it)
+    python benchmarks/calibrate_devices.py --markdown fit.json      # the result tables of a --json output
     python benchmarks/calibrate_devices.py --json --contend         # + one pass beside a busy loop on the same CPU
     python benchmarks/calibrate_devices.py --json --passes 0 --from-json a.json b.json   # pool earlier passes
 
@@ -41,6 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+
+import _results  # noqa: E402  (benchmarks/_results.py: --json, --write-results)
 
 from edgeintent.runtime_sim import devices as D  # noqa: E402
 from edgeintent.runtime_sim import host as H  # noqa: E402
@@ -232,7 +235,7 @@ def markdown(out: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--json", action="store_true")
+    _results.add_args(ap)
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--runtimes", default="mnn,onnx", help="comma list; the first is the one fitted (the profiles' runtime)")
@@ -328,8 +331,8 @@ def main() -> None:
     if contended is not None:
         out["contended"] = {"host_calibration": {k: contended[k] for k in CAL_KEYS}, "host_times": contended["times"]}
 
+    _results.emit("calibrate_devices", out, a, table=markdown)
     if a.json:
-        print(json.dumps(out, indent=2))
         return
     for p, res in out["profiles"].items():
         print(f"\n{p}: calib_ms = {res['calib_ms']:.2f} (speed vs this host {res['speed_vs_this_host']:.3f})")

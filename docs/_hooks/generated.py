@@ -42,8 +42,9 @@ def devices() -> str:
     from edgeintent.runtime_sim.devices import DEVICES
 
     rows = [DEVICES.get(n).as_dict() for n in DEVICES.names()]
-    keep = ["name", "core", "threads", "memory_mb", "runtime", "speed_vs_host", "bandwidth_vs_host"]
-    return _table(rows, [c for c in keep if c in rows[0]])
+    keep = ["name", "core", "threads", "memory_mb", "runtime", "calib_ms", "check_range", "precision"]
+    return _table([{**r, "check_range": "–".join(map(str, r["check_range"])) if r.get("check_range") else "derived"} for r in rows],
+                  [c for c in keep if c in rows[0]])
 
 
 def models() -> str:
