@@ -23,6 +23,7 @@ COMPACT = ("target", "prec", "status", "size", "p50", "p99", "peak RSS", "reques
 
 def bench_table(r: dict, wide: bool = False):
     """The bench report as a rich table: the compact columns by default, all of them with ``wide``."""
+    from rich import box
     from rich.table import Table
 
     dev = r["device"]["name"]
@@ -35,13 +36,17 @@ def bench_table(r: dict, wide: bool = False):
                       f"latencies in ms over {r['runs']} runs; "
                       "request = featurizer p50 + model p50; not timed = CoreML runs here only in the MIL reference "
                       "(functional, not a phone runtime); " + ("" if wide else "--wide for every column; ") +
-                      versions(r))  # fmt: skip
+                      versions(r),
+              box=box.HEAVY_HEAD if wide else box.SIMPLE_HEAD, pad_edge=wide, show_edge=wide,
+              padding=(0, 1) if wide else (0, 1, 0, 0))  # fmt: skip
     cols = ["target", "prec", "runtime", "status", "size", "init", "first", "p50", "p90", "p99", "mean", "peak RSS",
             f"p50\nprojected\non {dev}", "request\nmeasured", f"request\nprojected\non {dev}", "featurizer\nshare", "vs\ntorch"]  # fmt: skip
     shown = cols if wide else [c for c in cols if c in COMPACT]
     for c in shown:
         left = c in ("target", "prec", "runtime", "status")
-        t.add_column(c, justify="left" if left else "right", no_wrap=c != "status", min_width=10 if c == "status" else None)
+        header = c if wide else {"peak RSS": "peak\nRSS", "featurizer\nshare": "featur.\nshare"}.get(c, c)
+        t.add_column(header, justify="left" if left else "right", no_wrap=c != "status",
+                     min_width=(10 if wide else 9) if c == "status" else None)
     for row in r["rows"]:
         st = row["status"]
         status = "\n".join(x for x in (
