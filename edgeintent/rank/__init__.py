@@ -32,7 +32,7 @@ class RankConfig:
     rounds: int = 100  # Gentle AdaBoost rounds per industry
     drop_error: float = 0.45  # an industry whose balanced training error stays above this is dropped
     context_rows: int = 20000  # at most this many events per industry to boost on
-    negatives: int = 20  # sampled negative candidates per request for the fusion
+    negatives: int = 0  # negative candidates per training request for the fusion (0 = every other category)
     test_share: float = 0.2  # held-out users
     seed: int = 0
     max_sets: int = 16  # S: tag itemsets per request (5 tags give 15)

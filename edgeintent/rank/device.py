@@ -79,30 +79,40 @@ class RankScorer(DeclaresSignature, nn.Module):
     def scores(self, b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         cand, u = b["cand"], b["row_user"]
         v = self.vocab
-        # profile at request time (per request), then per candidate row
         key = b["prof_key"]
         live = (key > 0).to(torch.float32)
-        w = b["prof_w"] * torch.exp(-self.alpha_h[key] * b["prof_age_h"]) * live  # (U, K)
-        key_r, w_r = key[u], w[u]  # (B, K)
+        alpha = _take(self.alpha_h, key)
+        w = b["prof_w"] * torch.exp(-alpha * b["prof_age_h"]) * live  # (U, K): the profile at request time
+        key_r = torch.index_select(key, 0, u)  # (B, K)
+        w_r = torch.index_select(w, 0, u)
         total = w_r.sum(dim=1)
-        own = (w_r * (key_r == cand.unsqueeze(1)).to(torch.float32)).sum(dim=1)
+        c1 = cand.unsqueeze(1)
+        own = (w_r * (key_r == c1).to(torch.float32)).sum(dim=1)
         recency = own / (1.0 + own)
-        kw = (w_r * self.keyword_flat[key_r * v + cand.unsqueeze(1)]).sum(dim=1)
+        kw = (w_r * _take(self.keyword_flat, key_r * v + c1)).sum(dim=1)
         keyword = kw / torch.clamp(total, min=1e-6)
-        interest = self.interest_flat[b["tagsets"][u] * v + cand.unsqueeze(1)].max(dim=1).values
+        sets = torch.index_select(b["tagsets"], 0, u)
+        interest = torch.amax(_take(self.interest_flat, sets * v + c1), dim=1)
         # context: every industry's stump sum per request, then the candidate's industry
         g_n, r_n = self.n_industries, self.rounds
-        x = b["context"][:, self.stump_feat].reshape(-1, g_n, r_n)  # (U, G, R)
-        f = torch.where(x <= self.stump_thr, self.stump_left, self.stump_right).sum(dim=2)  # (U, G)
+        x = torch.index_select(b["context"], 1, self.stump_feat).reshape(-1, g_n, r_n)  # (U, G, R)
+        # right + (left − right)·[x ≤ thr]: a select by arithmetic (coremltools' select loses the broadcast dim)
+        f = (self.stump_right + (self.stump_left - self.stump_right) * (x <= self.stump_thr).to(torch.float32)).sum(dim=2)
         ctx_ug = torch.sigmoid(2.0 * f).reshape(-1)
-        g = self.industry_of[cand]
-        context = ctx_ug[u * g_n + g]
+        g = torch.index_select(self.industry_of, 0, cand)
+        context = torch.index_select(ctx_ug, 0, u * g_n + g)
         s = torch.stack([interest, context, keyword, recency], dim=1)  # (B, 4)
-        logit = (s * self.fusion_w[g]).sum(dim=1) + self.fusion_b[g]
+        logit = (s * torch.index_select(self.fusion_w, 0, g)).sum(dim=1) + torch.index_select(self.fusion_b, 0, g)
         return {"interest": interest, "context": context, "keyword": keyword, "recency": recency, "rank": logit}
 
     def forward(self, b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"rank": self.scores(b)["rank"]}
+
+
+def _take(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``table[idx]`` for a 1-D table and an index of any shape (an embedding lookup: one gather on every
+    target, no reshape through a runtime shape, which coremltools loses the rank of)."""
+    return torch.nn.functional.embedding(idx, table.unsqueeze(1)).squeeze(-1)
 
 
 class _Rows:

@@ -140,14 +140,14 @@ def fit_ranker(dataset, cfg: RankConfig = RankConfig(), say=None) -> tuple[Ranke
         interest[itemsets[s], int(c)] = score
     say(f"rank: interest — {len(trans):,} transactions, {len(mined):,} (tag set, category) pairs with lift > 1")
 
-    # keyword: TF-IDF of the profile terms that preceded each engaged category
+    # keyword: TF-IDF of the categories engaged after each profile term
     docs: dict[tuple[int, int], int] = {}
     for i in tr:
         keys = req.prof_key[i][req.prof_key[i] > 0]
         for c in req.targets[i]:
             for k in keys:
-                docs[(int(c), int(k))] = docs.get((int(c), int(k)), 0) + 1
-    doc_terms = np.asarray([(c, k, n) for (c, k), n in sorted(docs.items())], np.int64).reshape(-1, 3)
+                docs[(int(k), int(c))] = docs.get((int(k), int(c)), 0) + 1
+    doc_terms = np.asarray([(k, c, n) for (k, c), n in sorted(docs.items())], np.int64).reshape(-1, 3)
     keyword = keyword_table(doc_terms, v)
 
     # context: Gentle AdaBoost per industry on the training users' events
@@ -201,7 +201,10 @@ def fit_ranker(dataset, cfg: RankConfig = RankConfig(), say=None) -> tuple[Ranke
         cands, labels = [], []
         for i in rows:
             pos = req.targets[i]
-            neg = cand_rng.integers(1, v, size=cfg.negatives) if v > 1 else np.zeros(0, np.int64)
+            if cfg.negatives <= 0 or cfg.negatives >= v - 1:  # every category: the candidate set ranking faces
+                neg = np.arange(1, v, dtype=np.int64)
+            else:
+                neg = cand_rng.integers(1, v, size=cfg.negatives)
             neg = neg[~np.isin(neg, pos)]
             cands.append(np.concatenate([pos, neg]).astype(np.int64))
             labels.append(np.r_[np.ones(len(pos)), np.zeros(len(neg))])

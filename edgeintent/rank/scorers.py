@@ -16,7 +16,7 @@
   score cache per (industry, context hour): an industry the budget does not reach is left out of this
   request (neutral 0.5) and scored by a later one.
 - :func:`keyword_table` — term → category association by TF-IDF (scikit-learn's ``TfidfTransformer``):
-  one document per category, holding the terms (profile categories) of the requests that led to it.
+  one document per term (a profile category), holding the categories engaged after it.
 - :func:`fit_fusion` — per industry, a logistic regression (scikit-learn) over the scenario scores;
   industries with too few rows (cold start) get the pooled fit, or fixed equal weights without one.
 """
@@ -212,11 +212,12 @@ class ContextScorer:
 
 
 def keyword_table(doc_terms: np.ndarray, vocab: int) -> np.ndarray:
-    """``A[term, category]`` (vocab × vocab float32) from ``doc_terms`` (n, 3) = (category, term, count).
+    """``A[term, category]`` (vocab × vocab float32) from ``doc_terms`` (n, 3) = (term, category, count).
 
-    TF-IDF with scikit-learn's ``TfidfTransformer`` (smooth idf, l2-normalised documents): documents
-    are categories, terms are the profile categories that preceded an engagement with them.
-    Row and column 0 (out of vocabulary) stay zero.
+    TF-IDF with scikit-learn's ``TfidfTransformer`` (sublinear tf, smooth idf, l2-normalised rows):
+    one document per term (a profile category), whose words are the categories engaged after it; the
+    idf discounts categories that follow every term (popular with everyone). Row and column 0 (out of
+    vocabulary) stay zero.
     """
     from scipy.sparse import coo_matrix
     from sklearn.feature_extraction.text import TfidfTransformer
@@ -225,8 +226,7 @@ def keyword_table(doc_terms: np.ndarray, vocab: int) -> np.ndarray:
     if len(doc_terms) == 0:
         return a
     counts = coo_matrix((doc_terms[:, 2].astype(np.float64), (doc_terms[:, 0], doc_terms[:, 1])), shape=(vocab, vocab)).tocsr()
-    tfidf = TfidfTransformer(norm="l2", smooth_idf=True, sublinear_tf=True).fit_transform(counts)
-    a[:, :] = tfidf.T.toarray().astype(np.float32)
+    a[:, :] = TfidfTransformer(norm="l2", smooth_idf=True, sublinear_tf=True).fit_transform(counts).toarray()
     a[0, :] = 0
     a[:, 0] = 0
     return a
