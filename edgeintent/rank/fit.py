@@ -31,7 +31,8 @@ from edgeintent.io import canonical_json, default_mode
 from edgeintent.rank import RankConfig
 from edgeintent.rank import data as D
 from edgeintent.rank.profile import ACTION_WEIGHT, ACTIONS, HOUR_MS, DecayRule, golden_trace
-from edgeintent.rank.scorers import Stumps, fit_fusion, gentle_adaboost, keyword_table, mine_interest
+from edgeintent.rank.scorers import (DEFAULT_COEF, DEFAULT_INTERCEPT, Stumps, fit_fusion, gentle_adaboost, keyword_table,
+                                     mine_interest)  # fmt: skip
 
 RANK_FORMAT = "edgeintent-rank-bundle"
 SCORES = ("interest", "context", "keyword", "recency", "fusion", "popularity")
@@ -125,9 +126,59 @@ def fit_ranker(dataset, cfg: RankConfig = RankConfig(), say=None) -> tuple[Ranke
     if len(tr) == 0:
         raise DataError(f"{dataset.name}: no training user has events on two different days; nothing to fit the ranker on")
 
-    # interest: FP-growth over (tags, category) transactions of the training requests
+    names = D.context_names(ev)
+    pop = np.zeros(v, np.float64)
+    sel = np.isin(ev.user, train_u) & np.isin(ev.action, D.ENGAGE)
+    np.add.at(pop, idx[sel], 1.0)
+    pop[0] = 0.0
+    base = {"alpha_per_h": (math.log(2.0) / hl).astype(np.float32), "half_life_h": hl, "industry_of": industry_of,
+            "n_context": np.asarray(len(names), np.int64), "popularity": pop,
+            "fusion_w": np.tile(np.asarray(DEFAULT_COEF, np.float32), (g_n, 1)),
+            "fusion_b": np.full(g_n, DEFAULT_INTERCEPT, np.float32)}  # fmt: skip
+
+    # the scorers' tables on every training user
+    ranker, info = fit_tables(cfg, ev, idx, req, tr, train_u, vocab, base, names)
+    say(f"rank: interest — {info['transactions']:,} transactions, {info['itemsets']:,} tag itemsets with a lift > 1")
+    say(f"rank: context — {g_n - len(info['context_dropped'])} of {g_n} industries kept (balanced training error ≤ {cfg.drop_error})")
+
+    # fusion: per-industry logistic regression over the four scenario scores, fitted on out-of-fold
+    # scores (2-fold cross-fitting over the training users): scored by tables fitted on the users they
+    # were fitted on, keyword and interest look better than they are on new users
+    folds = np.random.default_rng([cfg.seed, 0xF01D]).permutation(train_u)
+    half = np.isin(req.user, folds[: len(folds) // 2])
+    xs, ys, gs = [], [], []
+    for fold in (half, ~half):
+        fit_on, score_on = tr[~fold[tr]], tr[fold[tr]]
+        fit_users = np.unique(req.user[fit_on])
+        if len(fit_on) == 0 or len(score_on) == 0:
+            continue
+        part, _ = fit_tables(cfg, ev, idx, req, fit_on, fit_users, vocab, base, names)
+        x, y, g = fusion_rows(part, ev, req, score_on, v, industry_of)
+        xs.append(x), ys.append(y), gs.append(g)
+    if xs:
+        W, b, how = fit_fusion(np.concatenate(xs), np.concatenate(ys), np.concatenate(gs), g_n)
+        ranker.tables["fusion_w"], ranker.tables["fusion_b"] = W.astype(np.float32), b.astype(np.float32)
+    else:
+        how = ["default"] * g_n
+    ranker.info = {"industries": g_n, "fusion": how, **info, "train_users": len(train_u), "test_users": len(test_u)}
+    say(f"rank: fusion — {how.count('fitted')} industries fitted, {g_n - how.count('fitted')} pooled/default")
+
+    test_rows = np.flatnonzero(~is_train)
+    metrics = evaluate(ranker, ev, req, test_rows)
+    metrics["info"] = ranker.info
+    golden = make_golden(ranker, ev, idx, req, test_rows if len(test_rows) else tr)
+    return ranker, metrics, golden
+
+
+def fit_tables(cfg: RankConfig, ev, idx, req, rows: np.ndarray, users: np.ndarray, vocab: np.ndarray, base: dict,
+               names: list[str]) -> tuple[Ranker, dict]:  # fmt: skip
+    """Interest, keyword and context tables fitted on requests ``rows`` and the events of ``users``."""
+    v = len(vocab)
+    industry_of = base["industry_of"]
+    g_n = int(industry_of.max()) + 1
+    # interest: FP-growth over (tags, category) transactions; a conversion counts as conv_weight clicks
     trans = []
-    for i in tr:
+    for i in rows:
         for c in req.clicks[i]:
             trans.append((req.tags[i], str(int(c)), 1))
         for c in req.targets[i]:
@@ -138,11 +189,10 @@ def fit_ranker(dataset, cfg: RankConfig = RankConfig(), say=None) -> tuple[Ranke
     interest = np.zeros((len(sets) + 1, v), np.float32)
     for (s, c), score in mined.items():
         interest[itemsets[s], int(c)] = score
-    say(f"rank: interest — {len(trans):,} transactions, {len(mined):,} (tag set, category) pairs with lift > 1")
 
     # keyword: TF-IDF of the categories engaged after each profile term
     docs: dict[tuple[int, int], int] = {}
-    for i in tr:
+    for i in rows:
         keys = req.prof_key[i][req.prof_key[i] > 0]
         for c in req.targets[i]:
             for k in keys:
@@ -150,20 +200,19 @@ def fit_ranker(dataset, cfg: RankConfig = RankConfig(), say=None) -> tuple[Ranke
     doc_terms = np.asarray([(k, c, n) for (k, c), n in sorted(docs.items())], np.int64).reshape(-1, 3)
     keyword = keyword_table(doc_terms, v)
 
-    # context: Gentle AdaBoost per industry on the training users' events
-    names = D.context_names(ev)
-    ev_train = np.flatnonzero(np.isin(ev.user, train_u) & (idx > 0))
-    x_all = D.context_features(ev, ev.user[ev_train], ev.ts[ev_train])
-    y_all = np.isin(ev.action[ev_train], D.ENGAGE)
-    g_ev = industry_of[idx[ev_train]]
+    # context: Gentle AdaBoost per industry on the users' events (engaged vs viewed)
+    ev_rows = np.flatnonzero(np.isin(ev.user, users) & (idx > 0))
+    x_all = D.context_features(ev, ev.user[ev_rows], ev.ts[ev_rows])
+    y_all = np.isin(ev.action[ev_rows], D.ENGAGE)
+    g_ev = industry_of[idx[ev_rows]]
     rng = np.random.default_rng([cfg.seed, 0xC0])
     stumps: dict[int, Stumps] = {}
     dropped, errors = [], []
     for g in range(g_n):
-        rows = np.flatnonzero(g_ev == g)
-        if len(rows) > cfg.context_rows:
-            rows = np.sort(rng.choice(rows, cfg.context_rows, replace=False))
-        st = gentle_adaboost(x_all[rows], y_all[rows], cfg.rounds)
+        sel = np.flatnonzero(g_ev == g)
+        if len(sel) > cfg.context_rows:
+            sel = np.sort(rng.choice(sel, cfg.context_rows, replace=False))
+        st = gentle_adaboost(x_all[sel], y_all[sel], cfg.rounds)
         errors.append(round(st.train_error, 6))
         if len(st) == 0 or st.train_error > cfg.drop_error:
             dropped.append(g)
@@ -171,61 +220,44 @@ def fit_ranker(dataset, cfg: RankConfig = RankConfig(), say=None) -> tuple[Ranke
             stumps[g] = st
     r_n = max([len(s) for s in stumps.values()], default=1)
     feat = np.zeros((g_n, r_n), np.int64)
-    thr = np.zeros((g_n, r_n), np.float32)
-    left = np.zeros((g_n, r_n), np.float32)
-    right = np.zeros((g_n, r_n), np.float32)
+    thr, left, right = (np.zeros((g_n, r_n), np.float32) for _ in range(3))
     for g, st in stumps.items():
         n = len(st)
         feat[g, :n], thr[g, :n], left[g, :n], right[g, :n] = st.feat, st.thr, st.left, st.right
-    say(f"rank: context — {g_n - len(dropped)} of {g_n} industries kept (balanced training error ≤ {cfg.drop_error})")
+    tables = {**base, "interest": interest, "keyword": keyword, "stump_feat": feat, "stump_thr": thr,
+              "stump_left": left, "stump_right": right}  # fmt: skip
+    tables = {k: (v_.copy() if isinstance(v_, np.ndarray) else v_) for k, v_ in tables.items()}
+    info = {"itemsets": len(sets), "transactions": len(trans), "context_dropped": dropped, "context_train_error": errors}
+    return Ranker(cfg, vocab, itemsets, names, tables, {}), info
 
-    pop = np.zeros(v, np.float64)
-    sel = np.isin(ev.user, train_u) & np.isin(ev.action, D.ENGAGE)
-    np.add.at(pop, idx[sel], 1.0)
-    pop[0] = 0.0
-    tables = {
-        "interest": interest, "keyword": keyword, "alpha_per_h": (math.log(2.0) / hl).astype(np.float32),
-        "half_life_h": hl, "industry_of": industry_of, "stump_feat": feat, "stump_thr": thr, "stump_left": left,
-        "stump_right": right, "n_context": np.asarray(len(names), np.int64), "popularity": pop,
-        "fusion_w": np.tile(np.asarray([1.0, 1.0, 1.0, 1.0], np.float32), (g_n, 1)), "fusion_b": np.full(g_n, -2.0, np.float32),
-    }  # fmt: skip
-    ranker = Ranker(cfg, vocab, itemsets, names, tables, {})
 
-    # fusion: per-industry logistic regression over the four scenario scores
+def fusion_rows(ranker: Ranker, ev, req, rows: np.ndarray, v: int, industry_of: np.ndarray):
+    """(scores (n, 4), labels, industries) of requests ``rows`` against candidates: every category
+    (cfg.negatives = 0, the candidate set ranking faces) or the targets and sampled negatives."""
+    cfg = ranker.config
     model = ranker.module()
-    cand_rng = np.random.default_rng([cfg.seed, 0xF0])
-    fit_rows = [i for i in tr if len(req.targets[i])]
+    rng = np.random.default_rng([cfg.seed, 0xF0])
+    fit_rows = [i for i in rows if len(req.targets[i])]
     xs, ys, gs = [], [], []
     for lo in range(0, len(fit_rows), 256):
-        rows = np.asarray(fit_rows[lo : lo + 256])
+        part = np.asarray(fit_rows[lo : lo + 256])
         cands, labels = [], []
-        for i in rows:
+        for i in part:
             pos = req.targets[i]
-            if cfg.negatives <= 0 or cfg.negatives >= v - 1:  # every category: the candidate set ranking faces
+            if cfg.negatives <= 0 or cfg.negatives >= v - 1:
                 neg = np.arange(1, v, dtype=np.int64)
             else:
-                neg = cand_rng.integers(1, v, size=cfg.negatives)
+                neg = rng.integers(1, v, size=cfg.negatives)
             neg = neg[~np.isin(neg, pos)]
             cands.append(np.concatenate([pos, neg]).astype(np.int64))
             labels.append(np.r_[np.ones(len(pos)), np.zeros(len(neg))])
-        s = scenario_scores(ranker, model, ev, req, rows, cands)
+        s = scenario_scores(ranker, model, ev, req, part, cands)
         xs.append(np.stack([s[k] for k in ("interest", "context", "keyword", "recency")], 1))
         ys.append(np.concatenate(labels))
         gs.append(industry_of[np.concatenate(cands)])
-    if xs:
-        W, b, how = fit_fusion(np.concatenate(xs), np.concatenate(ys), np.concatenate(gs), g_n)
-        tables["fusion_w"], tables["fusion_b"] = W.astype(np.float32), b.astype(np.float32)
-    else:
-        how = ["default"] * g_n
-    ranker.info = {"industries": g_n, "fusion": how, "context_dropped": dropped, "context_train_error": errors,
-                   "itemsets": len(sets), "transactions": len(trans), "train_users": len(train_u), "test_users": len(test_u)}  # fmt: skip
-    say(f"rank: fusion — {how.count('fitted')} industries fitted, {g_n - how.count('fitted')} pooled/default")
-
-    test_rows = np.flatnonzero(~is_train)
-    metrics = evaluate(ranker, ev, req, test_rows)
-    metrics["info"] = ranker.info
-    golden = make_golden(ranker, ev, idx, req, test_rows if len(test_rows) else tr)
-    return ranker, metrics, golden
+    if not xs:
+        return np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64)
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(gs)
 
 
 # ---------------------------------------------------------------------------------------------
