@@ -4,8 +4,9 @@ What the source's words mean here (the same on Taobao and on the simulator):
 
 - **category**: the cloud event's ``category_id``. The vocabulary is the ``vocab`` most frequent
   categories of the training users (index 0 = any other category: scores 0 there).
-- **industry**: a coarse group of categories. Neither source has a category tree, so industries are
-  derived from co-engagement: categories are embedded by a truncated SVD of the (category × user)
+- **industry**: a coarse group of categories: the source's own top-level groups when it has them
+  (``simctx:``, ``Dataset.meta["context"]["industry_of"]``); Taobao has no category tree, so there
+  industries are derived from co-engagement: categories are embedded by a truncated SVD of the (category × user)
   event-count matrix (log1p counts) and grouped by k-means (scikit-learn, fixed seeds) into
   ``industries`` groups. Categories of one industry are the ones the same users touch.
 - **user tags** (as of the request): ``c:<index>`` for the user's 3 most frequent categories so far,

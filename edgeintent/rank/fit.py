@@ -114,7 +114,14 @@ def fit_ranker(dataset, cfg: RankConfig = RankConfig(), say=None) -> tuple[Ranke
     vocab = D.make_vocab(ev, train_u, cfg.vocab)
     v = len(vocab)
     idx = D.index_of(vocab, ev.cat)
-    industry_of = D.derive_industries(ev, train_u, idx, v, cfg.industries, cfg.seed)
+    top_level = (ev.context_table or {}).get("industry_of")
+    if top_level is not None:  # the source knows its catalogue's top-level groups (simctx:)
+        industry_of = np.concatenate([[0], np.asarray(top_level(vocab[1:]), np.int64)]).astype(np.int64)
+        industry_of = np.unique(industry_of, return_inverse=True)[1].astype(np.int64)  # groups numbered 0..G-1
+        method = "source"
+    else:
+        industry_of = D.derive_industries(ev, train_u, idx, v, cfg.industries, cfg.seed)
+        method = "k-means of co-engagement"
     g_n = int(industry_of.max()) + 1
     hl = half_lives(cfg, vocab)
     rule = DecayRule.from_half_lives(hl, cfg.threshold, cfg.capacity)
@@ -160,7 +167,7 @@ def fit_ranker(dataset, cfg: RankConfig = RankConfig(), say=None) -> tuple[Ranke
         ranker.tables["fusion_w"], ranker.tables["fusion_b"] = W.astype(np.float32), b.astype(np.float32)
     else:
         how = ["default"] * g_n
-    ranker.info = {"industries": g_n, "fusion": how, **info, "train_users": len(train_u), "test_users": len(test_u)}
+    ranker.info = {"industries": g_n, "industry_method": method, "fusion": how, **info, "train_users": len(train_u), "test_users": len(test_u)}
     say(f"rank: fusion — {how.count('fitted')} industries fitted, {g_n - how.count('fitted')} pooled/default")
 
     test_rows = np.flatnonzero(~is_train)
