@@ -14,7 +14,7 @@ Merging an event ``(t, key, v)`` (``v`` the action's weight):
 3. if more than ``capacity`` slots remain, the one with the smallest decayed weight is dropped
    (ties: the smaller key).
 
-Every step touches at most ``capacity + 1`` slots, so one update costs O(capacity) = O(1) in the
+Every step reads each of the ≤ ``capacity + 1`` slots at most once, so one update costs O(capacity) = O(1) in the
 length of the history (``benchmarks/ranking.py`` measures it at 10 … 10,000 past events).
 
 Arithmetic is IEEE double with ``math.exp`` (libm), in the order written above; the golden trace in a
