@@ -128,7 +128,10 @@ def _load_sim(spec: str) -> Dataset:
 def _load_simctx(spec: str) -> Dataset:
     """The simulator with the city-hour weather layer (``simulator/context.py``): conversions thinned by
     weather per industry; no decision points (their recorded outcomes would disagree with the thinned buys)."""
-    users, seed = _parse_sim("sim" + spec[len("simctx"):])
+    try:
+        users, seed = _parse_sim("sim" + spec[len("simctx"):])
+    except SourceError as exc:
+        raise SourceError(str(exc).replace("'sim", "'simctx").replace("sim:USERS", "simctx:USERS")) from None
     from edgeintent.toolkit.data.schema import EventLog
     from edgeintent.toolkit.data.simulator import SimConfig, simulate
     from edgeintent.toolkit.data.simulator.context import apply_context, context_meta
