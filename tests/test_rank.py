@@ -327,3 +327,22 @@ def test_taobao_fit_runs_on_a_subset(tmp_path):
     _, m, _ = fit_ranker(ds, RankConfig(vocab=256, rounds=20))
     assert m["requests"] > 20 and m["recency"]["ndcg@10"] > m["popularity"]["ndcg@10"] * 0.5
     assert time.perf_counter() - t0 < 60
+
+
+def test_cli_export_adds_passing_artifacts_to_the_bundle(fitted, tmp_path):
+    import shutil
+
+    from edgeintent.cli import main
+    from edgeintent.rank.fit import load_rank_bundle
+
+    dst = tmp_path / "b"
+    shutil.copytree(fitted[0], dst)
+    res = CliRunner().invoke(main, ["rank", "export", str(dst), "--target", "onnx", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert [r["target"] for r in out] == ["onnx"] and out[0]["passed"]
+    manifest = json.loads((dst / "manifest.json").read_text())
+    assert "exports/onnx/model.onnx" in manifest["files"]
+    load_rank_bundle(dst)  # still verifies with the artifact listed
+    res = CliRunner().invoke(main, ["rank", "export", str(dst), "--target", "kit"])
+    assert res.exit_code == 2 and "not a model target" in res.output
