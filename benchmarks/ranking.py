@@ -9,7 +9,9 @@ skipped with a reason when absent). Users are split by user (80 % fit, 20 % held
 held-out user and each day after their first, the ranker scores every vocabulary category at the
 user's first event of that day from the history before it, and is judged on the categories the user
 engages with (fav, cart, buy) that day: recall@10 and NDCG@10 of each scenario scorer alone, the fused
-ranker and a popularity baseline (engagements of the training users per category).
+ranker, a popularity baseline (engagements of the training users per category) and a heuristic
+baseline, ``recency+popularity`` (recency, the categories outside the profile ordered by popularity).
+Ties are broken at random (seeded; the same permutation for every scorer).
 
 Timing (this host, one thread, CPU pinned as the device profile says):
 
@@ -44,16 +46,18 @@ from edgeintent.toolkit.data.dataset import DEFAULT_SHARED_DATA  # noqa: E402
 from edgeintent.toolkit.data.sources import load_source  # noqa: E402
 
 SCORERS = ("interest", "context", "keyword", "recency", "fusion", "popularity")
+HEURISTIC = "recency+popularity"  # recency, the categories outside the profile ordered by popularity
 
 
 def quality(source: str) -> dict:
     t0 = time.perf_counter()
     ranker, m, golden = fit_ranker(load_source(source), RankConfig())
     out = {"source": source, "seconds": round(time.perf_counter() - t0, 1), "requests": m["requests"], "users": m["users"],
-           "scores": {k: {kk: round(vv, 4) for kk, vv in m[k].items()} for k in SCORERS}, "info": m["info"]}  # fmt: skip
+           "ties": m["ties"], "scores": {k: {kk: round(vv, 4) for kk, vv in m[k].items()} for k in (*SCORERS, HEURISTIC)},
+           "info": m["info"]}  # fmt: skip
     f = m["fusion"]["ndcg@10"]
-    out["fusion_ndcg_minus"] = {k: round(f - m[k]["ndcg@10"], 4) for k in SCORERS if k != "fusion"}
-    out["fusion_beats"] = {k: f >= m[k]["ndcg@10"] for k in SCORERS if k != "fusion"}
+    out["fusion_ndcg_minus"] = {k: round(f - m[k]["ndcg@10"], 4) for k in (*SCORERS, HEURISTIC) if k != "fusion"}
+    out["fusion_beats"] = {k: f >= m[k]["ndcg@10"] for k in (*SCORERS, HEURISTIC) if k != "fusion"}
     return out, ranker, golden
 
 

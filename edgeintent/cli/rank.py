@@ -34,8 +34,8 @@ def fit_cmd(source, out_dir, vocab, industries, half_life_h, seed, overwrite, as
         print_json(m)
         return
     console.print(f"held-out: {m['requests']} requests of {m['users']} users (recall@10 / NDCG@10)")
-    for name in ("interest", "context", "keyword", "recency", "fusion", "popularity"):
-        console.print(f"  {name:<11} {m[name]['recall@10']:.3f} / {m[name]['ndcg@10']:.3f}")
+    for name in ("interest", "context", "keyword", "recency", "fusion", "popularity", "recency+popularity"):
+        console.print(f"  {name:<18} {m[name]['recall@10']:.3f} / {m[name]['ndcg@10']:.3f}")
     console.print(f"wrote {out_dir}")
 
 

@@ -272,9 +272,18 @@ def fusion_rows(ranker: Ranker, ev, req, rows: np.ndarray, v: int, industry_of: 
 # ---------------------------------------------------------------------------------------------
 
 
-def rank_metrics(scores: np.ndarray, targets: np.ndarray, k: int = K_TOP) -> tuple[float, float]:
-    """(recall@k, NDCG@k) of one request: ``scores`` over candidates 1..V−1 (index i−1 ↔ category i)."""
-    order = np.lexsort((np.arange(len(scores)), -scores))[:k] + 1
+def rank_metrics(scores: np.ndarray, targets: np.ndarray, tie: np.ndarray | None = None, k: int = K_TOP,
+                 then: np.ndarray | None = None) -> tuple[float, float]:  # fmt: skip
+    """(recall@k, NDCG@k) of one request: ``scores`` over candidates 1..V−1 (index i−1 ↔ category i).
+
+    Equal scores are ordered by ``then`` (descending) when given, then by ``tie`` (a random key; default
+    the candidate index). Ties matter: a scorer that gives most categories 0 (recency: ~97 % of them)
+    would otherwise inherit whatever order the candidates come in — the vocabulary's order is the
+    training users' popularity, which would hand every such scorer a popularity fallback.
+    """
+    tie = np.arange(len(scores)) if tie is None else tie
+    keys = (tie, -then, -scores) if then is not None else (tie, -scores)
+    order = np.lexsort(keys)[:k] + 1
     hit = np.isin(order, targets).astype(np.float64)
     recall = hit.sum() / len(targets)
     dcg = (hit / np.log2(np.arange(2, len(hit) + 2))).sum()
@@ -283,21 +292,33 @@ def rank_metrics(scores: np.ndarray, targets: np.ndarray, k: int = K_TOP) -> tup
 
 
 def evaluate(ranker: Ranker, ev, req, rows: np.ndarray) -> dict:
-    """recall@10 / NDCG@10 on requests ``rows`` (held-out users) over every vocabulary category."""
+    """recall@10 / NDCG@10 on requests ``rows`` (held-out users) over every vocabulary category.
+
+    Ties are broken at random (one seeded permutation per request, the same for every scorer).
+    ``recency+popularity`` is a heuristic baseline beside the scorers: recency, its ties (the
+    categories the profile does not hold) ordered by popularity.
+    """
     model = ranker.module()
     v = len(ranker.vocab)
     rows = np.asarray([i for i in rows if len(req.targets[i])], np.int64)
-    acc = {k: [] for k in SCORES}
+    names = (*SCORES, "recency+popularity")
+    acc = {k: [] for k in names}
     all_c = np.arange(1, v, dtype=np.int64)
+    rng = np.random.default_rng([ranker.config.seed, 0x71E])
+    pop = ranker.tables["popularity"][1:]
     for lo in range(0, len(rows), 32):
         part = rows[lo : lo + 32]
         s = scenario_scores(ranker, model, ev, req, part, [all_c] * len(part))
-        s["popularity"] = np.tile(ranker.tables["popularity"][1:], len(part))
+        s["popularity"] = np.tile(pop, len(part))
         for j, i in enumerate(part):
+            tie = rng.random(v - 1)
+            cut = slice(j * (v - 1), (j + 1) * (v - 1))
             for name in SCORES:
-                acc[name].append(rank_metrics(s[name][j * (v - 1) : (j + 1) * (v - 1)], req.targets[i]))
-    out = {"requests": int(len(rows)), "users": int(len(np.unique(req.user[rows]))) if len(rows) else 0, "k": K_TOP}
-    for name in SCORES:
+                acc[name].append(rank_metrics(s[name][cut], req.targets[i], tie))
+            acc["recency+popularity"].append(rank_metrics(s["recency"][cut], req.targets[i], tie, then=pop))
+    out = {"requests": int(len(rows)), "users": int(len(np.unique(req.user[rows]))) if len(rows) else 0, "k": K_TOP,
+           "ties": "random (seeded, one permutation per request shared by every scorer)"}  # fmt: skip
+    for name in names:
         a = np.asarray(acc[name]).reshape(-1, 2)
         out[name] = {"recall@10": float(a[:, 0].mean()) if len(a) else float("nan"),
                      "ndcg@10": float(a[:, 1].mean()) if len(a) else float("nan")}  # fmt: skip
