@@ -37,6 +37,7 @@ from edgeintent.rank.scorers import (DEFAULT_COEF, DEFAULT_INTERCEPT, Stumps, fi
 RANK_FORMAT = "edgeintent-rank-bundle"
 SCORES = ("interest", "context", "keyword", "recency", "fusion", "popularity")
 K_TOP = 10
+TIE_DRAWS = 10  # random orders of tied candidates averaged per request (evaluate)
 
 
 @dataclass
@@ -294,7 +295,8 @@ def rank_metrics(scores: np.ndarray, targets: np.ndarray, tie: np.ndarray | None
 def evaluate(ranker: Ranker, ev, req, rows: np.ndarray) -> dict:
     """recall@10 / NDCG@10 on requests ``rows`` (held-out users) over every vocabulary category.
 
-    Ties are broken at random (one seeded permutation per request, the same for every scorer).
+    Ties are broken at random: each request's metrics are the mean over ``TIE_DRAWS`` seeded random
+    orders of the tied candidates (the same draws for every scorer).
     ``recency+popularity`` is a heuristic baseline beside the scorers: recency, its ties (the
     categories the profile does not hold) ordered by popularity.
     """
@@ -311,13 +313,13 @@ def evaluate(ranker: Ranker, ev, req, rows: np.ndarray) -> dict:
         s = scenario_scores(ranker, model, ev, req, part, [all_c] * len(part))
         s["popularity"] = np.tile(pop, len(part))
         for j, i in enumerate(part):
-            tie = rng.random(v - 1)
+            ties = rng.random((TIE_DRAWS, v - 1))
             cut = slice(j * (v - 1), (j + 1) * (v - 1))
             for name in SCORES:
-                acc[name].append(rank_metrics(s[name][cut], req.targets[i], tie))
-            acc["recency+popularity"].append(rank_metrics(s["recency"][cut], req.targets[i], tie, then=pop))
+                acc[name].append(np.mean([rank_metrics(s[name][cut], req.targets[i], t) for t in ties], axis=0))
+            acc["recency+popularity"].append(np.mean([rank_metrics(s["recency"][cut], req.targets[i], t, then=pop) for t in ties], axis=0))
     out = {"requests": int(len(rows)), "users": int(len(np.unique(req.user[rows]))) if len(rows) else 0, "k": K_TOP,
-           "ties": "random (seeded, one permutation per request shared by every scorer)"}  # fmt: skip
+           "ties": f"random: mean over {TIE_DRAWS} seeded draws per request, the same for every scorer"}  # fmt: skip
     for name in names:
         a = np.asarray(acc[name]).reshape(-1, 2)
         out[name] = {"recall@10": float(a[:, 0].mean()) if len(a) else float("nan"),
