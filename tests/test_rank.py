@@ -114,8 +114,9 @@ def test_gentle_adaboost_matches_a_hand_checked_stump():
     assert st.left[0] == pytest.approx(-1.0) and st.right[0] == pytest.approx(1.0)
     assert st.train_error == 0.0
     assert np.allclose(context_probability(st.decision(x)), 1 / (1 + np.exp([2, 2, -2, -2])))
-    # a noisy case: x = [0, 1, 2, 3], y = [−, +, −, +] (equal weights): best split at 0.5
-    # (left {−}: mean −1; right {+, −, +}: mean 1/3) — SSE 0 + 3 − 1/3 = 8/3 beats 2.5 (4 − 4/3 = 8/3 ties, first wins)
+    # a noisy case: x = [0, 1, 2, 3], y = [−, +, −, +], weights 1/4: the split at 0.5 (left {−}: mean −1;
+    # right {+, −, +}: mean 1/3) has weighted SSE 0 + (4/9 + 16/9 + 4/9)/4 = 2/3, as has the split at 2.5;
+    # the split at 1.5 has 1. The first of the tied best splits is kept.
     st2 = gentle_adaboost(x, np.array([0, 1, 0, 1]), rounds=1)
     assert st2.thr[0] == 0.5 and st2.left[0] == pytest.approx(-1.0) and st2.right[0] == pytest.approx(1 / 3)
 
