@@ -3,6 +3,7 @@
     python benchmarks/ranking.py --json                      # Taobao (../shared/data) + timing
     python benchmarks/ranking.py --sim sim:3000:1 --json     # the simulator as well
     python benchmarks/ranking.py --no-quality --json         # timing only
+    python benchmarks/ranking.py --seeds 0,1,2,3 --json      # Taobao on four user splits
 
 Quality: ``fit_ranker`` on the Taobao UserBehavior sample (``taobao:../shared/data/taobao_userbehavior``;
 skipped with a reason when absent). Users are split by user (80 % fit, 20 % held out); for each
@@ -49,10 +50,10 @@ SCORERS = ("interest", "context", "keyword", "recency", "fusion", "popularity")
 HEURISTIC = "recency+popularity"  # recency, the categories outside the profile ordered by popularity
 
 
-def quality(source: str) -> dict:
+def quality(source: str, seed: int = 0) -> dict:
     t0 = time.perf_counter()
-    ranker, m, golden = fit_ranker(load_source(source), RankConfig())
-    out = {"source": source, "seconds": round(time.perf_counter() - t0, 1), "requests": m["requests"], "users": m["users"],
+    ranker, m, golden = fit_ranker(load_source(source), RankConfig(seed=seed))
+    out = {"source": source, "seed": seed, "seconds": round(time.perf_counter() - t0, 1), "requests": m["requests"], "users": m["users"],
            "ties": m["ties"], "scores": {k: {kk: round(vv, 4) for kk, vv in m[k].items()} for k in (*SCORERS, HEURISTIC)},
            "info": m["info"]}  # fmt: skip
     f = m["fusion"]["ndcg@10"]
@@ -149,6 +150,7 @@ def main() -> None:
     ap.add_argument("--taobao", default=str(DEFAULT_SHARED_DATA / "taobao_userbehavior"))
     ap.add_argument("--sim", default=None, help="also judge on a simulator source, e.g. sim:3000:1")
     ap.add_argument("--reps", type=int, default=2000)
+    ap.add_argument("--seeds", default="0", help="comma list: user split (and every seeded fit) per seed, e.g. 0,1,2,3")
     ap.add_argument("--no-quality", action="store_true")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -156,7 +158,16 @@ def main() -> None:
     ranker = golden = None
     if not args.no_quality:
         if Path(args.taobao).exists():
+            seeds = [int(x) for x in args.seeds.split(",")]
             res["taobao"], ranker, golden = quality(f"taobao:{args.taobao}")
+            if len(seeds) > 1:
+                runs = [res["taobao"]] + [quality(f"taobao:{args.taobao}", sd)[0] for sd in seeds if sd != 0]
+                res["taobao_seeds"] = {
+                    "seeds": [r["seed"] for r in runs],
+                    "ndcg@10": {k: [r["scores"][k]["ndcg@10"] for r in runs] for k in (*SCORERS, HEURISTIC)},
+                    "fusion_minus_mean": {k: round(float(np.mean([r["fusion_ndcg_minus"][k] for r in runs])), 4)
+                                          for k in runs[0]["fusion_ndcg_minus"]},
+                }  # fmt: skip
         else:
             res["taobao"] = {"skipped": f"{args.taobao} is absent"}
         if args.sim:
