@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed
 # open range in pyproject.toml cannot pull a multi-GB CUDA build.
 TORCH   := torch==2.13.0
 
-.PHONY: demo test setup bench arm-setup bench-arm clean
+.PHONY: demo test setup bench arm-setup bench-arm docs docs-results clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[mnn,dev,ray]'
+	$(BIN)/pip install --quiet -e '.[mnn,dev,ray,docs]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -44,5 +44,14 @@ arm-setup: $(STAMP)
 bench-arm: $(STAMP)
 	$(BIN)/python benchmarks/arm_parity.py --json
 
+# the docs site into site/ (warnings are errors; tests/test_docs.py builds it in make test)
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+# re-run the benchmarks whose tables the docs include (docs/results/NAME.json + NAME.md); slow, not in make test
+DOCS_RESULTS := featurize simulate allocation kit_featurizer runtimes arm_kernels
+docs-results: $(STAMP)
+	for b in $(DOCS_RESULTS); do $(BIN)/python benchmarks/$$b.py --write-results || exit 1; done
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build site *.egg-info .pytest_cache

@@ -18,7 +18,6 @@ Three figures:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -30,6 +29,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
+import _results  # noqa: E402  (benchmarks/_results.py: --json, --write-results)
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,7 +113,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--lp-users", type=int, default=3000, help="simulated users for the LP check (~3.3 decisions each)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", action="store_true")
+    _results.add_args(ap)
     args = ap.parse_args()
     pinned = pin_one_cpu()
     out = {
@@ -121,8 +121,8 @@ def main() -> None:
         "timing": timing(args.users, args.repeats, args.seed),
         "lp": lp_check(args.lp_users, args.seed),
     }
+    _results.emit("allocation", out, args)
     if args.json:
-        print(json.dumps(out, indent=2))
         return
     t = out["timing"]
     print(f"{t['users']:,} users × {len(t['amounts'])} amounts: worst median {t['seconds_worst_median']:.3f} s ({pinned})")

@@ -14,11 +14,11 @@ has an aarch64 row for MNN fp32 (``parity/policy.py``).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
 
+import _results  # noqa: E402  (benchmarks/_results.py: --json, --write-results)
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -60,7 +60,7 @@ def errors(run) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--json", action="store_true")
+    _results.add_args(ap)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path, mnn_path = Path(tmp) / "kernels.onnx", Path(tmp) / "kernels.mnn"
@@ -77,9 +77,8 @@ def main() -> int:
     numpy_exp = np.exp(np.linspace(0.0, np.log1p(7200.0), N, dtype=np.float32))
     ref = np.exp(np.linspace(0.0, np.log1p(7200.0), N, dtype=np.float32).astype(np.float64))
     out = {"rows": rows, "numpy_fp32_exp_rel_max": float((np.abs(numpy_exp - ref) / ref).max())}
-    if args.json:
-        print(json.dumps(out, indent=2))
-    else:
+    _results.emit("arm_kernels", out, args)
+    if not args.json:
         for r in rows:
             print(f"{r['device']:8s} {r['runtime']:28s} exp rel {r['exp_rel_max']:.1e} ({r['seconds_error_max_beyond_1h']:.1e} s "
                   f"past 1 h)  sigmoid {r['sigmoid_abs_max']:.1e}  tanh {r['tanh_abs_max']:.1e}")

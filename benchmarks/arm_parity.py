@@ -13,7 +13,6 @@ pass/fail and the wall time. Emulated wall times are parity times, not phone lat
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import _results  # noqa: E402  (benchmarks/_results.py: --json, --write-results)
 from edgeintent.exporters import export_bundle  # noqa: E402
 from edgeintent.parity import run_parity  # noqa: E402
 from edgeintent.runtimes.providers import provider  # noqa: E402
@@ -53,7 +53,7 @@ def main() -> None:
     ap.add_argument("--models", default="dipn,iidn")
     ap.add_argument("--data", default="sim:600:3")
     ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--json", action="store_true")
+    _results.add_args(ap)
     args = ap.parse_args()
 
     t0 = time.perf_counter()
@@ -78,8 +78,8 @@ def main() -> None:
                 for rnn, path in fp16.items():
                     report, secs = timed_parity(path, ["mnn"], device)
                     result["rows"] += [dict(r, rnn=rnn) for r in rows(report, device, secs)]
+    _results.emit("arm_parity", result, args)
     if args.json:
-        print(json.dumps(result, indent=2))
         return
     print(f"setup {result['setup']['seconds']} s ({result['setup']['built'] or 'cached'})")
     for r in result["rows"]:

@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import _results  # noqa: E402  (benchmarks/_results.py: --json, --write-results)
 import numpy as np  # noqa: E402
 
 from edgeintent.decide.policy import (  # noqa: E402
@@ -86,13 +87,12 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--bundle", help="score this trained bundle instead of training")
-    ap.add_argument("--json", action="store_true")
+    _results.add_args(ap)
     a = ap.parse_args()
     cfg = TrainConfig(epochs=a.epochs, patience=a.patience, seed=a.seed, threads=a.threads)
     out = run(a.model, a.train, a.fresh, json.loads(a.set), cfg, a.bundle)
-    if a.json:
-        print(json.dumps(out, indent=1))
-    else:
+    _results.emit("coupon_policy", out, a)
+    if not a.json:
         print(f"{a.model} {out['options']} trained on {a.train} (seed {a.seed}, best epoch {out['best_epoch']}), "
               f"scored on {a.fresh}: uplift corr {out['uplift_corr']}")  # fmt: skip
         for b, g, o in zip(PER_POINT, out["mckp_vs_give_all"], out["mckp_vs_oracle"]):

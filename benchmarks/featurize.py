@@ -16,7 +16,6 @@ Timings are medians over repeats, variants interleaved; the machine is noisy, so
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -27,6 +26,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
+import _results  # noqa: E402  (benchmarks/_results.py: --json, --write-results)
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,14 +110,13 @@ def main() -> None:
     taobao = DEFAULT_SHARED_DATA / "taobao_userbehavior"
     ap.add_argument("--source", default=f"taobao:{taobao}" if taobao.exists() else "sim:3000")
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--json", action="store_true")
+    _results.add_args(ap)
     args = ap.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     out = run(args.source, args.repeats)
-    if args.json:
-        print(json.dumps(out, indent=2))
-    else:
+    _results.emit("featurize", out, args)
+    if not args.json:
         e, s = out["event_features"], out["samples"]
         print(f"{out['source']}: {out['events']:,} events, {out['decision_points']:,} decision points, 1 core")
         print(f"event features: {e['vectorized_events_per_s']:,.0f} events/s, {e['ratio']:.0f}x the per-row reference")

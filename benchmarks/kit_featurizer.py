@@ -14,7 +14,6 @@ and the ratio.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import _results  # noqa: E402  (benchmarks/_results.py: --json, --write-results)
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +39,7 @@ def main() -> None:
     ap.add_argument("--source", default="sim:200:7")
     ap.add_argument("--runs", type=int, default=2000)
     ap.add_argument("--cpu", type=int, default=None, help="pin to this CPU (default: the last one)")
-    ap.add_argument("--json", action="store_true")
+    _results.add_args(ap)
     args = ap.parse_args()
     cpu = args.cpu if args.cpu is not None else max(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {cpu})
@@ -68,9 +68,8 @@ def main() -> None:
         "kit": kit,
         "python_over_kit_p50": py["p50_ms"] / kit["p50_ms"],
     }  # fmt: skip
-    if args.json:
-        print(json.dumps(out, indent=1))
-    else:
+    _results.emit("kit_featurizer", out, args)
+    if not args.json:
         print(f"python p50 {py['p50_ms'] * 1000:.1f} µs, kit p50 {kit['p50_ms'] * 1000:.1f} µs "
               f"({out['python_over_kit_p50']:.0f}x), same ids: {kit['matches_python']}")
 

@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import _results  # noqa: E402  (benchmarks/_results.py: --json, --write-results)
 import numpy as np  # noqa: E402
 
 from edgeintent.toolkit.features import build_samples  # noqa: E402
@@ -173,6 +174,44 @@ def run(source: str, rows: list[str], cfg: TrainConfig) -> list[dict]:
     return out
 
 
+def table(rows: list[dict]) -> str:
+    """The Markdown tables of docs/results/quality-*.md: models, then the funnel rows."""
+
+    def ci(v) -> str:
+        return "[{:.3f}, {:.3f}]".format(*v) if v else ""
+
+    def num(v, fmt: str = "{:.3f}") -> str:
+        return "–" if v is None else fmt.format(v)
+
+    out = []
+    models = [r for r in rows if "steps" not in r]
+    if models:
+        out += ["| data | row | buy_rt AUC [95 % CI] | buy_long AUC | stay AUC | fresh population buy_rt AUC "
+                "| parameters | train s | best epoch |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in models:
+            a, c = r["auc"], r["auc_ci"]
+            fresh = ((r.get("fresh_population") or {}).get("auc") or {}).get("buy_rt")
+            cells = [r["data"].split(":")[0], r["row"], f"{num(a['buy_rt'])} {ci(c.get('buy_rt'))}",
+                     num(a.get("buy_long")), num(a.get("stay")), num(fresh), f"{r['parameters']:,}",
+                     f"{r['train_seconds']:.0f}", str(r["best_epoch"])]
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+    funnel = [r for r in rows if "steps" in r]
+    if funnel:
+        out += ["| data | row | steps | AUC per step | buy AUC [95 % CI] | buy AUC given previous step "
+                "| rows with p_k > p_k−1 | Δ buy AUC vs aitm [95 % CI] | parameters |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in funnel:
+            st, d = r["steps"], r["buy_auc_minus_aitm"]
+            buy = st[-1]
+            viol = max((x.get("violation") or 0.0) for x in st[1:])
+            cells = [r["data"].split(":")[0], r["row"], " → ".join(x["task"] for x in st),
+                     " / ".join(num(x["auc"]) for x in st), f"{num(buy['auc'])} {ci(buy['auc_ci'])}",
+                     num(buy.get("auc_given_prev")), f"{viol:.3%}",
+                     "–" if r["row"] == "aitm" else f"{d['delta']:+.3f} {ci(d['ci'])}", f"{r['parameters']:,}"]
+            out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     taobao = DEFAULT_SHARED_DATA / "taobao_userbehavior"
@@ -185,7 +224,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--patience", type=int, default=3, help="early-stopping patience (epochs)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--json", action="store_true")
+    _results.add_args(ap)
     args = ap.parse_args()
     rows = [r.strip() for r in args.models.split(",") if r.strip() and r.strip() != "none"]
     unknown = [r for r in rows if r not in VARIANTS]
@@ -200,8 +239,9 @@ def main() -> None:
     for source in args.data.split(","):
         results += run(source, rows, cfg) if rows else []
         funnel += run_funnel(source, funnel_rows, cfg) if funnel_rows else []
+    name = "quality-" + "-".join(s.split(":")[0] if s.startswith("taobao:") else s.replace(":", "-") for s in args.data.split(","))
+    _results.emit(name, results + funnel, args, table=table)
     if args.json:
-        print(json.dumps(results + funnel, indent=1))
         return
     print_funnel(funnel)
     for r in results:

@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import _results  # noqa: E402  (benchmarks/_results.py: --json, --write-results)
 from edgeintent.runtime_sim.bench import BenchConfig, run_bench, stats  # noqa: E402
 
 OPENVINO_CHILD = """
@@ -92,7 +93,7 @@ def main() -> None:
     ap.add_argument("--bundle", default=None, help="a bundle with onnx (and mnn) exports; default: train a small one")
     ap.add_argument("--runs", type=int, default=500)
     ap.add_argument("--warmup", type=int, default=50)
-    ap.add_argument("--json", action="store_true")
+    _results.add_args(ap)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="edgeintent-runtimes-") as tmp:
         bundle = _bundle(args.bundle, Path(tmp))
@@ -117,9 +118,8 @@ def main() -> None:
     out = {"bundle": str(bundle) if args.bundle else "a fresh dipn bundle (sim:600:3, 2 epochs)", "model": rep["model"],
            "request": rep["request"], "limits": rep["limits"]["label"], "runs": args.runs, "fastest": fastest,
            "runtimes": rows, "notes": notes}  # fmt: skip
-    if args.json:
-        print(json.dumps(out, indent=2))
-    else:
+    _results.emit("runtimes", out, args)
+    if not args.json:
         for k, v in sorted(rows.items(), key=lambda kv: kv[1]["p50_ms"]):
             print(f"{k:28s} p50 {v['p50_ms']:.3f} ms  ×{v['p50_ratio_to_fastest']:.2f}")
 

@@ -32,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import _results  # noqa: E402  (benchmarks/_results.py: --json, --write-results)
 from edgeintent.toolkit.data.dataset import DEFAULT_SHARED_DATA  # noqa: E402
 
 TAOBAO = DEFAULT_SHARED_DATA / "taobao_userbehavior" / "UserBehavior_sample.csv"
@@ -174,7 +175,7 @@ def main() -> None:
     ap.add_argument("--engines", default="local,ray", help="comma list: local,ray (ray alone: no equality check)")
     ap.add_argument("--stream", action="store_true", help="Ray reads the source itself (sim: generated in Ray tasks)")
     ap.add_argument("--fit-source", default=None, help="fit the spec on this source instead (e.g. sim:20000)")
-    ap.add_argument("--json", action="store_true")
+    _results.add_args(ap)
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--spec", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
@@ -193,8 +194,7 @@ def main() -> None:
                 r = results[-1]
                 rates = ", ".join(f"{e} {v['events_per_s']:,} ev/s" for e, v in r["engines"].items())
                 print(f"{src}: {rates}, equal={r.get('equal', 'not checked')}")
-    if args.json:
-        print(json.dumps({"workers": args.workers, "buckets": args.buckets, "results": results}, indent=2))
+    _results.emit("scale", {"workers": args.workers, "buckets": args.buckets, "results": results}, args)
 
 
 if __name__ == "__main__":

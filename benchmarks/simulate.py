@@ -16,6 +16,7 @@ import json
 import statistics
 import time
 
+import _results  # noqa: E402  (benchmarks/_results.py: --json, --write-results)
 from edgeintent.toolkit.data.simulator import BLOCK_USERS, SimConfig, iter_simulate, simulate
 
 
@@ -35,7 +36,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--users", type=int, default=20_000)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--json", action="store_true")
+    _results.add_args(ap)
     args = ap.parse_args()
     whole, blocks = [], []
     for _ in range(args.repeats):
@@ -48,7 +49,9 @@ def main() -> None:
         "blocks": {"users": 2 * BLOCK_USERS, "seconds": bs, "users_per_s": 2 * BLOCK_USERS / bs, "events_per_s": be / bs},
     }
     out["blocks_vs_whole"] = out["blocks"]["users_per_s"] / out["whole"]["users_per_s"]
-    print(json.dumps(out, indent=2 if not args.json else None))
+    _results.emit("simulate", out, args)
+    if not args.json:
+        print(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import _results  # noqa: E402  (benchmarks/_results.py: --json, --write-results)
+
 
 def _rss() -> int:
     from edgeintent.runtimes.limits import vm_status
@@ -88,7 +90,7 @@ def main() -> None:
     ap.add_argument("--mil-runs", type=int, default=2_000)
     ap.add_argument("--loads", type=int, default=10_000)
     ap.add_argument("--warmup", type=int, default=1_000)
-    ap.add_argument("--json", action="store_true")
+    _results.add_args(ap)
     ap.add_argument("--child", nargs=6, metavar=("KIND", "BUNDLE", "TARGET", "FEEDS", "RUNS", "WARMUP"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -126,8 +128,7 @@ def main() -> None:
                 print(f"{name:14s} {r['calls']:>7,} calls  RSS {r['rss_after_warmup_bytes'] / 2**20:7.1f} → "
                       f"{r['rss_end_bytes'] / 2**20:7.1f} MB  growth {r['rss_growth_bytes'] / 2**10:+8.1f} KB  "
                       f"({r['seconds']:.0f} s)")  # fmt: skip
-    if args.json:
-        print(json.dumps({"bundle": str(args.bundle or "dipn on sim:400:3, 1 epoch"), "rows": rows}, indent=1))
+    _results.emit("soak", {"bundle": str(args.bundle or "dipn on sim:400:3, 1 epoch"), "rows": rows}, args)
 
 
 if __name__ == "__main__":

@@ -171,7 +171,7 @@ def _demo_decide(source: str, fresh: str, out_dir: Path, cfg, prep, say: Callabl
     alloc = run_allocate(out_dir / "iidn", fresh, 5.0 * n, out_dir / "decisions.parquet", scored=scored)
     say(f"    allocate at 5/point: λ = {alloc['lambda']:.4g}, LP gap {alloc['lp_gap']:.1e}, "
         f"on-device rule = solver for {alloc['device_parity']:.2%}")
-    say("    (a few thousand users teach iidn little of the coupon response; README: a larger run)")
+    say("    (a few thousand users teach iidn little of the coupon response; benchmarks/coupon_policy.py trains on 20,000)")
     return {"train": summary, "policy_eval": pe, "allocate": alloc, "seconds": round(time.perf_counter() - t0, 2)}
 
 

@@ -4,6 +4,7 @@
   target on success (removes it on error), so readers never see half a file and a failed write never
   destroys the previous one. :func:`atomic_write_text` / :func:`atomic_write_bytes` are the one-call
   forms. Files get the mode ``open`` would give (:func:`default_mode`), not ``mkstemp``'s 0600.
+  :func:`ensure_parent` creates an output's directory (``mkdir -p``) or says in one line why it cannot.
 - **Canonical JSON.** :func:`canonical_json` gives the same bytes for the same object: sorted keys,
   indent 2, a final newline; :func:`json_default` turns numpy scalars / arrays and paths into JSON.
 
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeintent.errors import BundleError
+from edgeintent.errors import BundleError, DataError
 
 # ---------------------------------------------------------------------------------------------
 # Atomic files (temp file in the same directory, then rename)
@@ -34,6 +35,19 @@ def default_mode(base: int = 0o666) -> int:
     umask = os.umask(0)
     os.umask(umask)
     return base & ~umask
+
+
+def ensure_parent(path: str | Path) -> Path:
+    """Create the directory an output file goes to (and its parents), like ``mkdir -p``; a one-line
+    ``DataError`` when that is impossible (a file in the way, no permission)."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise DataError(f"{path}: {path.parent} is not a directory") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot create {path.parent} ({e.strerror})") from None
+    return path
 
 
 @contextlib.contextmanager

@@ -146,6 +146,26 @@ def test_json_schema_and_every_field_labelled(report, bundle):
     assert s["default_target"] == "mnn" and s["fastest"] is not None
 
 
+def test_the_default_table_fits_80_columns_and_wide_shows_every_column(report):
+    from rich.console import Console
+
+    from edgeintent.runtime_sim.report import COMPACT, bench_table
+
+    def render(wide: bool) -> str:
+        con = Console(width=80 if not wide else 250, record=True, file=open("/dev/null", "w"))
+        con.print(bench_table(report, wide=wide))
+        return con.export_text()
+
+    compact = render(False)
+    assert max(len(line) for line in compact.splitlines()) <= 80
+    assert "…" not in compact  # no cell is cut
+    assert "p99" in compact and "featurizer" in compact and "p90" not in compact
+    assert bench_table(report).columns.__len__() == len(COMPACT)
+    wide = render(True)
+    assert "p90" in wide and "vs" in wide and "…" not in wide
+    assert len(bench_table(report, wide=True).columns) > len(COMPACT)
+
+
 def test_the_c_kit_featurizer_row_beside_pythons(report):
     kit = report["featurizer_kit"]
     assert kit["matches_python"] and kit["runs"] >= 2000 and 0 < kit["min_ms"] <= kit["p50_ms"] <= kit["p90_ms"]

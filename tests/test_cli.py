@@ -81,8 +81,10 @@ def test_bad_option_values_exit_2(tmp_path):
     res = CliRunner().invoke(main, ["features", "fit", str(events), "--out", str(tmp_path / "s.json"),
                                     "--max-len", "gesture=x"])
     assert res.exit_code == 2 and "--max-len" in res.stderr
-    res = CliRunner().invoke(main, ["features", "fit", str(events), "--out", str(tmp_path / "nodir" / "s.json")])
-    assert res.exit_code == 2 and "does not exist" in res.stderr
+    res = CliRunner().invoke(main, ["features", "fit", str(events), "--out", str(tmp_path / "newdir" / "s.json")])
+    assert res.exit_code == 0 and (tmp_path / "newdir" / "s.json").is_file()  # the directory is created
+    res = CliRunner().invoke(main, ["features", "fit", str(events), "--out", str(events / "s.json")])
+    assert res.exit_code == 2 and "is not a directory" in res.stderr and "\n" not in res.stderr.strip()
     res = CliRunner().invoke(main, ["features", "build", str(events), "--spec", str(tmp_path / "none.json"),
                                     "--out", str(tmp_path / "s.npz")])
     assert res.exit_code == 2 and "no such FeatureSpec" in res.stderr

@@ -393,7 +393,8 @@ def test_cli_bad_input_exits_2_with_one_line(iidn_bundle, tmp_path):
     _one_line_error(base + [out, "--amounts", "5,10"], "start with 0")
     _one_line_error(base + [out, "--amounts", "0,five"], "--amounts expects comma-separated numbers")
     _one_line_error(base + [str(tmp_path / "d.csv")], "must be a .parquet file")
-    _one_line_error(base + [str(tmp_path / "nope" / "d.parquet")], "does not exist")
+    (tmp_path / "file").write_text("x")
+    _one_line_error(base + [str(tmp_path / "file" / "d.parquet")], "is not a directory")
     _one_line_error(["allocate", "--bundle", str(tmp_path / "missing"), "--data", "sim:50:1", "--budget", "1",
                      "--out", out], "missing")  # fmt: skip
     _one_line_error(["allocate", "--bundle", str(iidn_bundle), "--data", "sim:x", "--budget", "1", "--out", out],

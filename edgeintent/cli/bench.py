@@ -25,10 +25,11 @@ def _device_help() -> str:
               help="override the profile's memory budget (MB the model may add to its process)")
 @click.option("--no-parity", is_flag=True, help="skip the parity gate (status column says 'parity not run')")
 @click.option("--deterministic", is_flag=True, help="also count instructions per inference under valgrind's callgrind (slow)")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, help="latency histogram PNG")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, help="latency per artifact PNG (box plot, log scale)")
+@click.option("--wide", is_flag=True, help="every column (init, first, p90, mean, projections, runtime, vs torch)")
 @click.option("--json", "as_json", is_flag=True)
 def bench_cmd(bundle: Path, device: str, targets: str, runs: int, warmup: int, memory_mb: float | None, no_parity: bool,
-              deterministic: bool, plot: Path | None, as_json: bool) -> None:  # fmt: skip
+              deterministic: bool, plot: Path | None, wide: bool, as_json: bool) -> None:  # fmt: skip
     """Measure every exported artifact in its runtime on this host under DEVICE's limits; project to DEVICE."""
     from edgeintent.exporters import parse_targets
     from edgeintent.runtime_sim.bench import BenchConfig, run_bench
@@ -55,7 +56,7 @@ def bench_cmd(bundle: Path, device: str, targets: str, runs: int, warmup: int, m
         return
     from edgeintent.runtime_sim.report import bench_table, summary_lines
 
-    console.print(bench_table(report))
+    console.print(bench_table(report, wide=wide))
     for line in summary_lines(report):
         console.print(line, highlight=False)
     if plot is not None:

@@ -17,7 +17,7 @@ import click
 from rich.console import Console
 
 from edgeintent import __version__
-from edgeintent.errors import ConfigError, DataError, EdgeIntentError
+from edgeintent.errors import ConfigError, EdgeIntentError
 
 # tables are wide: when output is not a terminal (CI logs, pipes), do not squeeze them into 80 columns
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -141,8 +141,10 @@ def print_json(obj) -> None:
 
 
 def check_out_dir(path: Path) -> None:
-    if not path.parent.exists():
-        raise DataError(f"{path}: directory {path.parent} does not exist")
+    """Create the output's directory (``mkdir -p``); a one-line error when a file is in the way."""
+    from edgeintent.io import ensure_parent
+
+    ensure_parent(path)
 
 
 def parse_options(pairs: tuple[str, ...]) -> dict:

@@ -19,7 +19,7 @@ def _target_help() -> str:
 @main.command("quantize")
 @click.argument("bundle", type=click.Path(path_type=Path))
 @lazy_option("--target", "target", required=True, help=_target_help)
-@click.option("--mode", default="auto", show_default=True, help="a recipe of the target (see README) or auto")
+@click.option("--mode", default="auto", show_default=True, help="a recipe of the target (`edgeintent targets` lists them) or auto")
 @lazy_option("--data", "source", default=None,
              help=lambda: f"{source_help()} (default: the training data's validation users)")
 @click.option("--budget-auc", type=float, default=0.002, show_default=True, help="auto: largest AUC drop allowed")

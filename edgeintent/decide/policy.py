@@ -230,12 +230,21 @@ def ratios(rows: list[dict], ref: str = "give-all", of: str = "mckp") -> list[di
     return out
 
 
+def _compact_number(x: float, _pos=None) -> str:
+    """Tick label: 1,500 → "1.5k", 100,000 → "100k", 2,500,000 → "2.5M"."""
+    for unit, div in (("M", 1e6), ("k", 1e3)):
+        if abs(x) >= div:
+            return f"{x / div:.3g}{unit}"
+    return f"{x:.3g}"
+
+
 def plot_budget_uplift(rows: list[dict], path: str | Path, title: str = "") -> Path:
     """Budget–uplift curves (incremental purchases against spend, one line per policy) as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     from edgeintent.io import atomic_path
 
@@ -254,6 +263,9 @@ def plot_budget_uplift(rows: list[dict], path: str | Path, title: str = "") -> P
     axes[1].set_ylabel("incremental purchases per 1,000 spent")
     for ax in axes:
         ax.grid(alpha=0.3)
+        # compact labels (100k) and at most 5 ticks: large budgets ("90000", "100000") never run together
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+        ax.xaxis.set_major_formatter(FuncFormatter(_compact_number))
     axes[0].legend()
     if title:
         fig.suptitle(title)

@@ -13,7 +13,8 @@ from edgeintent.decide.allocation import allocate, check_amounts, check_objectiv
 from edgeintent.decide.policy import PolicyInputs, evaluate_policies, outcomes_from_decisions, plot_budget_uplift, ratios
 from edgeintent.decide.predict import predict_by_amount, tasks_of
 from edgeintent.decide.rule import RULE_FILE, decide_batch, rule_from_allocation, write_rule
-from edgeintent.errors import ConfigError, DataError
+from edgeintent.errors import ConfigError
+from edgeintent.io import ensure_parent
 
 #: Default budgets of ``policy-eval``: per decision point (give-all spends exactly 5, 10 and 20 of them).
 DEFAULT_BUDGETS_PER_POINT = (2.5, 5.0, 10.0)
@@ -112,8 +113,7 @@ def run_allocate(bundle_path, source: str, budget: float, out: Path, amounts: tu
     out = Path(out)
     if out.suffix != ".parquet":
         raise ConfigError(f"--out must be a .parquet file, got {out}")
-    if not out.parent.exists():
-        raise DataError(f"{out}: directory {out.parent} does not exist")
+    ensure_parent(out)
     sc = scored or score_source(bundle_path, source, amounts)
     if gamma < 1.0 and sc.stay is None:
         raise ConfigError(f"--gamma {gamma} needs a stay task, and {sc.model.registry_name} has none (use iidn)")
@@ -157,8 +157,8 @@ def run_policy_eval(bundle_path, source: str, budgets: tuple[float, ...] | None 
                     ds=None, scored: Scored | None = None) -> dict:  # fmt: skip
     """Every policy at every budget on SOURCE's potential outcomes (the simulator's)."""
     check_objective(objective)
-    if plot is not None and not Path(plot).parent.exists():
-        raise DataError(f"{plot}: directory {Path(plot).parent} does not exist")
+    if plot is not None:
+        ensure_parent(plot)
     if scored is None:
         if ds is None:
             from edgeintent.toolkit.data.sources import load_source

@@ -369,7 +369,8 @@ def run_bench(bundle_dir, cfg: BenchConfig, parity_report: dict | None = None, s
 
 
 def write_plot(times: dict[str, list[float]], report: dict, path: Path) -> None:
-    """Latency histogram per artifact (measured on host under the limits), written atomically."""
+    """Latency per artifact (measured on host under the limits): one horizontal box per artifact, fastest
+    on top, whiskers at p1/p99, p50 and p99 written beside each box; log scale. Written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -377,17 +378,20 @@ def write_plot(times: dict[str, list[float]], report: dict, path: Path) -> None:
 
     from edgeintent.io import atomic_path
 
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    allv = np.concatenate([np.asarray(v) for v in times.values()])
-    lo, hi = max(allv.min(), 1e-3), np.percentile(allv, 99.5)
-    bins = np.geomspace(lo, max(hi, lo * 1.01), 60)
-    for name, v in times.items():
-        ax.hist(np.clip(v, lo, hi), bins=bins, histtype="step", linewidth=1.4, label=name)
+    order = sorted(times, key=lambda k: float(np.median(times[k])), reverse=True)  # fastest drawn last = on top
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.55 * len(order)))
+    data = [np.asarray(times[k], dtype=float) for k in order]
+    ax.boxplot(data, orientation="horizontal", whis=(1, 99), showfliers=False, widths=0.55, medianprops={"color": "C3", "linewidth": 2})
+    ax.set_yticks(range(1, len(order) + 1), order, fontsize=9)
     ax.set_xscale("log")
-    ax.set_xlabel("latency per request, ms (log scale)")
-    ax.set_ylabel("runs")
+    hi = max(float(np.percentile(v, 99)) for v in data)
+    for i, v in enumerate(data, 1):
+        p50, p99 = np.percentile(v, [50, 99])
+        ax.text(hi * 1.25, i, f"p50 {p50:.3g}  p99 {p99:.3g} ms", va="center", fontsize=8)
+    ax.set_xlim(right=hi * 6)
+    ax.set_xlabel("latency per inference, ms (log scale); box p25–p75, whiskers p1–p99")
+    ax.grid(axis="x", which="both", alpha=0.25)
     ax.set_title(f"{report['model']}: measured on host under {report['device']['name']} limits ({report['limits']['label']})", fontsize=9)
-    ax.legend(fontsize=8)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)

@@ -17,7 +17,12 @@ def versions(r: dict) -> str:
     return ", ".join(sorted({row["runtime"] for row in r["rows"] if "measured" in row}))
 
 
-def bench_table(r: dict):
+#: the columns of the default table (fits 80 columns); ``wide=True`` shows every column
+COMPACT = ("target", "prec", "status", "size", "p50", "p99", "peak RSS", "request\nmeasured", "featurizer\nshare")
+
+
+def bench_table(r: dict, wide: bool = False):
+    """The bench report as a rich table: the compact columns by default, all of them with ``wide``."""
     from rich.table import Table
 
     dev = r["device"]["name"]
@@ -28,10 +33,12 @@ def bench_table(r: dict):
                       f"{_ms(r['featurizer']['projected']['p50_ms'])} ms projected on {dev}; " + _kit_caption(r) +
                       f"latencies in ms over {r['runs']} runs; "
                       "request = featurizer p50 + model p50; not timed = CoreML runs here only in the MIL reference "
-                      "(functional, not a phone runtime); " + versions(r))  # fmt: skip
+                      "(functional, not a phone runtime); " + ("" if wide else "--wide for every column; ") +
+                      versions(r))  # fmt: skip
     cols = ["target", "prec", "runtime", "status", "size", "init", "first", "p50", "p90", "p99", "mean", "peak RSS",
             f"p50\nprojected\non {dev}", "request\nmeasured", f"request\nprojected\non {dev}", "featurizer\nshare", "vs\ntorch"]  # fmt: skip
-    for c in cols:
+    shown = cols if wide else [c for c in cols if c in COMPACT]
+    for c in shown:
         left = c in ("target", "prec", "runtime", "status")
         t.add_column(c, justify="left" if left else "right", no_wrap=c != "status", min_width=10 if c == "status" else None)
     for row in r["rows"]:
@@ -40,18 +47,20 @@ def bench_table(r: dict):
             "exported" if st["exported"] else "reference",
             {"ok": "parity ok", "FAIL": "[red]parity FAIL[/red]", "reference": "", "not run": "no parity"}[st["parity"]],
             "benched" if st["benched"] is True else "[yellow]not timed[/yellow]",
-        ) if x)  # fmt: skip
+        ) if x and (wide or x not in ("exported", "benched")))  # fmt: skip
         size = "–" if row["artifact_bytes"] is None else f"{row['artifact_bytes'] / 1024:.0f} KB"
+        values = [row["target"], row["precision"], _short(row["runtime"]), status, size]
         if "measured" not in row:
-            t.add_row(row["target"], row["precision"], _short(row["runtime"]), status, size, *["–"] * 12)
-            continue
-        m, p = row["measured"], row["projected"]
-        vs = row.get("speedup_vs_torch_eager")
-        t.add_row(row["target"], row["precision"], _short(row["runtime"]), status, size, _ms(m["init_ms"]),
-                  _ms(m["first_ms"]), _ms(m["p50_ms"]), _ms(m["p90_ms"]), _ms(m["p99_ms"]), _ms(m["mean_ms"]),
-                  f"{row['peak_rss_bytes'] / 2**20:.0f} MB", _ms(p["p50_ms"]), _ms(row["request_ms"]["measured"]),
-                  _ms(row["request_ms"]["projected"]), _share(row),
-                  "–" if vs is None or row["reference"] else f"{vs:.1f}x")  # fmt: skip
+            values += ["–"] * 12
+        else:
+            m, p = row["measured"], row["projected"]
+            vs = row.get("speedup_vs_torch_eager")
+            values += [_ms(m["init_ms"]), _ms(m["first_ms"]), _ms(m["p50_ms"]), _ms(m["p90_ms"]), _ms(m["p99_ms"]),
+                       _ms(m["mean_ms"]), f"{row['peak_rss_bytes'] / 2**20:.0f} MB", _ms(p["p50_ms"]),
+                       _ms(row["request_ms"]["measured"]), _ms(row["request_ms"]["projected"]), _share(row),
+                       "–" if vs is None or row["reference"] else f"{vs:.1f}x"]  # fmt: skip
+        by_col = dict(zip(cols, values))
+        t.add_row(*(by_col[c] for c in shown))
     return t
 
 

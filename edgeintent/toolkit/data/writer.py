@@ -14,8 +14,7 @@ from pathlib import Path
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from edgeintent.errors import DataError
-from edgeintent.io import default_mode
+from edgeintent.io import default_mode, ensure_parent
 from edgeintent.toolkit.data.readers import detect_format
 from edgeintent.toolkit.data.schema import LONG_SCHEMA, EventLog
 
@@ -25,8 +24,7 @@ class EventWriter:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.fmt = detect_format(self.path)
-        if self.path.parent and not self.path.parent.exists():
-            raise DataError(f"{self.path}: directory {self.path.parent} does not exist")
+        ensure_parent(self.path)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent or ".")
         os.close(fd)
         self.tmp = Path(tmp)

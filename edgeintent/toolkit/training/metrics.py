@@ -107,12 +107,13 @@ def ece(y, p, n_bins: int = 10) -> float:
     return float(np.abs(sum_y - sum_p).sum() / len(y))
 
 
-def calibration_curve(y, p, n_bins: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """(fraction of positives, mean probability) per non-empty equal-width bin (scikit-learn's)."""
+def calibration_curve(y, p, n_bins: int = 10, strategy: str = "uniform") -> tuple[np.ndarray, np.ndarray]:
+    """(fraction of positives, mean probability) per non-empty bin (scikit-learn's): equal-width bins
+    (``uniform``, the bins :func:`ece` uses) or equal-count bins (``quantile``, what the plot draws)."""
     y, p = _check(y, p)
     if len(y) == 0:
         return np.empty(0), np.empty(0)
-    prob_true, prob_pred = _sk_calibration_curve(y, p, n_bins=n_bins, strategy="uniform")
+    prob_true, prob_pred = _sk_calibration_curve(y, p, n_bins=n_bins, strategy=strategy)
     return prob_true, prob_pred
 
 
@@ -300,7 +301,12 @@ def report(
 def plot_roc_calibration(
     y_by_task: dict[str, np.ndarray], p_by_task: dict[str, np.ndarray], path: str | Path, n_bins: int = 10
 ) -> Path:
-    """One PNG: per task a column with the ROC curve (top) and the reliability diagram (bottom)."""
+    """One PNG: per task a column with the ROC curve (top) and the reliability diagram (bottom).
+
+    The reliability diagram uses equal-count bins (each point holds about ``len(y) / n_bins`` predictions),
+    so a rare event's predictions, which sit near 0, spread over the curve instead of falling into one
+    or two equal-width bins; its axes end a little past the largest point, and the grey histogram shows
+    where the predictions lie. The legend's ECE is :func:`ece`'s (equal-width bins, as ``eval`` reports)."""
     # matplotlib is imported here: it is slow to import and only plotting needs it. Figure +
     # the Agg canvas avoid pyplot's global state, so no backend switch is needed.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -324,14 +330,17 @@ def plot_roc_calibration(
             roc_ax.text(0.5, 0.5, "one class only:\nROC undefined", ha="center", va="center")
         roc_ax.set(title=f"{task} (n={len(y)}, pos={int(y.sum())})", xlabel="FPR", ylabel="TPR", xlim=(0, 1), ylim=(0, 1))
         cal_ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8)
+        top = 1.0
         if len(y) and p.min() >= 0.0 and p.max() <= 1.0:
-            frac, mean_p = calibration_curve(y, p, n_bins=n_bins)
+            frac, mean_p = calibration_curve(y, p, n_bins=n_bins, strategy="quantile")
+            top = min(1.0, max(0.05, 1.15 * float(max(frac.max(), mean_p.max()))))
             cal_ax.plot(mean_p, frac, marker="o", lw=1.5, label=f"ECE {ece(y, p, n_bins):.3f}")
             cal_ax.legend(loc="upper left", fontsize=8)
             hist = cal_ax.twinx()
-            hist.hist(p, bins=n_bins, range=(0, 1), alpha=0.2, color="grey")
+            hist.hist(p, bins=30, range=(0, top), alpha=0.2, color="grey")
             hist.set_yticks([])
-        cal_ax.set(xlabel="mean predicted probability", ylabel="fraction positive", xlim=(0, 1), ylim=(0, 1))
+        cal_ax.set(xlabel=f"mean predicted probability\n({n_bins} equal-count bins)", ylabel="fraction positive",
+                   xlim=(0, top), ylim=(0, top))
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
