@@ -140,6 +140,8 @@ def test_demo_runs_every_stage(tmp_path):
     assert {r["target"] for r in bench["rows"] if r["status"]["benched"] is True} >= {"torch", "onnx"}
     rows = out["decide"]["policy_eval"]["rows"]
     assert {r["policy"] for r in rows} >= {"give-all", "mckp", "oracle"} and all(r["spend"] <= r["budget"] for r in rows)
+    assert out["rank"]["requests"] > 0 and 0.0 <= out["rank"]["fusion"]["ndcg@10"] <= 1.0  # the rank line
+    assert (tmp_path / "demo" / "rank" / "manifest.json").exists()
     assert out["decide"]["allocate"]["spend"] <= out["decide"]["allocate"]["budget"]
 
 

@@ -11,7 +11,7 @@ How the package is wired (no import circles):
   (``LazyChoice``, ``lazy_option``) that build choices and help texts from the registries the first
   time they are needed. It imports no other module of this package.
 - Each stage module (``data``, ``features``, ``train``, ``export``, ``quantize``, ``parity``,
-  ``devices``, ``bench``, ``decide``, ``demo``) imports only ``edgeintent.cli.common`` and registers
+  ``devices``, ``bench``, ``decide``, ``demo``, ``rank``) imports only ``edgeintent.cli.common`` and registers
   its commands on ``main`` with ``@main.command`` / ``@main.group`` when it is imported. A stage
   module never imports this ``__init__`` or another stage module; its report renderers live beside it.
 - This ``__init__`` imports ``common`` and then every stage module, for their registrations, and
@@ -28,5 +28,6 @@ from edgeintent.cli.common import main
 
 # stage modules: importing one registers its commands on ``main``
 from edgeintent.cli import bench, data, decide, demo, devices, export, features, parity, quantize, train  # noqa: F401
+from edgeintent.cli import rank  # noqa: F401  (scenario coarse ranking)
 
 __all__ = ["main"]

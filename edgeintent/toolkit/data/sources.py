@@ -2,6 +2,7 @@
 
 - ``PATH``                      a long-format event file (.csv / .parquet / .jsonl)
 - ``sim:USERS[:SEED]``          the built-in behaviour simulator (default data set)
+- ``simctx:USERS[:SEED]``       the simulator with city-hour weather thinning conversions per industry
 - ``taobao:PATH``               the Tianchi UserBehavior CSV (cloud stream, real purchases)
 - ``hmog:PATH``                 the HMOG folder (gesture stream, subject / task labels)
 
@@ -121,6 +122,25 @@ def _load_sim(spec: str) -> Dataset:
 
     sim = simulate(SimConfig(users=users, seed=seed))
     return Dataset(name=spec, events=sim.events, decisions=sim.decisions, meta={"simulator": sim.config_dict()})
+
+
+@register_source("simctx", help="simctx:USERS[:SEED]")
+def _load_simctx(spec: str) -> Dataset:
+    """The simulator with the city-hour weather layer (``simulator/context.py``): conversions thinned by
+    weather per industry; no decision points (their recorded outcomes would disagree with the thinned buys)."""
+    try:
+        users, seed = _parse_sim("sim" + spec[len("simctx"):])
+    except SourceError as exc:
+        raise SourceError(str(exc).replace("'sim", "'simctx").replace("sim:USERS", "simctx:USERS")) from None
+    from edgeintent.toolkit.data.schema import EventLog
+    from edgeintent.toolkit.data.simulator import SimConfig, simulate
+    from edgeintent.toolkit.data.simulator.context import apply_context, context_meta
+
+    sim = simulate(SimConfig(users=users, seed=seed))
+    streams = dict(sim.events.streams)
+    streams["cloud"] = apply_context(streams["cloud"], seed)
+    events = EventLog(streams=streams, report=sim.events.report)
+    return Dataset(name=spec, events=events, meta={"simulator": sim.config_dict(), "context": context_meta(seed)})
 
 
 @register_source("taobao", help="taobao:PATH")
