@@ -56,7 +56,8 @@ def test_real_process_exit_code_and_no_traceback(tmp_path):
 
 def test_unknown_source_and_bad_sim_spec():
     for spec, expect in (("foo:bar", "unknown data source"), ("sim:abc", "must be integers"), ("sim:0", "positive"),
-                         ("taobao:/nonexistent", "does not exist")):
+                         ("taobao:/nonexistent", "does not exist"),
+                         ("sim:a:b:c", "'sim:a:b:c'")):  # printed as typed (rich would make ":a:" an emoji)
         res = CliRunner().invoke(main, ["data", "inspect", spec])
         assert res.exit_code == 2 and expect in res.stderr, res.stderr
 

@@ -20,8 +20,9 @@ from edgeintent import __version__
 from edgeintent.errors import ConfigError, EdgeIntentError
 
 # tables are wide: when output is not a terminal (CI logs, pipes), do not squeeze them into 80 columns
-console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True)
+# emoji=False: ":a:" in a message (a source spec such as "sim:a:b") must print as typed, not as an emoji
+console = Console(width=None if sys.stdout.isatty() else 160, emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 
 class _Group(click.Group):

@@ -15,24 +15,21 @@ format, sha256 of every file, refused when a byte changed), without a feature sp
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edgeintent.errors import BundleError, DataError
-from edgeintent.io import canonical_json, default_mode
+from edgeintent.io import canonical_json
 from edgeintent.rank import RankConfig
 from edgeintent.rank import data as D
 from edgeintent.rank.profile import ACTION_WEIGHT, ACTIONS, HOUR_MS, DecayRule, golden_trace
 from edgeintent.rank.scorers import (DEFAULT_COEF, DEFAULT_INTERCEPT, Stumps, fit_fusion, gentle_adaboost, keyword_table,
                                      mine_interest)  # fmt: skip
+from edgeintent.toolkit.bundle import BundleKind, add_files, golden_bytes, verify_files, weights_bytes, write_files
 
 RANK_FORMAT = "edgeintent-rank-bundle"
 SCORES = ("interest", "context", "keyword", "recency", "fusion", "popularity")
@@ -396,6 +393,8 @@ def golden_feeds(golden: dict) -> dict[str, np.ndarray]:
 WEIGHT_KEYS = ("interest", "keyword", "alpha_per_h", "half_life_h", "industry_of", "stump_feat", "stump_thr",
                "stump_left", "stump_right", "n_context", "popularity", "fusion_w", "fusion_b")  # fmt: skip
 CORE = ("config.json", "weights.safetensors", "golden.npz", "metrics.json")
+#: the rank bundle: model-bundle machinery (atomic writes, journalled add_files, verification), its own format
+RANK_BUNDLE = BundleKind(RANK_FORMAT, CORE)
 
 
 def _config_json(ranker: Ranker) -> dict:
@@ -408,70 +407,18 @@ def _config_json(ranker: Ranker) -> dict:
 
 def write_rank_bundle(path, ranker: Ranker, metrics: dict, golden: dict, overwrite: bool = False) -> Path:
     """Write the bundle atomically (a temp directory renamed into place), manifest last."""
-    from edgeintent.toolkit.bundle import _file_entry, _fsync_dir, _install, _write_file, golden_bytes, weights_bytes
-
-    path = Path(path)
-    target = path.absolute()
     name = str(path)
-    if target.exists() and not overwrite:
-        raise BundleError(f"{name}: already exists; pass --overwrite to replace it")
-    if target.exists() and not (target / "manifest.json").is_file() and any(target.iterdir()):
-        raise BundleError(f"{name}: exists and is not a bundle (no manifest.json); refusing to replace it")
     contents = {
         "config.json": canonical_json(_config_json(ranker), f"{name}: config.json"),
         "weights.safetensors": weights_bytes({k: ranker.tables[k] for k in WEIGHT_KEYS}, f"{name}: weights.safetensors"),
         "golden.npz": golden_bytes(golden, f"{name}: golden.npz"),
         "metrics.json": canonical_json(metrics, f"{name}: metrics.json"),
     }
-    manifest = {"format": RANK_FORMAT, "version": 1, "files": {k: _file_entry(contents[k]) for k in sorted(contents)}}
-    contents["manifest.json"] = canonical_json(manifest)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    except OSError as exc:
-        raise BundleError(f"{name}: cannot create the bundle directory ({exc.strerror or exc})") from None
-    try:
-        os.chmod(tmp, default_mode(0o777))
-        for rel in sorted(contents, key=lambda r: r == "manifest.json"):
-            _write_file(tmp / rel, contents[rel])
-        _fsync_dir(tmp)
-        _install(tmp, target, name, overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+    return write_files(path, contents, RANK_BUNDLE, overwrite)
 
 
 def _verify_rank(path) -> tuple[dict, dict[str, bytes]]:
-    root = Path(path)
-    name = str(path)
-    if not root.is_dir():
-        raise BundleError(f"{name}: no such rank bundle (not a directory)")
-    try:
-        manifest = json.loads((root / "manifest.json").read_bytes())
-    except (OSError, ValueError):
-        raise BundleError(f"{name}: manifest.json is missing or not JSON; this is not a rank bundle") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != RANK_FORMAT or not isinstance(manifest.get("files"), dict):
-        raise BundleError(f"{name}: manifest.json is not a rank bundle's (format {RANK_FORMAT!r})")
-    listed = manifest["files"]
-    present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and p.name != "manifest.json"}
-    for rel in CORE:
-        if rel not in listed:
-            raise BundleError(f"{name}: manifest.json does not list {rel}; the bundle is incomplete")
-    for rel in sorted(set(listed) - present):
-        raise BundleError(f"{name}: {rel} is listed in manifest.json but missing; the bundle is incomplete")
-    for rel in sorted(present - set(listed)):
-        raise BundleError(f"{name}: {rel} is not listed in manifest.json; the bundle was modified after it was written")
-    blobs = {}
-    for rel in sorted(listed):
-        if ".." in Path(rel).parts or Path(rel).is_absolute():
-            raise BundleError(f"{name}: manifest.json lists a path outside the bundle")
-        blob = (root / rel).read_bytes()
-        if hashlib.sha256(blob).hexdigest() != listed[rel].get("sha256"):
-            raise BundleError(f"{name}: {rel} does not match manifest.json (sha256); the bundle was modified after it was written")
-        if rel in CORE:
-            blobs[rel] = blob
-    return manifest, blobs
+    return verify_files(path, RANK_BUNDLE, read=CORE)
 
 
 def load_rank_bundle(path) -> tuple[Ranker, dict, dict]:
@@ -497,16 +444,5 @@ def load_rank_bundle(path) -> tuple[Ranker, dict, dict]:
 
 
 def add_rank_files(path, files: dict[str, bytes]) -> None:
-    """Add files (exports) to a verified rank bundle; the manifest is rewritten last (temp + rename)."""
-    from edgeintent.io import atomic_write_bytes
-    from edgeintent.toolkit.bundle import _file_entry
-
-    manifest, _ = _verify_rank(path)
-    root = Path(path)
-    for rel, data in files.items():
-        dest = root / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(dest, data)
-        manifest["files"][rel] = _file_entry(data)
-    manifest["files"] = {k: manifest["files"][k] for k in sorted(manifest["files"])}
-    atomic_write_bytes(root / "manifest.json", canonical_json(manifest))
+    """Add files (exports) to a verified rank bundle (journalled, as a model bundle's ``add_files``)."""
+    add_files(path, files, kind=RANK_BUNDLE)

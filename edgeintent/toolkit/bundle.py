@@ -64,6 +64,21 @@ MANIFEST = "manifest.json"
 #: Files every bundle has; :func:`add_files` may not replace them (write a new bundle instead).
 CORE_FILES: tuple[str, ...] = (CONFIG, WEIGHTS, SPEC, GOLDEN, METRICS)
 
+
+@dataclass(frozen=True)
+class BundleKind:
+    """What a verified directory holds: its manifest's ``format`` and the files every one of them has.
+
+    Model bundles are :data:`MODEL_BUNDLE`; another stage that ships a verified directory (the ranker's,
+    ``rank/fit.py``) declares its own kind and gets the same atomic writes, journalled ``add_files`` and
+    verification through :func:`write_files`, :func:`verify_files` and :func:`add_files`."""
+
+    format: str
+    core: tuple[str, ...]
+
+
+MODEL_BUNDLE = BundleKind(BUNDLE_FORMAT, CORE_FILES)
+
 #: Fixed zip header fields for golden.npz (the zip epoch; "Unix"; rw-r--r--).
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 _ZIP_UNIX = 3
@@ -178,8 +193,8 @@ def _file_entry(data: bytes) -> dict:
     return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
 
 
-def _manifest(files: Mapping[str, dict]) -> dict:
-    return {"format": BUNDLE_FORMAT, "version": BUNDLE_VERSION, "files": {k: files[k] for k in sorted(files)}}
+def _manifest(files: Mapping[str, dict], kind: BundleKind = MODEL_BUNDLE) -> dict:
+    return {"format": kind.format, "version": BUNDLE_VERSION, "files": {k: files[k] for k in sorted(files)}}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,20 +300,8 @@ def write_bundle(
     writer's, replacing any the caller passed). ``weights`` may hold numpy arrays or torch tensors.
     ``extra_files`` maps bundle-relative paths (e.g. ``"exports/onnx/model.onnx"``) to bytes.
     """
-    path = Path(path)
     name = str(path)
-    target = path.absolute()
-    if target.name in ("", ".", ".."):
-        raise BundleError(f"{name}: not a usable bundle path; give a directory name such as out/bundle")
-    if target.exists() or target.is_symlink():
-        if not overwrite:
-            raise BundleError(f"{name}: already exists; pass overwrite=True (CLI: --overwrite) to replace it")
-        if target.is_symlink() or not target.is_dir():
-            raise BundleError(f"{name}: exists and is not a bundle directory; refusing to replace it")
-        if not (target / MANIFEST).is_file() and any(target.iterdir()):
-            raise BundleError(f"{name}: exists and is not a bundle (no {MANIFEST}); refusing to replace it")
-
-    # Serialise everything first: bad inputs fail before anything touches the disk.
+    # Serialise everything first: bad inputs fail before anything touches the disk (write_files).
     if not isinstance(config, dict) or not isinstance(metrics, dict):
         raise BundleError(f"{name}: config and metrics must be dicts")
     if not isinstance(spec, FeatureSpec):
@@ -317,7 +320,32 @@ def write_bundle(
         if not isinstance(data, bytes | bytearray | memoryview):
             raise BundleError(f"{name}: extra file {rel} must be bytes, got {type(data).__name__}")
         contents[rel] = bytes(data)
-    manifest = _manifest({rel: _file_entry(data) for rel, data in contents.items()})
+    return write_files(path, contents, MODEL_BUNDLE, overwrite)
+
+
+def write_files(path: str | Path, contents: Mapping[str, bytes], kind: BundleKind = MODEL_BUNDLE,
+                overwrite: bool = False) -> Path:
+    """Write ``contents`` (bundle-relative path → bytes, the kind's core files among them) and their
+    manifest as a verified directory at ``path``, atomically (a temp directory renamed into place)."""
+    path = Path(path)
+    name = str(path)
+    target = path.absolute()
+    if target.name in ("", ".", ".."):
+        raise BundleError(f"{name}: not a usable bundle path; give a directory name such as out/bundle")
+    if target.exists() or target.is_symlink():
+        if not overwrite:
+            raise BundleError(f"{name}: already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+        if target.is_symlink() or not target.is_dir():
+            raise BundleError(f"{name}: exists and is not a bundle directory; refusing to replace it")
+        if not (target / MANIFEST).is_file() and any(target.iterdir()):
+            raise BundleError(f"{name}: exists and is not a bundle (no {MANIFEST}); refusing to replace it")
+    missing = [c for c in kind.core if c not in contents]
+    if missing:
+        raise BundleError(f"{name}: a {kind.format} needs {', '.join(missing)}")
+    for rel in contents:
+        _check_relpath(rel, name)
+    contents = dict(contents)
+    manifest = _manifest({rel: _file_entry(data) for rel, data in contents.items()}, kind)
     contents[MANIFEST] = canonical_json(manifest, f"{name}: {MANIFEST}")
 
     try:
@@ -366,7 +394,8 @@ def _install(tmp: Path, target: Path, name: str, overwrite: bool) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
-def add_files(path: str | Path, files: Mapping[str, bytes], replace: tuple[str, ...] = ()) -> None:
+def add_files(path: str | Path, files: Mapping[str, bytes], replace: tuple[str, ...] = (),
+              kind: BundleKind = MODEL_BUNDLE) -> None:
     """Add (or replace non-core) files, e.g. ``{"exports/onnx/model.onnx": data}``, and update the manifest.
 
     ``replace`` names directories (e.g. ``"exports/coreml/model.mlpackage"``) whose listed files are all
@@ -380,7 +409,7 @@ def add_files(path: str | Path, files: Mapping[str, bytes], replace: tuple[str, 
     name = str(path)
     root = Path(path).absolute()  # staged temp files are absolute; their journal entries are relative to root
     if not files:
-        verify_bundle(root)
+        _verify(root, kind=kind)
         return
     for rel in replace:
         _check_relpath(rel, f"{name}: add_files")
@@ -388,8 +417,8 @@ def add_files(path: str | Path, files: Mapping[str, bytes], replace: tuple[str, 
             raise BundleError(f"{name}: add_files would empty {rel}; pass its new files")
     for rel, data in files.items():
         _check_relpath(rel, f"{name}: add_files")
-        if rel == MANIFEST or rel in CORE_FILES:
-            raise BundleError(f"{name}: add_files cannot replace {rel}; write a new bundle with write_bundle instead")
+        if rel == MANIFEST or rel in kind.core:
+            raise BundleError(f"{name}: add_files cannot replace {rel}; write a new bundle instead")
         if not isinstance(data, bytes | bytearray | memoryview):
             raise BundleError(f"{name}: add_files needs bytes for {rel}, got {type(data).__name__}")
     rels = sorted(files)
@@ -398,10 +427,10 @@ def add_files(path: str | Path, files: Mapping[str, bytes], replace: tuple[str, 
             raise BundleError(f"{name}: add_files got both {a} and {b}; a file cannot also be a directory")
 
     if not root.is_dir():
-        verify_bundle(root)  # raises the precise error (missing, not a directory)
+        _verify(root, kind=kind)  # raises the precise error (missing, not a directory)
     _recover(root, name)
     with _locked(root):
-        manifest, _ = _verify(root, recover=False)  # again under the lock: another writer may have just finished
+        manifest, _ = _verify(root, recover=False, kind=kind)  # again under the lock: another writer may have just finished
         _clear_staging(root)
         listed = manifest["files"]
         for rel in rels:
@@ -434,7 +463,7 @@ def add_files(path: str | Path, files: Mapping[str, bytes], replace: tuple[str, 
         new_files = {k: v for k, v in listed.items() if k not in stale}
         for rel in rels:
             new_files[rel] = _file_entry(bytes(files[rel]))
-        new_manifest = _manifest(new_files)
+        new_manifest = _manifest(new_files, kind)
         journal = {"manifest": new_manifest, "moves": [[tmp.relative_to(root).as_posix(), dest.relative_to(root).as_posix()]
                                                       for tmp, dest in staged], "delete": stale}  # fmt: skip
         try:
@@ -520,7 +549,7 @@ def _clear_staging(root: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _read_manifest(root: Path, name: str) -> dict:
+def _read_manifest(root: Path, name: str, kind: BundleKind = MODEL_BUNDLE) -> dict:
     mpath = root / MANIFEST
     if not mpath.is_file() or mpath.is_symlink():
         raise BundleError(f"{name}: {MANIFEST} is missing; this is not a bundle, or writing it did not finish")
@@ -534,8 +563,8 @@ def _read_manifest(root: Path, name: str) -> dict:
     def malformed(why: str) -> BundleError:
         return BundleError(f"{name}: {MANIFEST} is malformed ({why})")
 
-    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
-        raise malformed(f"expected an object with \"format\": \"{BUNDLE_FORMAT}\"")
+    if not isinstance(manifest, dict) or manifest.get("format") != kind.format:
+        raise malformed(f"expected an object with \"format\": \"{kind.format}\"")
     version = manifest.get("version")
     if not isinstance(version, int) or isinstance(version, bool):
         raise malformed("no integer \"version\"")
@@ -562,7 +591,7 @@ def _read_manifest(root: Path, name: str) -> dict:
             or entry["size"] < 0
         ):
             raise malformed(f"the entry of {rel} needs \"sha256\" (64 hex digits) and \"size\" (bytes)")
-    for core in CORE_FILES:
+    for core in kind.core:
         if core not in files:
             raise BundleError(f"{name}: {MANIFEST} does not list {core}; the bundle is incomplete")
     return manifest
@@ -588,7 +617,8 @@ def _present_files(root: Path, name: str) -> set[str]:
     return found
 
 
-def _verify(path: str | Path, read: Collection[str] = (), recover: bool = True) -> tuple[dict, dict[str, bytes]]:
+def _verify(path: str | Path, read: Collection[str] = (), recover: bool = True,
+            kind: BundleKind = MODEL_BUNDLE) -> tuple[dict, dict[str, bytes]]:
     """Verify the bundle (first finishing an interrupted ``add_files``, unless ``recover`` is False);
     return its manifest and the bytes of the files in ``read`` (the bytes that were hashed)."""
     root = Path(path)
@@ -599,7 +629,7 @@ def _verify(path: str | Path, read: Collection[str] = (), recover: bool = True) 
         raise BundleError(f"{name}: not a bundle (a bundle is a directory, this is a file)")
     if recover:
         _recover(root, name)
-    manifest = _read_manifest(root, name)
+    manifest = _read_manifest(root, name, kind)
     listed: dict[str, dict] = manifest["files"]
     present = _present_files(root, name)
 
@@ -639,6 +669,12 @@ def _verify(path: str | Path, read: Collection[str] = (), recover: bool = True) 
         more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
         raise BundleError(f"{name}: {problems[0]}{more}")
     return manifest, data
+
+
+def verify_files(path: str | Path, kind: BundleKind, read: Collection[str] = ()) -> tuple[dict, dict[str, bytes]]:
+    """Verify a directory of ``kind`` (finishing an interrupted ``add_files``); return its manifest and the
+    bytes of the files in ``read`` (the bytes that were hashed)."""
+    return _verify(path, read, kind=kind)
 
 
 def verify_bundle(path: str | Path) -> dict:
