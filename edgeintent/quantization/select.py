@@ -33,11 +33,42 @@ def latency(art: Artifact, one_row: dict[str, np.ndarray], runs: int = 200) -> d
     return measure_latency(art, one_row, runs)
 
 
+def probe_auc(samples, idx, ref: np.ndarray, got: np.ndarray, task: str) -> tuple[float | None, float | None]:
+    """(AUC of ``got``, AUC of ``ref``) for ``task`` through one linear probe: a logistic regression fitted on
+    the fp32 embeddings ``ref`` (n, D) of the rows whose label is observed, applied to both."""
+    from sklearn.linear_model import LogisticRegression
+
+    from edgeintent.toolkit.training.metrics import auc
+
+    if task not in samples.labels:
+        return None, None
+    obs = samples.observed[task][idx]
+    y = samples.labels[task][idx][obs]
+    if len(y) < 20 or not 0 < y.mean() < 1 or not F.finite(got):
+        return None, None
+    probe = LogisticRegression(max_iter=500).fit(ref[obs], y)
+    return auc(y, probe.decision_function(got[obs])), auc(y, probe.decision_function(ref[obs]))
+
+
 def evaluate(model, samples, idx, ref: dict, got: dict) -> dict:
-    """Per task: AUC (and fp32 torch's), its delta, decision flips and max |Δ| of logits and probabilities."""
+    """Per task: AUC (and fp32 torch's), its delta, decision flips and max |Δ| of logits and probabilities.
+    Per vector output (an embedding): max |Δ| of its components, the lowest row cosine, and the AUC of a
+    linear probe for ``buy_rt`` (fitted on the fp32 embeddings) on fp32 and on the artifact's."""
+    from edgeintent.toolkit.models.signature import embedding_names
     from edgeintent.toolkit.training.metrics import auc
 
     tasks = {}
+    for e in embedding_names(model):
+        finite = F.finite(got[e])
+        a_got, a_ref = probe_auc(samples, idx, ref[e], got[e], "buy_rt")
+        tasks[e] = {
+            "auc": a_got,
+            "auc_fp32": a_ref,
+            "auc_delta": None if a_got is None else float(a_got - a_ref),
+            "probe_task": "buy_rt",
+            "emb_max_abs": F.max_abs(ref[e], got[e]) if finite else float("inf"),
+            "cosine_min": F.cosine_min(ref[e], got[e]),
+        }
     for t in model.tasks:
         obs = samples.observed[t][idx] if t in samples.observed else np.zeros(len(idx), bool)
         y = samples.labels[t][idx][obs] if t in samples.labels else np.empty(0)
