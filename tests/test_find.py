@@ -228,3 +228,10 @@ def test_quantized_embedding_is_small_and_judged(bundle, tmp_path):
     report = run_parity(path, ["onnx"])
     q = [r for r in report["results"] if r["precision"] == "dynamic-int8"]
     assert q and q[0]["output"] == "embedding" and q[0]["passed"], (q[0]["reasons"], q[0]["metrics"], q[0]["tolerance"])
+
+
+def test_find_refuses_another_engines_training_loop(prepared_source):
+    from edgeintent.toolkit.training.trainer import TrainConfig, train
+
+    with pytest.raises(ConfigError, match="own loop .* use --engine local"):
+        train("find", None, TrainConfig(epochs=1), prepared=prepared_source(), run_torch=lambda *a, **k: ([], 0))

@@ -271,6 +271,8 @@ def train(
     model = create_model(name, prep.spec, streams=streams, tasks=tasks, **(options or {}))
     history, best = [], 0
     if entry.trainer:  # the model's own training (find: self-supervised pretraining + alignment)
+        if run_torch is not train_torch:
+            raise ConfigError(f"{name} trains with its own loop ({entry.trainer}), in this process only: use --engine local")
         history, best = importlib.import_module(entry.trainer).fit(model, prep, cfg, on_epoch)
     elif entry.kind == "torch":
         history, best = run_torch(model, prep, cfg, on_epoch)
