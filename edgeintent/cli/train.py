@@ -131,7 +131,9 @@ def print_probe(probe: dict, what: str) -> None:
 
 
 def print_metrics(tasks: dict, what: str) -> None:
-    """One row per task: n, rate, AUC with its bootstrap CI, KS, logloss, ECE."""
+    """One row per task: n, rate, AUC with its bootstrap CI, KS, logloss, ECE (nothing for a model without tasks)."""
+    if not tasks:
+        return
     t = Table("task", "n", "rate", "AUC", "95% CI", "KS", "logloss", "ECE", title=what)
     for name, r in tasks.items():
         lo, hi = r["auc_ci"]
