@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from edgeintent.errors import ConfigError, DataError
-from edgeintent.toolkit.features.text import IDLE, TemplateTable, WindowIndex, sentence, table_for
+from edgeintent.toolkit.features.text import TemplateTable, WindowIndex, sentence, table_for
 from edgeintent.toolkit.models.exportable import batch_for, predict_embeddings
 from edgeintent.toolkit.training import metrics as M
 
@@ -40,6 +40,7 @@ MIN_USERS = 2
 MAX_VALUES = 3000
 #: single-clause demands the validation zero-shot AUC averages over
 VALID_DEMANDS = 12
+#: training decision points drawn per epoch (at most): an epoch's cost stays bounded on large sources
 ROWS_PER_EPOCH = 20_000
 
 
@@ -278,6 +279,3 @@ def summary(model, samples, idx: np.ndarray, seed: int = 0) -> dict:
             continue
     return {"probe": probes, "vocabulary": len(model.vocab), "text_parameters": sum(p.numel() for p in model.text.parameters())}
 
-
-# keep IDLE importable from here for callers that build sentences by hand
-__all__ = ["IDLE", "fit", "summary", "linear_probe", "info_nce", "forecast_targets", "cyclic_partners"]
