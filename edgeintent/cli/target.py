@@ -22,9 +22,10 @@ from edgeintent.cli.common import check_out_dir, console, lazy_option, main, pri
               help="CSV of negative seed users (few-shot prompt tuning)")
 @click.option("--at", "at_ms", type=int, default=None, help="reference time in ms (default: right after the last event)")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="users.parquet")
 @click.option("--json", "as_json", is_flag=True)
-def target_cmd(bundle, source, demand, top, threshold, positives, negatives, at_ms, seed, out, as_json) -> None:
+def target_cmd(bundle, source, demand, top, threshold, positives, negatives, at_ms, seed, threads, out, as_json) -> None:
     """Score every user of SOURCE for DEMAND with a find BUNDLE and write the selection to OUT (Parquet)."""
     import pyarrow.parquet as pq
 
@@ -32,7 +33,7 @@ def target_cmd(bundle, source, demand, top, threshold, positives, negatives, at_
     from edgeintent.toolkit.training.targeting import target
 
     check_out_dir(out)
-    table, summary = target(bundle, source, demand, top, threshold, positives, negatives, at_ms, seed)
+    table, summary = target(bundle, source, demand, top, threshold, positives, negatives, at_ms, seed, threads)
     with atomic_path(out) as tmp:
         pq.write_table(table, tmp)
     summary["out"] = str(out)
