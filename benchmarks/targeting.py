@@ -136,6 +136,9 @@ def main() -> None:
     train_s = time.perf_counter() - t_start
     bundle = load_bundle(bundle_dir)
     model = load_model(bundle)
+    if summary is None:  # a reused bundle: its own training summary
+        summary = json.loads((bundle_dir / "metrics.json").read_text())
+        train_s = summary["train_seconds"]
     table = table_for(model.streams)
     span = ds.events.time_span()
     T = int(span[1]) - HORIZON_H * 3_600_000

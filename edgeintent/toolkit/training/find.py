@@ -248,8 +248,13 @@ def zero_shot_auc(model, table, samples, rows: np.ndarray, clauses, demands) -> 
 
 def linear_probe(emb: np.ndarray, y: np.ndarray, users: np.ndarray, seed: int = 0, fit_share: float = 0.2) -> dict:
     """FIND §5.1.3: a logistic regression on the embeddings of ``fit_share`` of the users, scored on the others
-    (AUC and KS). ``emb`` may be any feature matrix (the aggregates baseline uses the same function)."""
-    from sklearn.linear_model import LogisticRegression
+    (AUC and KS). ``emb`` may be any feature matrix (the aggregates baseline uses the same function).
+
+    Features are standardised; the L2 strength is chosen by cross-validated AUC *within the fitting users*
+    (stratified folds grouped by user; scikit-learn's ``LogisticRegressionCV``), so a 32-d embedding fitted
+    on a few dozen users is not judged by an unregularised fit, and the scored users play no part in it."""
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+    from sklearn.model_selection import StratifiedGroupKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -258,10 +263,18 @@ def linear_probe(emb: np.ndarray, y: np.ndarray, users: np.ndarray, seed: int = 
     on = np.isin(users, fit_users)
     if len(np.unique(y[on])) < 2 or len(np.unique(y[~on])) < 2:
         raise DataError("linear probe: both classes are needed among the fitting and the scored users")
-    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(emb[on], y[on])
+    minority = int(min(y[on].sum(), (1 - y[on]).sum()))
+    folds = min(5, minority, len(np.unique(users[on])))
+    if folds >= 2:
+        cv = list(StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(emb[on], y[on], users[on]))
+        lr = LogisticRegressionCV(Cs=np.logspace(-3, 2, 11), cv=cv, scoring="roc_auc", max_iter=2000, l1_ratios=(0.0,),
+                                  use_legacy_attributes=False)
+    else:
+        lr = LogisticRegression(max_iter=1000)
+    clf = make_pipeline(StandardScaler(), lr).fit(emb[on], y[on])
     s = clf.decision_function(emb[~on])
     return {"auc": M.auc(y[~on], s), "ks": M.ks(y[~on], s), "fit_rows": int(on.sum()), "scored_rows": int((~on).sum()),
-            "rate": float(y[~on].mean())}  # fmt: skip
+            "rate": float(y[~on].mean()), "C": float(np.ravel(lr.C_)[0]) if hasattr(lr, "C_") else 1.0}  # fmt: skip
 
 
 def summary(model, samples, idx: np.ndarray, seed: int = 0) -> dict:
