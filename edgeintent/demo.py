@@ -1,6 +1,7 @@
 """The end-to-end demo: every stage on the simulator, from events to coupon decisions.
 
-simulate → fit FeatureSpec → featurize → train (dipn, gbdt; aitm on the funnel) → evaluate → export + parity → bench →
+simulate → fit FeatureSpec → featurize → train (dipn, gbdt; aitm on the funnel; find with zero-/few-shot
+targeting) → evaluate → export + parity → bench →
 decide (iidn, coupon policies, allocation). It sits on the top floor, beside the CLI, because it calls
 every stage. It returns plain dicts (what ``edgeintent demo --json`` prints); progress lines go
 through the ``say`` callback the caller passes (the CLI passes its console's ``print``).
@@ -76,6 +77,7 @@ def run_demo(users: int, seed: int, out_dir: Path, say: Callable[[str], None] | 
             f"{summary['train_seconds']:.0f} s → bundle {out_dir / name}")
 
     result["funnel"] = _demo_funnel(source, out_dir, cfg, prep, say)
+    result["find"] = _demo_find(source, out_dir, cfg, prep, say)
 
     fresh = f"sim:{users}:{seed + 1}"
     say(f"[bold]5/{n_stages} evaluate[/] on held-out users ({len(prep.valid_idx):,} decision points; they also "
@@ -108,7 +110,7 @@ def run_demo(users: int, seed: int, out_dir: Path, say: Callable[[str], None] | 
     result["rank"] = _demo_rank(ds, out_dir, seed, say)
     atomic_write_text(out_dir / "demo.json", json.dumps(result, indent=1, default=str))
     say(f"wrote {out_dir}/: events.parquet (+ .decisions.parquet), feature_spec.json, samples.npz, "
-        "dipn/ (with exports/), gbdt/, aitm/ and iidn/ bundles (iidn/decision.json), rank/, decisions.parquet, policy.png, demo.json")
+        "dipn/ (with exports/), gbdt/, aitm/, find/ and iidn/ bundles (iidn/decision.json), rank/, decisions.parquet, policy.png, demo.json")
     return result
 
 
@@ -148,6 +150,56 @@ def _demo_funnel(source: str, out_dir: Path, cfg, prep, say: Callable[[str], Non
         say(f"    aitm {r['task']:9s} rate {r['rate']:.1%}, AUC {r['auc']:.3f} [{r['auc_ci'][0]:.3f}, {r['auc_ci'][1]:.3f}], "
             f"ECE {r['ece']:.3f}{given}")  # fmt: skip
     return summary
+
+
+def _demo_find(source: str, out_dir: Path, cfg, prep, say: Callable[[str], None]) -> dict:
+    """Demo stage 4, continued: find (pretraining + alignment, 4 epochs on 4,000 training decision points), then zero-shot and few-shot targeting
+    (5 + 5 seed rows, mean of 3 draws) on the held-out users' decision points for two demands."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from edgeintent.toolkit.bundle import load_bundle, load_model
+    from edgeintent.toolkit.features.text import sentence, table_for
+    from edgeintent.toolkit.models.exportable import predict_embeddings
+    from edgeintent.toolkit.training.find import future_clauses, known
+    from edgeintent.toolkit.training.metrics import auc
+    from edgeintent.toolkit.training.targeting import prompt_tune, prompted_scores, zero_shot
+    from edgeintent.toolkit.training.trainer import train_bundle
+
+    rng = np.random.default_rng(cfg.seed)
+    # a sample of the training decision points keeps this stage to seconds (benchmarks/targeting.py trains longer)
+    few_rows = replace(prep, train_idx=np.sort(rng.choice(prep.train_idx, min(4000, len(prep.train_idx)), replace=False)))
+    summary = train_bundle("find", source, out_dir / "find", replace(cfg, epochs=4, batch_size=64, threads=1),
+                           prepared=few_rows, overwrite=True)  # fmt: skip
+    model = load_model(load_bundle(out_dir / "find"))
+    table = table_for(model.streams)
+    rows = prep.valid_idx
+    clauses = known(future_clauses(table, prep.events, prep.samples.take(rows)), set(model.vocab))
+    emb = predict_embeddings(model, prep.samples, rows)["embedding"]
+    clicks = [c for c in dict.fromkeys(c for cl in clauses for c in cl) if c[0] == "click"]
+    demands = [("buy_any", None)] + clicks[:1]
+    say(f"    find: {summary['parameters']:,} parameters (user encoder + text tower), {summary['train_seconds']:.0f} s → "
+        f"bundle {out_dir / 'find'}; targeting {len(rows):,} held-out decision points:")  # fmt: skip
+    out = {"parameters": summary["parameters"], "train_seconds": summary["train_seconds"], "demands": []}
+    for clause in demands:
+        text = sentence(table, [clause])
+        y = np.array([clause in c for c in clauses], np.int8)
+        zs = zero_shot(model, emb, text)
+        few, same = [], []
+        pos_all, neg_all = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+        for d in range(3 if len(pos_all) >= 6 and len(neg_all) >= 6 else 0):
+            pos, neg = rng.choice(pos_all, 5, replace=False), rng.choice(neg_all, 5, replace=False)
+            rest = np.setdiff1d(np.arange(len(y)), np.concatenate([pos, neg]))
+            few.append(auc(y[rest], prompted_scores(model, emb, text, prompt_tune(model, emb, text, pos, neg, seed=d))[rest]))
+            same.append(auc(y[rest], zs[rest]))
+        row = {"demand": text, "rate": float(y.mean()), "zero_shot_auc": auc(y, zs),
+               "few_shot_auc": float(np.mean(few)) if few else None,
+               "zero_shot_auc_same_rows": float(np.mean(same)) if same else None}  # fmt: skip
+        out["demands"].append(row)
+        fs = "n/a" if not few else f"{row['few_shot_auc']:.3f} (zero-shot on the same rows {row['zero_shot_auc_same_rows']:.3f})"
+        say(f"    find {text!r} (rate {row['rate']:.1%}): zero-shot AUC {row['zero_shot_auc']:.3f}, few-shot 5+5 seeds {fs}")
+    return out
 
 
 def _demo_decide(source: str, fresh: str, out_dir: Path, cfg, prep, say: Callable[[str], None]) -> dict:

@@ -12,7 +12,7 @@ from edgeintent.toolkit.models import get_entry, list_models
 from edgeintent.toolkit.training.trainer import TrainConfig, evaluate_bundle, train_bundle
 from edgeintent.toolkit.golden import golden_samples
 from edgeintent.toolkit.bundle import load_model
-from edgeintent.toolkit.models.exportable import predict_logits
+from edgeintent.toolkit.models.exportable import predict_embeddings, predict_logits
 
 from tests.conftest import BRIEF, SRC
 
@@ -41,10 +41,16 @@ def test_every_model_trains_bundles_and_reloads(trained, name):
         assert np.isfinite(bundle.golden[f"logit_{t}"]).all()
     cases = set(bundle.golden["case"].tolist())
     assert {"recorded", "empty", "max_length", "long_gaps", "unknown_ids"} <= cases
+    # vector outputs (find's embedding) reproduce too
+    for name, v in predict_embeddings(model, golden_samples(bundle.golden)).items():
+        np.testing.assert_allclose(v, bundle.golden[name], rtol=1e-5, atol=1e-5)
     # evaluation from the bundle agrees with the training summary (same validation users)
     ev = evaluate_bundle(out)
-    main_task = "buy_rt"
     assert ev["users"] == "valid"
+    if not summary["tasks"]:  # an embedding model (find): its linear probes, on the same users
+        assert ev["probe"]["buy_rt"]["auc"] == pytest.approx(summary["probe"]["buy_rt"]["auc"], abs=1e-6)
+        return
+    main_task = "buy_rt"
     assert ev["tasks"][main_task]["auc"] == pytest.approx(summary["valid"][main_task]["auc"], abs=1e-6)
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 from edgeintent.cli.common import main
 
 # stage modules: importing one registers its commands on ``main``
-from edgeintent.cli import bench, data, decide, demo, devices, export, features, parity, quantize, train  # noqa: F401
+from edgeintent.cli import bench, data, decide, demo, devices, export, features, parity, quantize, target, train  # noqa: F401
 from edgeintent.cli import rank  # noqa: F401  (scenario coarse ranking)
 
 __all__ = ["main"]

@@ -38,15 +38,15 @@ def quantize_cmd(bundle: Path, target: str, mode: str, source: str | None, budge
 
 def _print_candidates(report: dict, target: str) -> None:
     table = Table(title=f"quantize {target}: {report['rows']:,} decision points of {report['data']} ({report['users']} users)")
-    for col in ("mode", "size", "vs fp32", *[f"AUC {t}" for t in report["candidates"][0]["tasks"]], "max |Δlogit|", "flips",
+    for col in ("mode", "size", "vs fp32", *[f"AUC {t}" for t in report["candidates"][0]["tasks"]], "max |Δlogit| (|Δemb|)", "flips",
                 "p50 ms", "within budget"):  # fmt: skip
         table.add_column(col)
     for c in report["candidates"]:
         aucs = [f"{v['auc']:.4f} ({v['auc_delta']:+.4f})" if v["auc"] is not None else "n/a" for v in c["tasks"].values()]
         lat = c["latency"]["p50_ms"]
         table.add_row(c["mode"], f"{c['bytes'] / 1024:.0f} KB", f"{c['size_ratio']:.0%}", *aucs,
-                      f"{max(v['logit_max_abs'] for v in c['tasks'].values()):.3g}",
-                      f"{max(v['flip_share'] for v in c['tasks'].values()):.1%}",
+                      f"{max(v.get('logit_max_abs', v.get('emb_max_abs', 0.0)) for v in c['tasks'].values()):.3g}",
+                      f"{max(v.get('flip_share') or 0.0 for v in c['tasks'].values()):.1%}",
                       "n/a" if lat is None else f"{lat:.3f}", "yes" if c["within_budget"] else "no")  # fmt: skip
     console.print(table)
     if "choice" in report:

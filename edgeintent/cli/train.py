@@ -117,11 +117,23 @@ def train_cmd(model_name, source, out, epochs, batch_size, lr, seed, patience, p
     print_metrics(summary["valid"], "validation users")
     if "funnel" in summary:
         print_funnel(summary["funnel"])
+    if "probe" in summary:
+        print_probe(summary["probe"], "validation users")
     console.print(f"wrote bundle {out}")
 
 
+def print_probe(probe: dict, what: str) -> None:
+    """An embedding model's linear probes (find): per label, AUC and KS on the users the probe was not fitted on."""
+    t = Table("label", "fitted on", "scored on", "rate", "AUC", "KS", title=f"linear probe of the embedding ({what}; fit 1/5, score 4/5)")
+    for name, r in probe.items():
+        t.add_row(name, f"{r['fit_rows']:,}", f"{r['scored_rows']:,}", f"{r['rate']:.2%}", f"{r['auc']:.4f}", f"{r['ks']:.3f}")
+    console.print(t)
+
+
 def print_metrics(tasks: dict, what: str) -> None:
-    """One row per task: n, rate, AUC with its bootstrap CI, KS, logloss, ECE."""
+    """One row per task: n, rate, AUC with its bootstrap CI, KS, logloss, ECE (nothing for a model without tasks)."""
+    if not tasks:
+        return
     t = Table("task", "n", "rate", "AUC", "95% CI", "KS", "logloss", "ECE", title=what)
     for name, r in tasks.items():
         lo, hi = r["auc_ci"]
@@ -166,5 +178,7 @@ def eval_cmd(bundle: Path, source: str | None, users: str, plot: Path | None, as
     print_metrics(result["tasks"], f"{result['model']} on {result['data']} ({result['users']} users, {result['samples']:,} samples)")
     if "funnel" in result:
         print_funnel(result["funnel"])
+    if "probe" in result:
+        print_probe(result["probe"], f"{result['data']}, {result['users']} users")
     if plot is not None:
         console.print(f"wrote {plot}")

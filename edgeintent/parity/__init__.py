@@ -11,8 +11,9 @@ length 1, max length, long gaps, unknown ids), replayed the ways a phone may sen
 The reference is the torch output recorded in ``golden.npz`` when the bundle was trained; torch
 itself is checked on the same variants (row ``torch``), so padding dependence shows up there first.
 Per output: max abs difference of probabilities and of logits, Spearman of logits, AUC delta (on
-recorded rows with labels), share of threshold decisions that flip, and non-finite values. The
-tolerances are in ``policy.py``. On an ONNX breach the report names the first divergent node.
+recorded rows with labels), share of threshold decisions that flip, and non-finite values; per vector
+output (an embedding, ``signature().embeddings``): max |Δ| of its components and the lowest row cosine.
+The tolerances are in ``policy.py``. On an ONNX breach the report names the first divergent node.
 """
 
 from __future__ import annotations
@@ -135,15 +136,39 @@ def compare(ref: dict[str, np.ndarray], got: dict[str, np.ndarray], task: str, l
     return metrics, reasons
 
 
-def _run_variants(run: Callable[[dict], dict], batches: dict, n: int, outputs: list[str]) -> dict[str, dict[str, np.ndarray]]:
-    """Outputs per variant, in golden row order."""
+def compare_embedding(ref: np.ndarray, got: np.ndarray, tol: Tolerance) -> tuple[dict, list[str]]:
+    """Metrics of one vector output ((n, D) each): max |Δ| of its components, the lowest row cosine."""
+    reasons = []
+    finite = F.finite(got)
+    if not finite:
+        reasons.append(f"non-finite outputs in {int((~np.isfinite(got)).sum())} values (overflow?)")
+    emb_abs = F.max_abs(ref, got) if finite else float("inf")
+    cos = F.cosine_min(ref, got) if finite else float("-inf")
+    metrics = {"emb_max_abs": emb_abs, "cosine_min": cos, "prob_max_abs": None, "logit_max_abs": None, "spearman": None,
+               "auc_delta": None, "flip_share": None, "finite": finite, "rows": int(len(ref))}  # fmt: skip
+    if finite:
+        if emb_abs > tol.emb_abs:
+            reasons.append(f"embeddings differ by {emb_abs:.3g} > {tol.emb_abs:g}")
+        if not cos >= tol.cosine_min:
+            reasons.append(f"embedding cosine {cos:.6f} < {tol.cosine_min}")
+    return metrics, reasons
+
+
+def _run_variants(run: Callable[[dict], dict], batches: dict, n: int, outputs: list[str],
+                  vectors: tuple[str, ...] = ()) -> dict[str, dict[str, np.ndarray]]:  # fmt: skip
+    """Outputs per variant, in golden row order (a vector output as (n, D))."""
     res = {}
     for variant, items in batches.items():
-        acc = {o: np.full(n, np.nan, np.float64) for o in outputs}
+        acc: dict[str, np.ndarray] = {o: np.full(n, np.nan, np.float64) for o in outputs if o not in vectors}
         for idx, f in items:
             got = run(f)
             for o in outputs:
-                acc[o][idx] = np.asarray(got[o], np.float64).reshape(-1)
+                v = np.asarray(got[o], np.float64)
+                if o in vectors:
+                    v = v.reshape(len(idx), -1)
+                    acc.setdefault(o, np.full((n, v.shape[1]), np.nan, np.float64))[idx] = v
+                else:
+                    acc[o][idx] = v.reshape(-1)
         covered = np.unique(np.concatenate([i for i, _ in items]))
         res[variant] = {o: acc[o][covered] for o in outputs} | {"_rows": covered}
     return res
@@ -151,20 +176,35 @@ def _run_variants(run: Callable[[dict], dict], batches: dict, n: int, outputs: l
 
 def check_runner(name: str, precision: str, runtime: str, arch: str, run: Callable[[dict], dict], model, bundle,
                  batches: dict, tol: Tolerance | None = None) -> list[OutputResult]:  # fmt: skip
-    """Compare one runner with the golden reference on every variant; one result per task."""
+    """Compare one runner with the golden reference on every variant; one result per task and per
+    vector output."""
+    from edgeintent.toolkit.models.signature import embedding_names
+
     golden = GoldenSet.of(bundle)
     n = len(golden)
     outputs = model.output_names()
+    vectors = tuple(embedding_names(model))
     tol = tol or tolerance(name, precision, arch=arch)
-    per_variant = _run_variants(run, batches, n, outputs)
+    per_variant = _run_variants(run, batches, n, outputs, vectors)
     results = []
+    for out in vectors:
+        worst = None
+        all_reasons = []
+        for variant, got in per_variant.items():
+            ref = golden.reference(out)[got["_rows"]].astype(np.float64)
+            metrics, reasons = compare_embedding(ref, got[out], tol)
+            all_reasons += [f"{variant}: {r}" for r in reasons]
+            if worst is None or _worse(metrics, worst[0]):
+                worst = (metrics, variant)
+        metrics = dict(worst[0], worst_variant=worst[1])
+        results.append(OutputResult(name, precision, out, runtime, arch, metrics, tol.as_dict(), not all_reasons, all_reasons))
     for task in model.tasks:
         worst: tuple[dict, list[str], str] | None = None
         all_reasons: list[str] = []
         ranking: dict[str, list] = {"spearman": [], "auc_delta": [], "flip_share": []}
         for variant, got in per_variant.items():
             rows = got["_rows"]
-            ref = {o: golden.reference(o)[rows].astype(np.float64) for o in outputs}
+            ref = {o: golden.reference(o)[rows].astype(np.float64) for o in outputs if o not in vectors}
             labels = golden.labels(task)
             labels = None if labels is None else labels[rows]
             recorded = golden.recorded[rows]
@@ -187,7 +227,8 @@ def check_runner(name: str, precision: str, runtime: str, arch: str, run: Callab
 def _worse(a: dict, b: dict) -> bool:
     if a["finite"] != b["finite"]:
         return not a["finite"]
-    return a["logit_max_abs"] > b["logit_max_abs"]
+    key = "logit_max_abs" if a.get("logit_max_abs") is not None else "emb_max_abs"
+    return a[key] > b[key]
 
 
 def _why_not(target: str, provider) -> str | None:

@@ -26,6 +26,24 @@ def max_abs(ref: np.ndarray, got: np.ndarray) -> float:
         return float(np.nanmax(np.abs(got - ref)))
 
 
+def row_cosine(ref: np.ndarray, got: np.ndarray) -> np.ndarray:
+    """(n,) cosine similarity of each row of two (n, D) arrays (1.0 where both rows are zero)."""
+    ref, got = np.asarray(ref, np.float64), np.asarray(got, np.float64)
+    dot = (ref * got).sum(-1)
+    norm = np.linalg.norm(ref, axis=-1) * np.linalg.norm(got, axis=-1)
+    both_zero = (norm == 0) & (np.abs(ref).sum(-1) == 0) & (np.abs(got).sum(-1) == 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = np.where(norm > 0, dot / np.where(norm > 0, norm, 1.0), 0.0)
+    return np.where(both_zero, 1.0, cos)
+
+
+def cosine_min(ref: np.ndarray, got: np.ndarray) -> float:
+    """The lowest row cosine of two (n, D) embeddings; ``-inf`` when ``got`` has a non-finite value."""
+    if not finite(got):
+        return float("-inf")
+    return float(row_cosine(ref, got).min(initial=1.0))
+
+
 def spearman(ref: np.ndarray, got: np.ndarray) -> float:
     """Spearman correlation of two scorings (1.0 / 0.0 for identical / different constant scorings)."""
     from scipy.stats import spearmanr

@@ -17,7 +17,7 @@ def table(report: dict):
     from rich.table import Table
 
     t = Table(title=f"parity: {report['model']} ({report['golden_rows']} golden rows × {len(report['variants'])} input variants)")
-    for col in ("target", "prec", "output", "runtime", "prob |Δ|", "logit |Δ|", "Spearman", "AUC Δ", "flips", "status"):
+    for col in ("target", "prec", "output", "runtime", "prob |Δ| (emb)", "logit |Δ| (cos)", "Spearman", "AUC Δ", "flips", "status"):
         t.add_column(col, justify="right" if "Δ" in col or col in ("Spearman", "flips") else "left")
     for r in report["results"]:
         m = r["metrics"]
@@ -25,8 +25,11 @@ def table(report: dict):
         flips = "n/a" if m["flip_share"] is None else f"{m['flip_share']:.1%}"
         if "ids_differ" in m:  # a featurizer (the phone kit): rows whose ids, length or ages differ
             flips = f"{m.get('rows_differ', m['rows'])}/{m['rows']} rows"
-        t.add_row(r["target"], r["precision"], r["output"], short_runtime(r), _fmt(m["prob_max_abs"]),
-                  _fmt(m["logit_max_abs"]), _fmt(m["spearman"]), _fmt(m["auc_delta"]), flips, status)  # fmt: skip
+        value, second = m["prob_max_abs"], m["logit_max_abs"]
+        if "emb_max_abs" in m:  # a vector output: max |Δ| of its components, then the lowest row cosine
+            value, second = m["emb_max_abs"], f"cos {m['cosine_min']:.6f}"
+        t.add_row(r["target"], r["precision"], r["output"], short_runtime(r), _fmt(value),
+                  _fmt(second), _fmt(m["spearman"]), _fmt(m["auc_delta"]), flips, status)  # fmt: skip
     t.caption = "MIL ref = MIL reference (graph semantics, not Apple kernels); runtimes ran on " + ", ".join(
         sorted({r["arch"] for r in report["results"]})
     )

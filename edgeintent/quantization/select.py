@@ -4,7 +4,8 @@ Each candidate runs in its real runtime on the bundle's validation users and is 
 torch through parity's functional comparisons: size, AUC per task and its delta, the share of
 threshold decisions that flip, max |Δ| of logits and probabilities, and batch-1 latency in a fresh
 measuring process (one thread). ``mode="auto"`` tries every recipe of the target and keeps the
-smallest artifact whose AUC drop stays within the budget.
+smallest artifact whose AUC drop stays within the budget (and, for a vector output such as find's embedding, whose
+lowest row cosine with fp32 stays at or above the quantized tolerance row's).
 """
 
 from __future__ import annotations
@@ -33,11 +34,42 @@ def latency(art: Artifact, one_row: dict[str, np.ndarray], runs: int = 200) -> d
     return measure_latency(art, one_row, runs)
 
 
+def probe_auc(samples, idx, ref: np.ndarray, got: np.ndarray, task: str) -> tuple[float | None, float | None]:
+    """(AUC of ``got``, AUC of ``ref``) for ``task`` through one linear probe: a logistic regression fitted on
+    the fp32 embeddings ``ref`` (n, D) of the rows whose label is observed, applied to both."""
+    from sklearn.linear_model import LogisticRegression
+
+    from edgeintent.toolkit.training.metrics import auc
+
+    if task not in samples.labels:
+        return None, None
+    obs = samples.observed[task][idx]
+    y = samples.labels[task][idx][obs]
+    if len(y) < 20 or not 0 < y.mean() < 1 or not F.finite(got):
+        return None, None
+    probe = LogisticRegression(max_iter=500).fit(ref[obs], y)
+    return auc(y, probe.decision_function(got[obs])), auc(y, probe.decision_function(ref[obs]))
+
+
 def evaluate(model, samples, idx, ref: dict, got: dict) -> dict:
-    """Per task: AUC (and fp32 torch's), its delta, decision flips and max |Δ| of logits and probabilities."""
+    """Per task: AUC (and fp32 torch's), its delta, decision flips and max |Δ| of logits and probabilities.
+    Per vector output (an embedding): max |Δ| of its components, the lowest row cosine, and the AUC of a
+    linear probe for ``buy_rt`` (fitted on the fp32 embeddings) on fp32 and on the artifact's."""
+    from edgeintent.toolkit.models.signature import embedding_names
     from edgeintent.toolkit.training.metrics import auc
 
     tasks = {}
+    for e in embedding_names(model):
+        finite = F.finite(got[e])
+        a_got, a_ref = probe_auc(samples, idx, ref[e], got[e], "buy_rt")
+        tasks[e] = {
+            "auc": a_got,
+            "auc_fp32": a_ref,
+            "auc_delta": None if a_got is None else float(a_got - a_ref),
+            "probe_task": "buy_rt",
+            "emb_max_abs": F.max_abs(ref[e], got[e]) if finite else float("inf"),
+            "cosine_min": F.cosine_min(ref[e], got[e]),
+        }
     for t in model.tasks:
         obs = samples.observed[t][idx] if t in samples.observed else np.zeros(len(idx), bool)
         y = samples.labels[t][idx][obs] if t in samples.labels else np.empty(0)
@@ -105,7 +137,8 @@ def quantize_bundle(bundle_dir, target: str, mode: str = "auto", source: str | N
             lat = latency(art, one, runs)
             drop = max((-(v["auc_delta"]) for v in tasks.values() if v["auc_delta"] is not None), default=float("inf"))
             rows.append({"mode": r.mode, "bytes": size, "weight_bytes": weight_bytes, "size_ratio": size / fp32_size, "tasks": tasks, "latency": lat,
-                         "max_auc_drop": drop, "within_budget": drop <= budget_auc, "extra": extra, "_out": out})  # fmt: skip
+                         "max_auc_drop": drop, "within_budget": drop <= budget_auc and _cosines_ok(tasks),
+                         "extra": extra, "_out": out})  # fmt: skip
         chosen = rows if mode != "auto" else _pick(rows)
         report = {"bundle": str(bundle_dir), "target": target, "mode": mode, "data": source, "users": users,
                   "rows": int(len(idx)), "budget_auc": budget_auc, "fp32_bytes": fp32_size,
@@ -148,6 +181,14 @@ def _fp32_size(model, bundle, target: str) -> int:
         return sum(p.stat().st_size for p in ([out] if out.is_file() else out.rglob("*")) if p.is_file())
 
 
+def _cosines_ok(tasks: dict) -> bool:
+    """Every vector output keeps its direction: the lowest row cosine with fp32 is at least the quantized
+    tolerance row's (a probe's AUC can hold while the embedding itself has moved)."""
+    from edgeintent.parity.policy import QUANTIZED
+
+    return all(v["cosine_min"] >= QUANTIZED.cosine_min for v in tasks.values() if "cosine_min" in v)
+
+
 def _pick(rows: list[dict]) -> list[dict]:
     ok = [r for r in rows if r["within_budget"]]
     return [min(ok, key=lambda r: r["bytes"])] if ok else []
@@ -166,5 +207,7 @@ def _explain(rows: list[dict], chosen: list[dict], budget: float) -> str:
     if others:
         text += f"; also within budget but larger: {', '.join(others)}"
     if out:
-        text += "; over budget: " + ", ".join(f"{r['mode']} (AUC drop {r['max_auc_drop']:.4f})" for r in out)
+        text += "; over budget: " + ", ".join(f"{r['mode']} (AUC drop {r['max_auc_drop']:.4f}"
+                                              + ("" if _cosines_ok(r["tasks"]) else ", embedding cosine below the bound")
+                                              + ")" for r in out)  # fmt: skip
     return text

@@ -4,7 +4,7 @@ Built once when a bundle is trained (:func:`build_golden`) and stored in the bun
 (arrays, no pickle): ``case`` (the kind of each row: ``recorded``, ``empty``, ``length1_<stream>``,
 ``max_length``, ``long_gaps``, ``unknown_ids``), ``coupon``, per stream ``x_<s>`` / ``len_<s>`` /
 ``age_<s>``, per task ``logit_<t>`` / ``prob_<t>`` and ``label_<t>`` (−1 where unobserved or an edge
-case). The test cases travel with the model, as in ExecuTorch's bundled programs, so any runtime can
+case), and each vector output of the signature (e.g. ``embedding``, (n, D)) under its own name. The test cases travel with the model, as in ExecuTorch's bundled programs, so any runtime can
 replay them: :class:`GoldenSet` is the suite, :class:`GoldenCase` one case of it.
 """
 
@@ -101,7 +101,7 @@ def build_golden(model, spec: FeatureSpec, samples: Samples, idx: np.ndarray, ro
     """The golden arrays of a trained ``model``: inputs (full width, as the phone sends them) drawn from
     ``samples[idx]`` plus the edge cases, and the model's reference outputs, for parity checks."""
     from edgeintent.toolkit.models.base import coupon_values
-    from edgeintent.toolkit.models.exportable import predict_logits, sigmoid
+    from edgeintent.toolkit.models.exportable import predict_embeddings, predict_logits, sigmoid
 
     streams = tuple(model.streams)
     g, cases = golden_inputs(spec, samples, idx, streams, rows, seed)
@@ -118,6 +118,8 @@ def build_golden(model, spec: FeatureSpec, samples: Samples, idx: np.ndarray, ro
         if t in g.labels:  # parity's AUC delta; -1 where unobserved or an edge case
             known = g.observed[t] & (cases == "recorded")
             out[f"label_{t}"] = np.where(known, g.labels[t], -1).astype(np.int8)
+    for name, v in predict_embeddings(model, g).items():
+        out[name] = v.astype(np.float32)
     return out
 
 
@@ -146,7 +148,7 @@ class GoldenCase:
     index: int
     kind: str
     inputs: Samples
-    expected: dict[str, float]  # output name → reference value
+    expected: dict[str, float | list[float]]  # output name → reference value (a list for a vector output)
     labels: dict[str, int]  # task → 0/1, or −1 when unobserved
 
 
@@ -178,7 +180,13 @@ class GoldenSet:
 
     @property
     def outputs(self) -> list[str]:
-        return [k for k in self.arrays if k.startswith(("prob_", "logit_"))]
+        return [k for k in self.arrays if k.startswith(("prob_", "logit_")) or k in self.embeddings]
+
+    @property
+    def embeddings(self) -> list[str]:
+        """The vector outputs recorded (2-d float arrays other than inputs and labels)."""
+        skip = ("x_", "len_", "age_", "label_")
+        return [k for k, v in self.arrays.items() if v.ndim == 2 and v.dtype.kind == "f" and not k.startswith(skip)]
 
     def reference(self, output: str) -> np.ndarray:
         return self.arrays[output]
@@ -189,7 +197,8 @@ class GoldenSet:
     def case(self, i: int) -> GoldenCase:
         tasks = [k[6:] for k in self.arrays if k.startswith("label_")]
         return GoldenCase(int(i), str(self.kinds[i]), self.samples.take(np.array([i])),
-                          {o: float(self.arrays[o][i]) for o in self.outputs},
+                          {o: self.arrays[o][i].tolist() if self.arrays[o].ndim == 2 else float(self.arrays[o][i])
+                           for o in self.outputs},
                           {t: int(self.arrays[f"label_{t}"][i]) for t in tasks})  # fmt: skip
 
     def __iter__(self) -> Iterator[GoldenCase]:

@@ -3,7 +3,7 @@
 A registered model is either a torch module (``kind="torch"``: trained by ``train.py``, exported later)
 or a scikit-learn style estimator (``kind="sklearn"``: the GBDT baseline). ``MODELS`` is an
 :class:`edgeintent.registry.Registry` of :class:`ModelEntry`; the model modules (``dipn``, ``iidn``,
-``rnn``, ``gbdt``, ``aitm``) are imported on the first lookup and register their models. Registering a name
+``rnn``, ``gbdt``, ``aitm``, ``find``) are imported on the first lookup and register their models. Registering a name
 twice is an error (``ValueError``), like timm's and coremltools' registries. ``docs/models.md``
 describes the models.
 
@@ -30,11 +30,14 @@ class ModelEntry:
     description: str = ""
     #: options added after bundles were written, with the value such a bundle's model had
     legacy: dict = field(default_factory=dict)
+    #: the module whose ``fit(model, prepared, cfg, on_epoch)`` trains this model instead of the trainer's
+    #: supervised loop (e.g. ``find``'s self-supervised pretraining and alignment); None: the trainer's
+    trainer: str | None = None
 
 
 #: every registered model; the modules below register theirs when first looked up
 MODELS: Registry[ModelEntry] = Registry(
-    "model", modules=tuple(f"{__name__}.{m}" for m in ("dipn", "iidn", "rnn", "gbdt", "aitm")), sort=True
+    "model", modules=tuple(f"{__name__}.{m}" for m in ("dipn", "iidn", "rnn", "gbdt", "aitm", "find")), sort=True
 )
 
 
@@ -45,6 +48,7 @@ def register_model(
     tasks: tuple[str, ...] = ("buy_rt", "buy_long"),
     description: str = "",
     legacy: dict | None = None,
+    trainer: str | None = None,
     **defaults,
 ) -> Callable:
     """Class/function decorator. ``defaults`` are the hyper-parameters this name stands for; ``legacy``
@@ -57,7 +61,8 @@ def register_model(
         if unknown:
             raise ValueError(f"model {name!r}: legacy option {unknown[0]!r} is not one of its options")
         # a name registered twice raises ValueError ("model 'x' is already registered")
-        MODELS.register(name, ModelEntry(name, factory, kind, dict(defaults), tuple(tasks), description, dict(legacy or {})))
+        MODELS.register(name, ModelEntry(name, factory, kind, dict(defaults), tuple(tasks), description, dict(legacy or {}),
+                                         trainer))  # fmt: skip
         return factory
 
     return deco

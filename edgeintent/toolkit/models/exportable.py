@@ -18,7 +18,7 @@ import torch
 
 from edgeintent.toolkit.features import Samples
 from edgeintent.toolkit.models.base import samples_to_batch
-from edgeintent.toolkit.models.signature import signature_of
+from edgeintent.toolkit.models.signature import embedding_names, signature_of
 
 
 def torch_model(model):
@@ -54,14 +54,31 @@ def predict_logits(model, samples: Samples, idx: np.ndarray | None = None, batch
     return {t: np.concatenate(v) if v else np.empty(0, np.float32) for t, v in parts.items()}
 
 
+@torch.no_grad()
+def predict_embeddings(model, samples: Samples, idx: np.ndarray | None = None, batch_size: int = 2048) -> dict[str, np.ndarray]:
+    """The vector outputs (``signature().embeddings``) for ``samples[idx]``: name → (n, D) float32."""
+    names = embedding_names(model)
+    if not names:
+        return {}
+    idx = np.arange(len(samples)) if idx is None else np.asarray(idx)
+    model.eval()
+    parts: dict[str, list[np.ndarray]] = {e: [] for e in names}
+    for lo in range(0, len(idx), batch_size):
+        out = model(batch_for(model, samples, idx[lo : lo + batch_size]))
+        for e in names:
+            parts[e].append(out[e].float().numpy())
+    return {e: np.concatenate(v) if v else np.empty((0, 0), np.float32) for e, v in parts.items()}
+
+
 class ExportModule(torch.nn.Module):
-    """Positional inputs (signature order) → (prob per task…, logit per task…)."""
+    """Positional inputs (signature order) → (prob per task…, logit per task…, embedding…)."""
 
     def __init__(self, model) -> None:
         super().__init__()
         self.model = torch_model(model).eval()
         self.names = list(model.input_names())
         self.tasks = list(model.tasks)
+        self.embeddings = embedding_names(model)
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.model(dict(zip(self.names, inputs, strict=True)))
@@ -69,7 +86,8 @@ class ExportModule(torch.nn.Module):
         # that another node also reads: with ``prob = sigmoid(logit)`` and ``logit`` an output, MNN
         # returned the (B, 1) probabilities under the logit's name (tests/test_export.py keeps a canary).
         cols = [out[t].unsqueeze(1) for t in self.tasks]
-        return tuple(torch.sigmoid(c).reshape(-1) for c in cols) + tuple(c.reshape(-1) for c in cols)
+        vectors = tuple(out[e] for e in self.embeddings)  # (B, D) each, leaves of the graph
+        return tuple(torch.sigmoid(c).reshape(-1) for c in cols) + tuple(c.reshape(-1) for c in cols) + vectors
 
 
 def feeds(model, samples: Samples, idx: np.ndarray | None = None, widths: dict[str, int] | None = None) -> dict[str, np.ndarray]:
@@ -88,12 +106,16 @@ def torch_outputs(model, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]
 
 
 def outputs_in_batches(run: Callable[[dict], dict], model, samples: Samples, idx: np.ndarray, batch: int) -> dict[str, np.ndarray]:
-    """``run(feeds)`` over ``samples[idx]`` in batches of ``batch`` rows; every output as float64 (n,)."""
+    """``run(feeds)`` over ``samples[idx]`` in batches of ``batch`` rows; every output as float64 (n,),
+    a vector output (``signature().embeddings``) as (n, D)."""
     outs: dict[str, list[np.ndarray]] = {o: [] for o in model.output_names()}
+    vectors = set(embedding_names(model))
     for lo in range(0, len(idx), batch):
-        got = run(feeds(model, samples, idx[lo : lo + batch]))
+        rows = idx[lo : lo + batch]
+        got = run(feeds(model, samples, rows))
         for o in outs:
-            outs[o].append(np.asarray(got[o], np.float64).reshape(-1))
+            v = np.asarray(got[o], np.float64)
+            outs[o].append(v.reshape(len(rows), -1) if o in vectors else v.reshape(-1))
     return {o: np.concatenate(v) for o, v in outs.items()}
 
 

@@ -10,7 +10,9 @@ The signature is the same on every target, so a phone app can switch runtimes:
   the ``rnn`` baseline's time-merge order ``merge_idx`` (B, ΣT_s) int64 and ``merge_len`` (B,) int64.
   B and every T_s are dynamic and independent (right padding; a row's padding never changes its outputs).
 - outputs: ``prob_<task>`` (B,) for every task, then ``logit_<task>`` (B,) for every task. Logits are
-  exported too: probabilities saturate, and ranking metrics need the logits.
+  exported too: probabilities saturate, and ranking metrics need the logits. A model may also output
+  vectors, listed in ``embeddings`` (e.g. ``find``'s ``embedding`` (B, D), L2-normalised): parity and
+  quantization compare those row by row (max |Δ| and cosine) instead of as scores.
 
 This module imports neither torch nor any runtime.
 """
@@ -38,6 +40,8 @@ class InputSpec:
 class Signature:
     inputs: tuple[InputSpec, ...]
     outputs: tuple[str, ...]
+    #: the outputs that are (B, D) vectors (embeddings) rather than (B,) scores; each is also in ``outputs``
+    embeddings: tuple[str, ...] = ()
 
     @property
     def input_names(self) -> list[str]:
@@ -84,3 +88,13 @@ class DeclaresSignature:
 
     def output_names(self) -> list[str]:
         return list(self.signature().outputs)
+
+    def embedding_names(self) -> list[str]:
+        """The outputs that are (B, D) vectors (see :class:`Signature`)."""
+        return list(self.signature().embeddings)
+
+
+def embedding_names(model) -> list[str]:
+    """The vector outputs of ``model`` (none for a model without a declared signature)."""
+    declare = getattr(model, "signature", None)
+    return [] if declare is None else list(declare().embeddings)

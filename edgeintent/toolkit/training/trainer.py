@@ -14,6 +14,7 @@ Deterministic for a seed: same data, same seed, same thread count → identical 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import math
 import platform
 import time
@@ -269,12 +270,24 @@ def train(
     torch.manual_seed(cfg.seed)
     model = create_model(name, prep.spec, streams=streams, tasks=tasks, **(options or {}))
     history, best = [], 0
-    if entry.kind == "torch":
+    if entry.trainer:  # the model's own training (find: self-supervised pretraining + alignment)
+        if run_torch is not train_torch:
+            raise ConfigError(f"{name} trains with its own loop ({entry.trainer}), in this process only: use --engine local")
+        history, best = importlib.import_module(entry.trainer).fit(model, prep, cfg, on_epoch)
+    elif entry.kind == "torch":
         history, best = run_torch(model, prep, cfg, on_epoch)
     else:
         model.fit(prep.samples.take(prep.train_idx), prep.samples.take(prep.valid_idx), seed=cfg.seed)
     logits = predict_logits(model, prep.samples, prep.valid_idx)
     return TrainResult(model, prep, history, best, time.perf_counter() - t0, logits)
+
+
+def own_summary(model, samples: Samples, idx: np.ndarray, seed: int = 0) -> dict:
+    """What a model with its own trainer adds to the train summary and to ``eval`` (its module's ``summary``;
+    ``find``: linear probes of the embedding), else nothing."""
+    entry = get_entry(model.registry_name)
+    mod = importlib.import_module(entry.trainer) if entry.trainer else None
+    return mod.summary(model, samples, idx, seed) if mod is not None and hasattr(mod, "summary") else {}
 
 
 def evaluate_funnel(samples: Samples, idx: np.ndarray, logits: dict[str, np.ndarray], n_boot: int = 200, seed: int = 0) -> dict | None:
@@ -371,6 +384,7 @@ def train_bundle(
         "history": result.history,
         "valid": metrics,
         **funnel,
+        **own_summary(result.model, prep.samples, prep.valid_idx, cfg.seed),
     }
     events = prep.events if prep.events is not None else (ds.events if ds is not None else None)
     extra = {}
@@ -423,4 +437,5 @@ def evaluate_bundle(path, source: str | None = None, users: str = "auto", plot=N
             {t: samples.labels[t][idx][obs[t]] for t in logits}, {t: sigmoid(v)[obs[t]] for t, v in logits.items()}, plot
         )
     return {"bundle": str(path), "model": bundle.config["model"]["name"], "data": source, "users": users,
-            "samples": int(len(idx)), "tasks": report, **({"funnel": funnel} if funnel else {})}  # fmt: skip
+            "samples": int(len(idx)), "tasks": report, **({"funnel": funnel} if funnel else {}),
+            **own_summary(model, samples, idx)}  # fmt: skip

@@ -1,0 +1,277 @@
+"""User targeting with ``find`` on held-out Taobao users: zero-shot, few-shot and their baselines, side by side.
+
+    python benchmarks/targeting.py --json
+    python benchmarks/targeting.py --epochs 8 --draws 5 --write-results                 # docs/results/targeting.{json,md}
+    python benchmarks/targeting.py --seed 1 --name targeting-seed1 --write-results     # another user split
+
+Users are split once (seed ``--seed``): 60 % train ``find`` (pretraining + alignment; 20 % of those are
+its validation users for early stopping), 40 % are held out and never seen in training. Every held-out
+user is scored at T = the data's last event − 72 h: the user encoder reads the past window (the last
+``max_len`` cloud events before T), and a demand's ground truth is whether its clause holds in the
+future window (T, T + 72 h] (``features.text``, the same table that wrote the training sentences).
+
+Demands (≥ 20, from the template table): buy / add to cart / browse / favourite in the categories most
+often in the *training* users' futures, "buy anything" and "add at least 3 items to the cart"; a demand
+is kept when 3 or more held-out users satisfy it. Methods, per demand:
+
+- ``zero_shot``: cos(user embedding, demand embedding);
+- ``history``: the history rule, the same clause counted on the past window the encoder reads;
+- ``few_shot``: prompt tuning on 5 positive + 5 negative held-out seed users (triplet loss, towers frozen),
+  mean over ``--draws`` seed draws, scored on the other held-out users;
+- ``u_mlp``: an MLP on the embeddings trained on the same seeds (FIND's One4all baseline);
+- ``zero_shot_same_rows``: zero-shot on the rows few-shot and U-MLP are scored on (seeds left out);
+- ``gbdt``: a supervised gradient-boosted classifier on past-window aggregates (counts per action and,
+  for a category demand, per action in that category), trained with full labels on the training users
+  at T: an upper reference, not a competitor.
+
+Metrics: AUC, and accuracy / precision / recall at K = the true number of targeted users (as the paper's
+tables; with K equal to the true count, precision equals recall). The linear probe (§5.1.3): "buys within
+the next 3 days" from the embedding, a logistic regression fitted on 1/5 of the held-out users and scored
+on the other 4/5 (AUC and KS), beside the same probe on the past window's aggregates; and the same probe
+at every decision point of the held-out users (label ``buy_long``, a purchase within 72 h of t), beside a
+logistic regression on the toolkit's window aggregates (``models/gbdt.py``).
+
+Skips (``{"skipped": …}``) when the Taobao sample is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import warnings  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+warnings.filterwarnings("ignore", module="sklearn")  # MLPClassifier's convergence notes on 10 seed users
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import _results  # noqa: E402  (benchmarks/_results.py: --json, --write-results)
+
+TAOBAO = ROOT.parent / "shared" / "data" / "taobao_userbehavior" / "UserBehavior_sample.csv"
+HORIZON_H = 72
+ACTIONS = ("view", "fav", "cart", "buy")
+
+
+def at_k(y: np.ndarray, s: np.ndarray) -> dict:
+    """Accuracy, precision and recall when the K = sum(y) best-scored rows are selected."""
+    k = int(y.sum())
+    sel = np.zeros(len(y), bool)
+    sel[np.argsort(-s, kind="stable")[:k]] = True
+    tp = int((sel & (y == 1)).sum())
+    return {"accuracy": float((sel == (y == 1)).mean()), "precision": tp / max(k, 1), "recall": tp / max(k, 1)}
+
+
+def scores_row(y, s) -> dict:
+    from edgeintent.toolkit.training.metrics import auc
+
+    return {"auc": auc(y, s), **at_k(y, s)}
+
+
+def aggregates(ix, users, t0, T, last_n, clause=None) -> np.ndarray:
+    """Past-window aggregates per user: log1p counts per action, distinct categories, and for a category
+    demand the counts per action in that category (the window the encoder reads)."""
+    c = ix.streams["cloud"]
+    a, b = ix._bounds("cloud", users, t0, T, last_n["cloud"])
+    feats = []
+    for act in ACTIONS:
+        hit = np.concatenate([[0], np.cumsum(c["action"] == act)])
+        feats.append(np.log1p(hit[b] - hit[a]))
+    feats.append(np.log1p(b - a))
+    feats.append(np.array([len(np.unique(c["category_id"][i:j])) for i, j in zip(a, b)], float))
+    if clause is not None and clause[1] is not None:
+        for act in ACTIONS:
+            hit = np.concatenate([[0], np.cumsum((c["action"] == act) & (c["category_id"] == clause[1]))])
+            feats.append(np.log1p(hit[b] - hit[a]))
+    return np.stack(feats, 1)
+
+
+METHODS = (("zero_shot", "zero-shot"), ("history", "history rule (the demand's clause on the past window)"),
+           ("gbdt", "supervised GBDT on past-window aggregates, full labels (upper reference)"),
+           ("few_shot", "few-shot, 5 + 5 seeds (mean of the draws)"), ("zero_shot_same_rows", "zero-shot on the few-shot rows"),
+           ("u_mlp", "U-MLP (MLP on embeddings, same seeds)"))  # fmt: skip
+
+
+def table(r: dict) -> str:
+    """docs/results/NAME.md: mean over demands per method, then the linear probes."""
+    out = [f"Held-out users: {r['test_users']} ({r['train_users']} trained on); options {r['options'] or 'default'}; "
+           f"{r['epochs']} epochs, {r['draws']} seed draws.", "",
+           "| method | AUC | accuracy | precision = recall at K | demands |", "|---|---|---|---|---|"]
+    for key, label in METHODS:
+        a = r["mean"].get(key)
+        if a:
+            out.append(f"| {label} | {a['auc']:.3f} | {a['accuracy']:.3f} | {a['precision']:.3f} | {a['demands']} |")
+    out += ["", "| linear probe | rows fit / scored | embedding AUC / KS | aggregates AUC / KS |", "|---|---|---|---|"]
+    for name, p in (("per user at T: " + r["probe"]["label"], r["probe"]),
+                    ("per decision point: " + r["probe_decision_points"]["label"], r["probe_decision_points"])):
+        e, g = p["embedding"], p["aggregates_logistic"]
+        out.append(f"| {name} | {e['fit_rows']:,} / {e['scored_rows']:,} | {e['auc']:.3f} / {e['ks']:.3f} | "
+                   f"{g['auc']:.3f} / {g['ks']:.3f} |")
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default=str(TAOBAO))
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--draws", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--set", dest="options", action="append", default=[], help="find option KEY=VALUE")
+    ap.add_argument("--bundle", default=None, help="reuse (or write) the trained bundle here")
+    ap.add_argument("--name", default="targeting", help="results name (docs/results/NAME.{json,md} with --write-results)")
+    _results.add_args(ap)
+    args = ap.parse_args()
+    if not Path(args.data).exists():
+        print(json.dumps({"skipped": f"Taobao sample not found at {args.data}"}))
+        return
+
+    import tempfile
+
+    import torch
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.neural_network import MLPClassifier
+
+    from edgeintent.cli.common import parse_options
+    from edgeintent.toolkit.bundle import load_bundle, load_model
+    from edgeintent.toolkit.data.dataset import Dataset
+    from edgeintent.toolkit.data.sources import load_source
+    from edgeintent.toolkit.features import split_users
+    from edgeintent.toolkit.features.text import WindowIndex, sentence, table_for
+    from edgeintent.toolkit.models.exportable import predict_embeddings
+    from edgeintent.toolkit.training.find import linear_probe
+    from edgeintent.toolkit.training.targeting import prompt_tune, prompted_scores, user_samples, zero_shot
+    from edgeintent.toolkit.training.trainer import TrainConfig, train_bundle
+
+    torch.set_num_threads(1)
+    t_start = time.perf_counter()
+    ds = load_source(f"taobao:{args.data}")
+    train_users, test_users = split_users(ds.events.users(), 0.4, args.seed)
+    train_ds = Dataset(ds.name, ds.events.filter_users(train_users), None, ds.utc_offset_ms, ds.meta)
+    bundle_dir = Path(args.bundle) if args.bundle else Path(tempfile.mkdtemp(prefix="find-bench-")) / "find"
+    summary = None
+    if not bundle_dir.exists():
+        cfg = TrainConfig(epochs=args.epochs, batch_size=256, patience=3, seed=args.seed, golden_rows=64)
+        summary = train_bundle("find", ds.name, bundle_dir, cfg, options=parse_options(tuple(args.options)), ds=train_ds)
+    train_s = time.perf_counter() - t_start
+    bundle = load_bundle(bundle_dir)
+    model = load_model(bundle)
+    if summary is None:  # a reused bundle: its own training summary
+        summary = json.loads((bundle_dir / "metrics.json").read_text())
+        train_s = summary["train_seconds"]
+    table = table_for(model.streams)
+    span = ds.events.time_span()
+    T = int(span[1]) - HORIZON_H * 3_600_000
+    last_n = {"cloud": bundle.spec.max_len["cloud"]}
+    ix = WindowIndex(table, ds.events)
+
+    def population(users):
+        ev = ds.events.filter_users(users)
+        samples, _ = user_samples(ev, bundle.spec, model.streams, T)
+        u = samples.user_id
+        fut = ix.clauses(u, np.full(len(u), T), np.full(len(u), T + HORIZON_H * 3_600_000))
+        return samples, u, fut
+
+    te_samples, te_users, te_future = population(test_users)
+    tr_samples, tr_users, tr_future = population(train_users)
+    emb = predict_embeddings(model, te_samples)["embedding"]
+    zeros = np.zeros(len(te_users), np.int64)
+
+    # demands: the most frequent clauses among the training users' futures, per template
+    from collections import Counter
+
+    freq = Counter(c for f in tr_future for c in set(f))
+    words = set(model.vocab)
+    per_template = {"buy": 8, "cart": 8, "browse": 8, "fav": 4, "buy_any": 1, "cart_many": 1}
+    demands = []
+    for name, n in per_template.items():
+        cands = [c for c, _ in freq.most_common() if c[0] == name and (c[1] is None or c[1] in words)]
+        demands += cands[:n]
+    rows = []
+    rng = np.random.default_rng(args.seed)
+    for clause in demands:
+        y = np.array([clause in f for f in te_future], np.int8)
+        if y.sum() < 3 or y.sum() > len(y) - 3:
+            continue
+        text = sentence(table, [clause])
+        zs = zero_shot(model, emb, text)
+        hist = ix.counts(clause, te_users, zeros, np.full(len(te_users), T), last_n).astype(float)
+        ytr = np.array([clause in f for f in tr_future], np.int8)
+        Xtr = aggregates(ix, tr_users, np.zeros(len(tr_users), np.int64), np.full(len(tr_users), T), last_n, clause)
+        Xte = aggregates(ix, te_users, zeros, np.full(len(te_users), T), last_n, clause)
+        gb = HistGradientBoostingClassifier(max_iter=100, random_state=args.seed).fit(Xtr, ytr) if 0 < ytr.mean() < 1 else None
+        row = {"demand": text, "positives": int(y.sum()), "users": int(len(y)), "zero_shot": scores_row(y, zs),
+               "history": scores_row(y, hist),
+               "gbdt": scores_row(y, gb.predict_proba(Xte)[:, 1]) if gb is not None else None}  # fmt: skip
+        few, mlp, same = [], [], []
+        pos_all, neg_all = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+        if len(pos_all) >= 6:
+            for d in range(args.draws):
+                pos = rng.choice(pos_all, 5, replace=False)
+                neg = rng.choice(neg_all, 5, replace=False)
+                rest = np.setdiff1d(np.arange(len(y)), np.concatenate([pos, neg]))
+                prompt = prompt_tune(model, emb, text, pos, neg, seed=args.seed + d)
+                fs = prompted_scores(model, emb, text, prompt)
+                few.append(scores_row(y[rest], fs[rest]))
+                same.append(scores_row(y[rest], zs[rest]))
+                clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=500, random_state=args.seed + d)
+                clf.fit(emb[np.concatenate([pos, neg])], np.r_[np.ones(5), np.zeros(5)])
+                mlp.append(scores_row(y[rest], clf.predict_proba(emb[rest])[:, 1]))
+            mean = lambda rs: {k: float(np.mean([r[k] for r in rs])) for k in rs[0]}  # noqa: E731
+            row.update(few_shot=mean(few), u_mlp=mean(mlp), zero_shot_same_rows=mean(same))
+        rows.append(row)
+
+    def avg(method):
+        vals = [r[method] for r in rows if r.get(method)]
+        return {k: float(np.mean([v[k] for v in vals])) for k in vals[0]} | {"demands": len(vals)} if vals else None
+
+    methods = ("zero_shot", "history", "few_shot", "zero_shot_same_rows", "u_mlp", "gbdt")
+    # linear probe: buys within the next 3 days, from the embedding vs from the same past window's aggregates
+    ybuy = np.array([("buy_any", None) in f for f in te_future], np.int8)
+    agg = aggregates(ix, te_users, zeros, np.full(len(te_users), T), last_n)
+    probe = {"label": "buys within the next 72 h", "rate": float(ybuy.mean()),
+             "embedding": linear_probe(emb, ybuy, te_users, args.seed),
+             "aggregates_logistic": linear_probe(agg, ybuy, te_users, args.seed)}  # fmt: skip
+    # the same probe at every decision point of the held-out users (label buy_long: a purchase within 72 h
+    # of t, observed rows only), beside a logistic regression on the toolkit's window aggregates (gbdt.py)
+    from edgeintent.toolkit.features import build_samples
+    from edgeintent.toolkit.models.gbdt import aggregate_features
+
+    dp = build_samples(ds.events.filter_users(test_users), bundle.spec, None, streams=list(model.streams))
+    obs = dp.observed["buy_long"]
+    y_dp, u_dp = dp.labels["buy_long"][obs].astype(np.int8), dp.user_id[obs]
+    probe_dp = {"label": "buy_long (a purchase within 72 h of each decision point)", "rows": int(obs.sum()),
+                "rate": float(y_dp.mean()),
+                "embedding": linear_probe(predict_embeddings(model, dp)["embedding"][obs], y_dp, u_dp, args.seed),
+                "aggregates_logistic": linear_probe(np.nan_to_num(aggregate_features(dp, bundle.spec, tuple(model.streams), False))[obs],
+                                                    y_dp, u_dp, args.seed)}  # fmt: skip
+    result = {
+        "data": args.data, "train_users": int(len(train_users)), "test_users": int(len(test_users)),
+        "reference_time_ms": T, "horizon_h": HORIZON_H, "epochs": args.epochs, "draws": args.draws,
+        "options": parse_options(tuple(args.options)), "parameters": summary and summary["parameters"],
+        "train_history": summary and summary["history"], "train_seconds": round(train_s, 1),
+        "mean": {m: avg(m) for m in methods}, "probe": probe, "probe_decision_points": probe_dp, "demands": rows,
+        "seconds": round(time.perf_counter() - t_start, 1),
+    }  # fmt: skip
+    _results.emit(args.name, result, args, table=table)
+    if args.json:
+        return
+    for m in methods:
+        a = result["mean"][m]
+        if a:
+            print(f"{m:20s} AUC {a['auc']:.3f}  acc {a['accuracy']:.3f}  prec {a['precision']:.3f}  rec {a['recall']:.3f}  ({a['demands']} demands)")
+    for name, p in (("probe at T", probe), ("probe at every decision point", probe_dp)):
+        print(f"{name}: AUC {p['embedding']['auc']:.3f} KS {p['embedding']['ks']:.3f} vs aggregates "
+              f"{p['aggregates_logistic']['auc']:.3f} / {p['aggregates_logistic']['ks']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

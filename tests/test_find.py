@@ -1,0 +1,237 @@
+"""find: the user encoder's signature and exports, the template language, the self-supervised targets,
+the text tower's vocabulary, and `edgeintent target` (zero-shot, few-shot, one-line refusals)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from types import SimpleNamespace
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+from click.testing import CliRunner
+
+from edgeintent.cli import main
+from edgeintent.errors import ConfigError, DataError
+from edgeintent.toolkit.features import fit_spec
+from edgeintent.toolkit.features.text import IDLE, PREFIX, TABLES, WindowIndex, sentence, table_for, tokenize
+from edgeintent.toolkit.models import create_model, get_entry
+from edgeintent.toolkit.training.find import cyclic_partners, forecast_targets, info_nce
+
+from tests.conftest import SRC
+
+
+@pytest.fixture(scope="module")
+def sim_ds():
+    from edgeintent.toolkit.data.sources import load_source
+
+    return load_source(SRC)
+
+
+@pytest.fixture(scope="module")
+def spec(sim_ds):
+    return fit_spec(sim_ds.events)
+
+
+@pytest.fixture(scope="module")
+def bundle(trained):
+    return trained("find")
+
+
+def test_signature_is_one_normalised_embedding_and_options_are_checked(spec):
+    model = create_model("find", spec).eval()
+    sig = model.signature()
+    assert sig.outputs == ("embedding",) and sig.embeddings == ("embedding",) and model.tasks == ()
+    assert "coupon" not in sig.input_names and get_entry("find").trainer
+    from edgeintent.toolkit.data.sources import load_source
+    from edgeintent.toolkit.features import build_samples
+    from edgeintent.toolkit.models.exportable import predict_embeddings, torch_outputs, feeds
+
+    ds = load_source("sim:60:5")
+    s = build_samples(ds.events, spec, ds.decisions)
+    e = predict_embeddings(model, s)["embedding"]
+    assert e.shape == (len(s), 32)
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+    out = torch_outputs(model, feeds(model, s, np.arange(5)))
+    assert out["embedding"].shape == (5, 32)
+    # the category stays an input (a demand names categories); the item id does not
+    assert model.hparams["drop_features"] == ("cloud.item",)
+    for bad, msg in (({"dim": 0}, "dim must be a positive"), ({"cyclic": -1}, "cyclic must be"),
+                     ({"text_width": 30, "text_heads": 4}, "multiple of text_heads"), ({"vocab": ("a",)}, "vocab must")):  # fmt: skip
+        with pytest.raises(ConfigError, match=msg):
+            create_model("find", spec, **bad)
+
+
+def test_template_language_and_windows(sim_ds):
+    table = table_for(("gesture", "click", "cloud"))
+    assert table is TABLES["sim"] and table_for(("cloud",)) is TABLES["taobao"]
+    assert sentence(table, [("buy", "17"), ("click", "search")]) == f"{PREFIX} buy in category 17 and click search"
+    assert sentence(table, []) == f"{PREFIX} {IDLE}"
+    assert tokenize("Users who will BUY in category 17.") == ["users", "who", "will", "buy", "in", "category", "17"]
+    ix = WindowIndex(table, sim_ds.events)
+    c = ix.streams["cloud"]
+    users = np.unique(c["user"])[:40]
+    t = np.array([c["ts"][c["user"] == u][len(c["ts"][c["user"] == u]) // 2] for u in users])
+    fut = ix.clauses(users, t, t + table.horizon_ms)
+    past = ix.clauses(users, t - 10**12, t, last_n={"cloud": 20})
+    for i, u in enumerate(users):
+        mine = (c["user"] == u) & (c["ts"] > t[i]) & (c["ts"] <= t[i] + table.horizon_ms)
+        bought = set(c["category_id"][mine & (c["action"] == "buy")])
+        assert {v for n, v in fut[i] if n == "buy"} <= bought  # at most max_values of them, all real
+        assert (("buy_any", None) in fut[i]) == bool(bought)
+        assert ix.holds(("buy_any", None), users[i : i + 1], t[i : i + 1], t[i : i + 1] + table.horizon_ms)[0] == bool(bought)
+        # the past window never sees the future
+        before = (c["user"] == u) & (c["ts"] <= t[i])
+        assert {v for n, v in past[i] if n == "browse"} <= set(c["category_id"][before & (c["action"] == "view")])
+    n = ix.counts(("browse", fut[0][0][1] if fut[0] and fut[0][0][1] else "0"), users, t, t + table.horizon_ms)
+    assert n.dtype.kind == "i" and (n >= 0).all()
+
+
+def test_forecast_targets_and_cyclic_partners():
+    H = 3_600_000
+    s = SimpleNamespace(user_id=np.array([1, 1, 1, 1, 2, 2]), t_ms=np.array([0, H // 2, H + 5, 24 * H, 0, 3 * H]))
+    tg = forecast_targets(s, window_ms=H, steps=2)
+    # user 1 at 0: last point in (0, H] is row 1; in (H, 2H] row 2; user 2 at 0: nothing within 2 h
+    assert tg[:, 0].tolist() == [1, 2] and tg[:, 4].tolist() == [-1, -1]
+    assert tg[:, 3].tolist() == [-1, -1] and tg[0, 5] == -1  # never another user's row
+    cyc = cyclic_partners(s, cycle_ms=24 * H, tolerance_ms=H)
+    assert cyc.tolist() == [3, -1, -1, -1, -1, -1]
+
+
+def test_info_nce_soft_positives():
+    torch.manual_seed(0)
+    a = torch.nn.functional.normalize(torch.randn(6, 8), dim=-1)
+    assert float(info_nce(a, a, 0.1)) < float(info_nce(a, a.roll(1, 0), 0.1))
+    pos = torch.eye(6, dtype=torch.bool)
+    assert float(info_nce(a, a, 0.1, pos)) == pytest.approx(float(info_nce(a, a, 0.1)), rel=1e-5)
+
+
+def test_pretraining_stages_and_ablations(tmp_path, prepared_source):
+    from edgeintent.toolkit.training.trainer import TrainConfig, train_bundle
+
+    cfg = TrainConfig(epochs=3, batch_size=64, patience=3, golden_rows=8)
+    prep = prepared_source()
+    s = train_bundle("find", SRC, tmp_path / "a", cfg, options={"pretrain_share": 0.34}, prepared=prep)
+    assert [h["stage"] for h in s["history"]] == ["pretrain", "align", "align"][: len(s["history"])]
+    assert np.isnan(s["history"][0]["valid_auc"]) and 0 <= s["history"][1]["valid_auc"] <= 1
+    off = train_bundle("find", SRC, tmp_path / "b", TrainConfig(epochs=1, batch_size=64, golden_rows=8),
+                       options={"forecast": 0, "cyclic": 0, "pretrain_share": 0.5}, prepared=prep)  # fmt: skip
+    assert [h["stage"] for h in off["history"]] == ["align"]  # nothing to pretrain with both losses off
+    assert {"buy_rt", "buy_long"} <= set(s["probe"]) and 0 <= s["probe"]["buy_rt"]["auc"] <= 1
+    assert s["vocabulary"] > len(TABLES["sim"].words())  # slot values (categories, widgets) from the data
+
+
+def _run(args):
+    res = CliRunner().invoke(main, args)
+    return res.exit_code, res.stdout, res.stderr
+
+
+def test_target_zero_shot_few_shot_and_refusals(bundle, tmp_path):
+    from edgeintent.toolkit.bundle import load_bundle, load_model
+
+    model = load_model(load_bundle(bundle))
+    cat = next(w for w in model.vocab if w.isdigit() and w != "3")
+    demand = f"users who will browse category {cat}"
+    out = tmp_path / "users.parquet"
+    code, stdout, _ = _run(["target", str(bundle), "--data", SRC, "--demand", demand, "--top", "7", "--out", str(out), "--json"])
+    assert code == 0, stdout
+    rep = json.loads(stdout)
+    assert rep["mode"] == "zero-shot" and rep["selected"] == 7 and rep["users"] == 400
+    t = pq.read_table(out).to_pandas()
+    assert list(t.columns) == ["user_id", "score", "rank", "selected"] and len(t) == 400
+    assert t.selected.sum() == 7 and t[t.selected].score.min() >= t[~t.selected].score.max()
+    assert t.score.between(-1.0001, 1.0001).all() and sorted(t["rank"]) == list(range(1, 401))
+    code, stdout, _ = _run(["target", str(bundle), "--data", SRC, "--demand", demand, "--threshold", "0.0", "--out", str(out), "--json"])
+    assert code == 0 and json.loads(stdout)["selected"] == int((pq.read_table(out).column("score").to_numpy() >= 0).sum())
+
+    users = t.user_id.to_numpy()
+    pos, neg, empty, stranger = (tmp_path / f for f in ("pos.csv", "neg.csv", "empty.csv", "stranger.csv"))
+    pos.write_text("user_id\n" + "\n".join(map(str, users[:5])) + "\n")
+    neg.write_text("\n".join(map(str, users[5:10])) + "\n")
+    empty.write_text("user_id\n")
+    stranger.write_text(f"{users.max() + 1000}\n")
+    fs = tmp_path / "fs.parquet"
+    code, stdout, _ = _run(["target", str(bundle), "--data", SRC, "--demand", demand, "--seed-users", str(pos),
+                            "--negative-users", str(neg), "--top", "5", "--out", str(fs), "--json"])  # fmt: skip
+    assert code == 0, stdout
+    assert json.loads(stdout)["mode"] == "few-shot" and pq.read_table(fs).num_rows == 400
+    # the towers stay frozen: few-shot tuning leaves the bundle's model as it was
+    assert all(p.requires_grad for p in model.parameters())
+
+    bad = tmp_path / "bad.parquet"
+    for extra, msg in (
+        (["--demand", "users who will buy organic kale"], "unknown words in the demand: organic, kale"),
+        (["--demand", demand, "--seed-users", str(empty), "--negative-users", str(neg)], "no seed users"),
+        (["--demand", demand, "--seed-users", str(pos), "--negative-users", str(stranger)], "1 of 1 seed users are not in the data"),
+        (["--demand", demand, "--seed-users", str(pos)], "needs both --seed-users and --negative-users"),
+        (["--demand", demand, "--top", "3", "--threshold", "0.1"], "not both"),
+    ):  # fmt: skip
+        code, _, stderr = _run(["target", str(bundle), "--data", SRC, "--out", str(bad), *extra])
+        assert code == 2 and msg in stderr and len(stderr.strip().splitlines()) == 1, stderr
+        assert not bad.exists()
+
+
+def test_target_refuses_a_bundle_without_a_text_tower(spec):
+    from edgeintent.toolkit.training.targeting import check_find
+
+    with pytest.raises(ConfigError, match="holds a dipn model; targeting needs a find bundle"):
+        check_find(create_model("dipn", spec))
+    with pytest.raises(DataError, match="no seed users"):
+        from edgeintent.toolkit.training.targeting import read_seed_users
+
+        read_seed_users(__file__.replace("test_find.py", "__init__.py"))
+
+
+def test_parity_compares_embeddings_and_fails_on_a_drift(bundle, tmp_path):
+    from edgeintent.exporters import export_bundle
+    from edgeintent.parity import check_runner, run_parity, variant_batches
+    from edgeintent.parity.policy import tolerance
+    from edgeintent.toolkit.bundle import load_bundle, load_model
+    from edgeintent.toolkit.models.exportable import torch_outputs
+
+    path = tmp_path / "b"
+    shutil.copytree(bundle, path)
+    export_bundle(path, "onnx")
+    report = run_parity(path, ["onnx"])
+    rows = {(r["target"], r["output"]): r for r in report["results"]}
+    assert report["passed"] and set(rows) == {("torch", "embedding"), ("onnx", "embedding")}
+    m = rows[("onnx", "embedding")]["metrics"]
+    assert m["emb_max_abs"] < 1e-5 and m["cosine_min"] > 0.99999
+    b = load_bundle(path)
+    model = load_model(b)
+    batches = variant_batches(model, b)
+
+    def drifted(f):
+        out = torch_outputs(model, f)
+        e = out["embedding"].copy()
+        e[:, 0] += 0.01  # one component moves: max |Δ| catches it even where the cosine barely does
+        return {"embedding": e}
+
+    res = check_runner("onnx", "fp32", "drift", "x86_64", drifted, model, b, batches, tolerance("onnx", "fp32"))
+    assert not res[0].passed and any("embeddings differ" in r for r in res[0].reasons)
+
+
+def test_quantized_embedding_is_small_and_judged(bundle, tmp_path):
+    from edgeintent.exporters import export_bundle
+    from edgeintent.parity import run_parity
+    from edgeintent.quantization.select import quantize_bundle
+
+    path = tmp_path / "q"
+    shutil.copytree(bundle, path)
+    export_bundle(path, "onnx")
+    rep = quantize_bundle(path, "onnx", "dynamic-int8", runs=10)
+    row = rep["candidates"][0]["tasks"]["embedding"]
+    assert row["probe_task"] == "buy_rt" and 0 < row["emb_max_abs"] < 0.5 and 0.9 < row["cosine_min"] <= 1.0
+    assert rep["installed"] == ["dynamic-int8"]
+    report = run_parity(path, ["onnx"])
+    q = [r for r in report["results"] if r["precision"] == "dynamic-int8"]
+    assert q and q[0]["output"] == "embedding" and q[0]["passed"], (q[0]["reasons"], q[0]["metrics"], q[0]["tolerance"])
+
+
+def test_find_refuses_another_engines_training_loop(prepared_source):
+    from edgeintent.toolkit.training.trainer import TrainConfig, train
+
+    with pytest.raises(ConfigError, match="own loop .* use --engine local"):
+        train("find", None, TrainConfig(epochs=1), prepared=prepared_source(), run_torch=lambda *a, **k: ([], 0))
