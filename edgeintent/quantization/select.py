@@ -208,6 +208,6 @@ def _explain(rows: list[dict], chosen: list[dict], budget: float) -> str:
         text += f"; also within budget but larger: {', '.join(others)}"
     if out:
         text += "; over budget: " + ", ".join(f"{r['mode']} (AUC drop {r['max_auc_drop']:.4f}"
-                                              + ("" if _cosines_ok(r["tasks"]) else ", embedding cosine below the bound")
+                                              + ("" if _cosines_ok(r.get("tasks", {})) else ", embedding cosine below the bound")
                                               + ")" for r in out)  # fmt: skip
     return text

@@ -33,6 +33,7 @@ import torch
 from edgeintent.errors import ConfigError, DataError
 from edgeintent.toolkit.features.text import TemplateTable, WindowIndex, sentence, table_for
 from edgeintent.toolkit.models.exportable import batch_for, predict_embeddings
+from edgeintent.toolkit.training.trainer import EarlyStopping
 from edgeintent.toolkit.training import metrics as M
 
 #: slot values kept in the vocabulary: seen in the future windows of at least this many training users
@@ -157,7 +158,7 @@ def fit(model, prep, cfg, on_epoch: Callable[[dict], None] | None = None) -> tup
     n_pre = int(round(cfg.epochs * h["pretrain_share"])) if self_supervised else 0
     n_pre = min(n_pre, cfg.epochs - 1)
     demands = valid_demands(clauses, tr)
-    history, best, best_auc, best_state, bad = [], 0, -math.inf, None, 0
+    history, stop = [], EarlyStopping(cfg.patience)
     for epoch in range(1, cfg.epochs + 1):
         align = epoch > n_pre
         model.train()
@@ -211,16 +212,11 @@ def fit(model, prep, cfg, on_epoch: Callable[[dict], None] | None = None) -> tup
             on_epoch(row)
         if not align:
             continue
-        if best_state is None or auc > best_auc + 1e-5:
-            best_auc, best, bad = auc, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            bad += 1
-            if bad >= cfg.patience:
-                break
-    model.load_state_dict(best_state)
+        if stop.update(model, auc, epoch):
+            break
+    stop.restore(model)
     model.eval()
-    return history, best
+    return history, stop.best_epoch
 
 
 def valid_demands(clauses, rows: np.ndarray, n: int = VALID_DEMANDS) -> list[tuple[str, str | None]]:

@@ -163,6 +163,26 @@ class Replica:
         return float(t)
 
 
+class EarlyStopping:
+    """Keep the weights of the best validation score; stop after ``patience`` epochs without a gain of
+    more than ``min_delta``. ``update`` returns True when training should stop; ``restore`` loads the best."""
+
+    def __init__(self, patience: int, min_delta: float = 1e-5) -> None:
+        self.patience, self.min_delta = patience, min_delta
+        self.best_score, self.best_epoch, self.bad, self.state = -math.inf, 0, 0, None
+
+    def update(self, model: torch.nn.Module, score: float, epoch: int) -> bool:
+        if self.state is None or score > self.best_score + self.min_delta:
+            self.best_score, self.best_epoch, self.bad = score, epoch, 0
+            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            return False
+        self.bad += 1
+        return self.bad >= self.patience
+
+    def restore(self, model: torch.nn.Module) -> None:
+        model.load_state_dict(self.state)
+
+
 def train_torch(
     model: torch.nn.Module, prep: Prepared, cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None,
     replica: Replica | None = None, net: torch.nn.Module | None = None,
@@ -181,7 +201,7 @@ def train_torch(
     rng = np.random.default_rng(cfg.seed)
     labels = {t: torch.from_numpy(samples.labels[t].astype(np.float32)) for t in tasks}
     observed = {t: torch.from_numpy(samples.observed[t].astype(np.float32)) for t in tasks}
-    best_auc, best_epoch, best_state, bad = -math.inf, 0, None, 0
+    stop = EarlyStopping(cfg.patience)
     history = []
     for epoch in range(1, cfg.epochs + 1):
         model.train()
@@ -232,19 +252,14 @@ def train_torch(
         history.append(row)
         if on_epoch:
             on_epoch(row)
-        if auc > best_auc + 1e-5 or best_state is None:
-            best_auc, best_epoch, bad = auc, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            bad += 1
-            if bad >= cfg.patience:
-                break
-    model.load_state_dict(best_state)
+        if stop.update(model, auc, epoch):
+            break
+    stop.restore(model)
     for t, w in pos_w.items():
         if w != 1.0:
             model.shift_logit(t, -math.log(w))  # prior correction: calibrated probabilities again
     model.eval()
-    return history, best_epoch
+    return history, stop.best_epoch
 
 
 def train(
