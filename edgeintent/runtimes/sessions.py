@@ -113,7 +113,8 @@ class MnnSession:
             shape = tuple(t.getShape())
             host = MNN.Tensor(shape, MNN.Halide_Type_Float, np.zeros(shape, np.float32), MNN.Tensor_DimensionType_Caffe)
             t.copyToHostTensor(host)
-            out[n] = np.array(host.getData(), dtype=np.float32).reshape(shape)
+            # getNumpyData: one buffer copy (getData builds a Python tuple of floats, ~25x slower at 300 values)
+            out[n] = np.array(host.getNumpyData(), dtype=np.float32, copy=True).reshape(shape)
         return out
 
 
