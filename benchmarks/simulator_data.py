@@ -25,7 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
 import _results  # noqa: E402  (benchmarks/_results.py: --json, --write-results)
@@ -57,52 +56,20 @@ def data_table(users: int, seed: int) -> dict:
 
 def signal_table(users: int) -> dict:
     sys.path.insert(0, str(ROOT / "tests"))
-    from test_simulate import _buys_in_horizon, _key, _realised_buy, _strings, _window_features
+    from test_simulate import _review_then_cart, _signal_aucs  # the tests assert the shape of these figures
 
     sim = simulate(SimConfig(users=users, seed=0))
-    y = _buys_in_horizon(sim) > 0
-    feats, cloud_only = _window_features(sim)
-    names = sorted(feats)
-    X = np.column_stack([feats[n] for n in names])
-    offer = sim.decisions.column("offer").to_numpy()
-    test = sim.decisions.column("user_id").to_numpy() % 3 == 0
-
-    def auc_of(cols):
-        Z = np.column_stack([X[:, cols], offer])
-        m = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.08, random_state=0).fit(Z[~test], y[~test])
-        return float(roc_auc_score(y[test], m.predict_proba(Z[test])[:, 1]))
-
-    single = {}
-    for i, n in enumerate(names):
-        a = roc_auc_score(y[test], np.nan_to_num(X[test, i], nan=-1.0))
-        single[n] = float(max(a, 1 - a))
+    auc_all, auc_cloud, single = _signal_aucs(sim)
     best = max(single, key=single.get)
-
-    d = sim.decisions
-    du, dt = d.column("user_id").to_numpy(), d.column("t_ms").to_numpy()
-    yr = _realised_buy(sim)
-    g, c = sim.events.stream("gesture"), sim.events.stream("click")
-    gk = _key(g.column("user_id").to_numpy(), g.column("ts_ms").to_numpy())
-    dur = g.column("duration_ms").to_numpy().astype(np.int64)
-    slow = (_strings(g.column("kind")) == "scroll") & (dur >= 500) & np.isin(_strings(g.column("page")), ["detail", "reviews"])
-    ends = np.sort(gk[slow] + dur[slow])
-    add = _key(c.column("user_id").to_numpy(), c.column("ts_ms").to_numpy())[_strings(c.column("widget")) == "add_to_cart"]
-    i = np.searchsorted(ends, add, "right")
-    coupled = np.sort(add[add - np.where(i > 0, ends[np.maximum(i - 1, 0)], -(10**18)) <= 3000])
-    W = 20 * 60 * 1000
-
-    def n_in_window(keys):
-        return np.searchsorted(keys, _key(du, dt)) - np.searchsorted(keys, _key(du, dt - W))
-
-    hc = n_in_window(coupled) > 0
-    both = (n_in_window(np.sort(add)) > 0) & (n_in_window(np.sort(gk[slow])) > 0)
+    r = _review_then_cart(sim)
+    yr, hc, both = r["y"], r["has_coupled"], r["both"]
     return {
         "source": f"sim:{users}:0, users with user_id % 3 == 0 held out",
         "auc": [
-            {"inputs": "all streams", "auc": auc_of(list(range(len(names))))},
-            {"inputs": "cloud stream only", "auc": auc_of([i for i, n in enumerate(names) if n in cloud_only])},
-            {"inputs": f"best single aggregate ({best})", "auc": single[best]},
-            {"inputs": "add_to_cart count", "auc": max(single[f"c{w}_w_add_to_cart"] for w in (20, 10, 4))},
+            {"inputs": "all streams", "auc": float(auc_all)},
+            {"inputs": "cloud stream only", "auc": float(auc_cloud)},
+            {"inputs": f"best single aggregate ({best})", "auc": float(single[best])},
+            {"inputs": "add_to_cart count", "auc": float(max(single[f"c{w}_w_add_to_cart"] for w in (20, 10, 4)))},
         ],
         "review_then_cart": [
             {"last 20 minutes hold": "slow detail/reviews scroll, then add_to_cart within 3 s",

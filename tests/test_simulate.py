@@ -465,12 +465,13 @@ def _window_features(sim: SimData) -> tuple[dict[str, np.ndarray], set[str]]:
     return feats, cloud_only
 
 
-@pytest.mark.slow
-def test_purchase_signal_is_spread_across_streams(sim20k):
+def _signal_aucs(sim) -> tuple[float, float, dict[str, float]]:
+    """Gradient boosting on per-window aggregates (plus the offer) against a buy in (t, t + H], users with
+    ``user_id % 3 == 0`` held out: (AUC with all streams, with the cloud stream only, each single aggregate's
+    AUC, max(a, 1 − a)). Shared with ``benchmarks/simulator_data.py``."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
 
-    sim = sim20k
     y = _buys_in_horizon(sim) > 0  # the label as the pipeline sees it: a buy event in (t, t + H]
     feats, cloud_only = _window_features(sim)
     names = sorted(feats)
@@ -492,6 +493,12 @@ def test_purchase_signal_is_spread_across_streams(sim20k):
     for i, n in enumerate(names):
         a = roc_auc_score(y[test], np.nan_to_num(X[test, i], nan=-1.0))
         single[n] = max(a, 1.0 - a)
+    return auc_all, auc_cloud, single
+
+
+@pytest.mark.slow
+def test_purchase_signal_is_spread_across_streams(sim20k):
+    auc_all, auc_cloud, single = _signal_aucs(sim20k)
     best_name = max(single, key=single.get)
     report = f"all={auc_all:.3f} cloud={auc_cloud:.3f} best single={single[best_name]:.3f} ({best_name})"
     assert 0.65 <= auc_all <= 0.9, report
@@ -503,13 +510,12 @@ def test_purchase_signal_is_spread_across_streams(sim20k):
     assert max(single[f"c{w}_w_{x}"] for w in (20, 10, 4) for x in ("add_to_cart", "buy_now")) < 0.66, report
 
 
-def test_review_then_cart_timing_carries_the_signal(sim20k):
-    """A slow review scroll followed within seconds by add_to_cart raises the purchase rate; the same two
-    events in another order or further apart do not (the cross-stream timing signal, see the docstring)."""
-    sim = sim20k
+def _review_then_cart(sim) -> dict:
+    """Per decision point, whether its last 20 minutes hold a slow detail/reviews scroll followed within 3 s by
+    add_to_cart (``has_coupled``), or both events at all (``both``), with the realised buy ``y`` and the pieces
+    the timing checks use. Shared with ``benchmarks/simulator_data.py``."""
     d = sim.decisions
     du, dt = d.column("user_id").to_numpy(), d.column("t_ms").to_numpy()
-    y = _realised_buy(sim)
     g, c = sim.events.stream("gesture"), sim.events.stream("click")
     gk = _key(g.column("user_id").to_numpy(), g.column("ts_ms").to_numpy())
     dur = g.column("duration_ms").to_numpy().astype(np.int64)
@@ -528,6 +534,16 @@ def test_review_then_cart_timing_carries_the_signal(sim20k):
 
     has_coupled = n_in_window(coupled) > 0
     both = (n_in_window(np.sort(add)) > 0) & (n_in_window(np.sort(gk[slow])) > 0)
+    return {"y": _realised_buy(sim), "has_coupled": has_coupled, "both": both, "n_in_window": n_in_window,
+            "gk": gk, "dur": dur, "slow": slow, "add": add}
+
+
+def test_review_then_cart_timing_carries_the_signal(sim20k):
+    """A slow review scroll followed within seconds by add_to_cart raises the purchase rate; the same two
+    events in another order or further apart do not (the cross-stream timing signal, see the docstring)."""
+    r = _review_then_cart(sim20k)
+    y, has_coupled, both, n_in_window = r["y"], r["has_coupled"], r["both"], r["n_in_window"]
+    gk, dur, slow, add = r["gk"], r["dur"], r["slow"], r["add"]
     rate_coupled, rate_apart, rate_neither = y[has_coupled].mean(), y[both & ~has_coupled].mean(), y[~both].mean()
     report = f"coupled {rate_coupled:.3f}, same events apart {rate_apart:.3f}, neither {rate_neither:.3f}"
     assert has_coupled.mean() > 0.08, report
