@@ -183,6 +183,12 @@ def _read_tree(path: Path) -> dict[str, bytes]:
     return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 
 
+def artifact_files(out: Path, rel: str) -> dict[str, bytes]:
+    """An artifact written at ``out`` (a file, or a directory such as CoreML's .mlpackage) as bundle files
+    under ``rel`` (e.g. ``exports/onnx/model.onnx``): what ``add_files`` takes."""
+    return {(rel if k == "" else f"{rel}/{k}"): v for k, v in _read_tree(out).items()}
+
+
 def export_bundle(bundle_dir, target: str, precision: str = "fp32", options: dict | None = None) -> ArtifactMeta:
     """Export the bundle's model to ``target`` into ``bundle/exports/<target>/``; returns the metadata."""
     from edgeintent.toolkit.bundle import load_bundle, load_model
@@ -245,15 +251,14 @@ def install_tree(bundle, target: str, precision: str, model, out: Path, extra: d
     from edgeintent.toolkit.bundle import add_files, environment_versions
 
     name = get_target(target).artifact_name(precision)
-    tree = _read_tree(out)
     rel = f"exports/{target}/{name}"
-    files = {(rel if k == "" else f"{rel}/{k}"): v for k, v in tree.items()}
+    files = artifact_files(out, rel)
     sig = model.signature()
     meta = ArtifactMeta(target, precision, rel, bundle.config["model"]["name"], sig.inputs, sig.outputs,
-                        sum(len(v) for v in tree.values()), {**environment_versions(), **_tool_versions()}, dict(extra))  # fmt: skip
+                        sum(len(v) for v in files.values()), {**environment_versions(), **_tool_versions()}, dict(extra))  # fmt: skip
     files[f"{rel}.meta.json"] = canonical_json(meta.to_json())
     # a directory artifact (CoreML's .mlpackage) is replaced as a whole: no file of an earlier export stays
-    add_files(bundle.path, files, replace=(rel,) if "" not in tree else ())
+    add_files(bundle.path, files, replace=(rel,) if out.is_dir() else ())
     return meta
 
 

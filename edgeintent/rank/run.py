@@ -166,20 +166,17 @@ def export_scorer(ranker: Ranker, golden: dict, target: str, out: Path, precisio
 
 def run_export(bundle: Path, targets: list[str], precision: str = "fp32") -> list[dict]:
     """Export to each target, check parity, and add the artifacts that pass to the bundle."""
+    from edgeintent.exporters import artifact_files, get_target
+
     ranker, _, golden = load_rank_bundle(bundle)
     results = []
     for target in targets:
-        from edgeintent.exporters import get_target
-
-        t = get_target(target)
-        name = t.artifact_name(precision)
+        name = get_target(target).artifact_name(precision)
         with tempfile.TemporaryDirectory(prefix="edgeintent-rank-") as tmp:
             out = Path(tmp) / name
             export_scorer(ranker, golden, target, out, precision)
             res = parity_check(ranker, golden, target, out, precision)
             if res["passed"]:
-                files = {f"exports/{target}/{name}": out.read_bytes()} if out.is_file() else {
-                    f"exports/{target}/{name}/{p.relative_to(out).as_posix()}": p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
-                add_rank_files(bundle, files)
+                add_rank_files(bundle, artifact_files(out, f"exports/{target}/{name}"))
         results.append(res)
     return results
