@@ -134,7 +134,7 @@ def markdown(result) -> str:
     return "\n".join(head + lines)
 
 
-def render(name: str, record: dict, table=None) -> str:
+def render(record: dict, table=None) -> str:
     s = record["stamp"]
     script = s["command"].split()[1]
     versions = ", ".join(f"{k} {v}" for k, v in s["versions"].items())
@@ -146,16 +146,17 @@ def render(name: str, record: dict, table=None) -> str:
             f"load average {m.get('load_average_1min', '?')} at the end), Python {m['python']}; {versions}.*\n")
 
 
-def emit(name: str, result, args: argparse.Namespace, *, table=None, argv: list[str] | None = None) -> None:
+def emit(name: str, result, args: argparse.Namespace, *, table=None) -> None:
     """Print ``result`` as JSON if asked, and write the results files if asked. ``table(result) -> str``
-    replaces the generic Markdown rendering."""
+    replaces the generic Markdown rendering; a benchmark names it ``table`` at module level, where
+    :func:`rerender` finds it again."""
     if args.json:
         print(json.dumps(result, indent=1, default=json_default))
     if args.write_results:
-        record = {"stamp": stamp(sys.argv[1:] if argv is None else argv), "result": result}
+        record = {"stamp": stamp(sys.argv[1:]), "result": result}
         folder = Path(args.write_results)
         folder.mkdir(parents=True, exist_ok=True)
-        text = render(name, record, table)
+        text = render(record, table)
         atomic_write_text(folder / f"{name}.json", json.dumps(record, indent=1, default=json_default) + "\n")
         atomic_write_text(folder / f"{name}.md", text)
         print(f"wrote {folder / name}.json and .md", file=sys.stderr)
@@ -171,7 +172,7 @@ def rerender(folder: Path = RESULTS) -> list[Path]:
     for js in sorted(Path(folder).glob("*.json")):
         record = json.loads(js.read_text())
         module = importlib.import_module(Path(record["stamp"]["command"].split()[1]).stem)
-        atomic_write_text(js.with_suffix(".md"), render(js.stem, record, getattr(module, "table", None)))
+        atomic_write_text(js.with_suffix(".md"), render(record, getattr(module, "table", None)))
         written.append(js.with_suffix(".md"))
     return written
 

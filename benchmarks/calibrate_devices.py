@@ -212,7 +212,7 @@ def geekbench_check(profile: str, host_ms: dict) -> dict:
             "min": min(ratios), "max": max(ratios), "geomean": F.geomean(ratios), "n": len(rs)}  # fmt: skip
 
 
-def markdown(out: dict) -> str:
+def table(out: dict) -> str:
     """The result tables of devices.md from one ``--json`` output."""
     lines = []
     h = out["host"]
@@ -247,7 +247,7 @@ def main() -> None:
     ap.add_argument("--from-json", nargs="*", help="pool the quiet passes of earlier --json outputs (with --passes 0: no new run)")
     a = ap.parse_args()
     if a.markdown:
-        print(markdown(json.loads(Path(a.markdown).read_text())))
+        print(table(json.loads(Path(a.markdown).read_text())))
         return
     say = (lambda *_: None) if a.json else print
     runtimes = a.runtimes.split(",")
@@ -331,7 +331,7 @@ def main() -> None:
     if contended is not None:
         out["contended"] = {"host_calibration": {k: contended[k] for k in CAL_KEYS}, "host_times": contended["times"]}
 
-    _results.emit("calibrate_devices", out, a, table=markdown)
+    _results.emit("calibrate_devices", out, a, table=table)
     if a.json:
         return
     for p, res in out["profiles"].items():
