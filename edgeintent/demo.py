@@ -124,7 +124,7 @@ def _demo_rank(ds, out_dir: Path, seed: int, say: Callable[[str], None], users: 
 
     t0 = time.perf_counter()
     keep = np.unique(ds.events.stream("cloud")["user_id"].to_numpy())[:users]
-    sub = type(ds)(name=f"{ds.name} (first {len(keep)} users)", events=ds.events.filter_users(keep), utc_offset_ms=ds.utc_offset_ms)
+    sub = ds.with_users(keep, name=f"{ds.name} (first {len(keep)} users)")
     ranker, m, golden = fit_ranker(sub, RankConfig(seed=seed, rounds=30))
     write_rank_bundle(out_dir / "rank", ranker, m, golden, overwrite=True)
     f = m["fusion"]

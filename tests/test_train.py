@@ -120,3 +120,31 @@ def test_models_command_lists_registry():
         if get_entry(name).kind == "torch":
             assert r["parameters"] > 1000 and r["weight_bytes"] == 4 * r["parameters"]
     assert rows["dipn-tiny"]["parameters"] < rows["dipn"]["parameters"]
+
+
+def test_cross_fit_holds_each_fold_out_of_everything():
+    """Every user is a test user exactly once; a fold's users take no part in the spec fit, training or early
+    stopping, and their samples are the ones the other users' spec gives them (decision points included)."""
+    from edgeintent.errors import ConfigError
+    from edgeintent.toolkit.data.sources import load_source
+    from edgeintent.toolkit.features import build_samples, fit_spec
+    from edgeintent.toolkit.training.trainer import cross_fit
+
+    ds = load_source("sim:60:2")
+    users = ds.events.users()
+    folds = list(cross_fit(ds, 3, seed=1, valid_share=0.25))
+    tested = np.concatenate([np.unique(f.test.user_id) for f in folds])
+    assert sorted(tested.tolist()) == sorted(set(tested.tolist())) and set(tested.tolist()) <= set(users.tolist())
+    decided = set(np.unique(ds.decisions.column("user_id").to_numpy()).tolist())
+    assert set(tested.tolist()) == decided  # every user with a decision point is tested once
+    for f in folds:
+        seen = set(np.unique(f.prepared.samples.user_id).tolist())
+        assert not seen & set(np.unique(f.test.user_id).tolist())
+        held = ds.with_users(np.unique(f.test.user_id))
+        assert held.decisions.num_rows == len(f.test)  # the sidecar's decision points, filtered with the events
+        again = build_samples(held.events, f.prepared.spec, held.decisions)
+        assert np.array_equal(again.labels["buy_rt"], f.test.labels["buy_rt"])
+        train_users = np.unique(f.prepared.samples.user_id[f.prepared.train_idx])
+        assert f.prepared.spec == fit_spec(ds.events.filter_users(train_users), utc_offset_ms=ds.utc_offset_ms)
+    with pytest.raises(ConfigError, match="folds"):
+        next(cross_fit(ds, 1, seed=1, valid_share=0.25))

@@ -9,8 +9,8 @@
   onnxruntime at one thread, in a fresh measuring process pinned like bench's (``runtimes/child.py``),
   the **minimum process CPU time** of :data:`CALIBRATION_RUNS` runs after a warm-up (about 0.2 s of
   timed work here). CPU time leaves out other processes' turns on the core; the minimum leaves out
-  the runs a neighbour on the same physical core slowed down (on this shared 2-vCPU host the median
-  CPU time of a model varied ±15 % between passes, the minimum ±3 %). The median CPU and wall times
+  the runs a neighbour on the same physical core slowed down (on a shared host it varies far less
+  between passes than the median does). The median CPU and wall times
   are recorded beside it; wall over CPU, ``busy``, says how loaded the core was;
 - the single-core copy bandwidth (read + write of a 64 MB ``np.copyto``, best of 5).
 

@@ -6,10 +6,12 @@ reads nothing else. ``DEFAULT_SHARED_DATA`` is where the real data sets live by 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from edgeintent.toolkit.data.schema import EventLog
 
@@ -29,3 +31,11 @@ class Dataset:
     #: Offset of the users' local time from UTC, for hour-of-day features (Taobao: +8 h).
     utc_offset_ms: int = 0
     meta: dict = field(default_factory=dict)
+
+    def with_users(self, users: np.ndarray, name: str | None = None) -> Dataset:
+        """The same data restricted to ``users``: their events and their decision points."""
+        decisions = self.decisions
+        if decisions is not None:
+            keep = pa.array(np.asarray(users, dtype=np.int64))
+            decisions = decisions.filter(pc.is_in(decisions.column("user_id"), value_set=keep))
+        return replace(self, name=name or self.name, events=self.events.filter_users(users), decisions=decisions)

@@ -18,7 +18,7 @@ import importlib
 import math
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -109,6 +109,28 @@ def prepare(
     if len(train_idx) == 0 or len(valid_idx) == 0:
         raise DataError(f"{ds.name}: too few decision points to split by user ({len(samples)})")
     return Prepared(spec, samples, train_idx, valid_idx, ds.events)
+
+
+@dataclass
+class Fold:
+    """One fold of :func:`cross_fit`: the other users prepared for training, this fold's users as test samples."""
+
+    index: int
+    prepared: Prepared
+    test: Samples
+
+
+def cross_fit(ds: Dataset, folds: int, seed: int, valid_share: float, fit: FitConfig | None = None) -> Iterator[Fold]:
+    """K-fold cross-fitting by user: each fold's users are held out of everything (the spec fit, training,
+    early stopping) and featurized with the spec the other users fit, so every user is a test user once."""
+    users = np.random.default_rng(seed).permutation(np.sort(ds.events.users()))
+    if not 2 <= folds <= len(users) // 2:
+        raise ConfigError(f"folds must be in [2, {len(users) // 2}] for {len(users)} users, got {folds}")
+    for k, test_users in enumerate(np.array_split(users, folds)):
+        rest = ds.with_users(np.sort(np.setdiff1d(users, test_users)))
+        prep = prepare(rest, seed, valid_share, fit)
+        held = ds.with_users(np.sort(test_users))
+        yield Fold(k, prep, build_samples(held.events, prep.spec, held.decisions))
 
 
 def main_task(tasks: tuple[str, ...]) -> str:
