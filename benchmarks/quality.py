@@ -159,6 +159,7 @@ def run_funnel_folds(source: str, rows: list[str], cfg: TrainConfig, folds: int)
                 rows_k = np.array([len(t) for t in tests])
                 step["auc_given_prev"] = float(np.mean([s["auc_given_prev"] for s in st]))
                 step["violation"] = float(np.sum(rows_k * np.array([s["violation"] for s in st])) / rows_k.sum())
+                step["violation_per_fold"] = [s["violation"] for s in st]
             steps.append(step)
         per_fold = [steps[-1]["auc_per_fold"][i] - per_row[ref_row][i]["funnel"]["steps"][-1]["auc"] for i in range(len(tests))]
         lo, hi = np.percentile(mine[:n] - ref[:n], [2.5, 97.5])
