@@ -124,7 +124,7 @@ def test_onnx_compact_drops_exporter_names_and_duplicates_without_changing_outpu
     assert len(inits) == len(set(inits))
     used = {x for n in proto.graph.node for x in n.input}
     assert all(t.name in used for t in proto.graph.initializer)
-    monkeypatch.setattr(onnx_exp, "compact", lambda p: p)
+    monkeypatch.setattr(onnx_exp, "compact", lambda p, original=None: p)
     plain = onnx_exp.export_proto(model, bundle.spec, samples)
     assert any(len(n.name) > 10 for n in plain.graph.node)
     assert len(onnx_exp.serialize(proto)) < 0.85 * len(onnx_exp.serialize(plain))
