@@ -3,6 +3,7 @@
     python benchmarks/targeting.py --json
     python benchmarks/targeting.py --epochs 8 --draws 5 --write-results                 # docs/results/targeting.{json,md}
     python benchmarks/targeting.py --seed 1 --name targeting-seed1 --write-results     # another user split
+    python benchmarks/targeting.py --seeds 0,1,2 --bundle /tmp/fb{seed} --write-results  # three splits and their means
 
 Users are split once (seed ``--seed``): 60 % train ``find`` (pretraining + alignment; 20 % of those are
 its validation users for early stopping), 40 % are held out and never seen in training. Every held-out
@@ -16,7 +17,8 @@ is kept when 3 or more held-out users satisfy it. Methods, per demand:
 
 - ``zero_shot``: cos(user embedding, demand embedding);
 - ``history``: the history rule, the same clause counted on the past window the encoder reads;
-- ``few_shot``: prompt tuning on 5 positive + 5 negative held-out seed users (triplet loss, towers frozen),
+- ``few_shot``: prompt tuning on 5 positive + 5 negative held-out seed users (triplet loss, towers frozen,
+  anchored at the zero-shot demand, steps chosen by leave-one-out over the seeds; ``training/targeting.py``),
   mean over ``--draws`` seed draws, scored on the other held-out users;
 - ``u_mlp``: an MLP on the embeddings trained on the same seeds (FIND's One4all baseline);
 - ``zero_shot_same_rows``: zero-shot on the rows few-shot and U-MLP are scored on (seeds left out);
@@ -27,9 +29,17 @@ is kept when 3 or more held-out users satisfy it. Methods, per demand:
 Metrics: AUC, and accuracy / precision / recall at K = the true number of targeted users (as the paper's
 tables; with K equal to the true count, precision equals recall). The linear probe (§5.1.3): "buys within
 the next 3 days" from the embedding, a logistic regression fitted on 1/5 of the held-out users and scored
-on the other 4/5 (AUC and KS), beside the same probe on the past window's aggregates; and the same probe
+on the other 4/5 (AUC and KS; mean over ``PROBE_DRAWS`` draws of the fitting users, the same draws for
+both feature sets), beside the same probe on the past window's aggregates; and the same probe
 at every decision point of the held-out users (label ``buy_long``, a purchase within 72 h of t), beside a
 logistic regression on the toolkit's window aggregates (``models/gbdt.py``).
+
+``embedding_stats`` describes the held-out users' embeddings: the variance of each dimension and the
+effective rank (exp of the entropy of the covariance's eigenvalue shares; 32 = every direction used
+equally, 1 = collapsed onto a line).
+
+With ``--seeds 0,1,2`` the splits run one after the other (``--bundle`` may hold ``{seed}``) and the
+result holds each split and the means over splits (``splits``, ``across``).
 
 Skips (``{"skipped": …}``) when the Taobao sample is absent.
 """
@@ -59,6 +69,7 @@ import _results  # noqa: E402  (benchmarks/_results.py: --json, --write-results)
 
 TAOBAO = ROOT.parent / "shared" / "data" / "taobao_userbehavior" / "UserBehavior_sample.csv"
 HORIZON_H = 72
+PROBE_DRAWS = 5
 ACTIONS = ("view", "fav", "cart", "buy")
 
 
@@ -95,14 +106,32 @@ def aggregates(ix, users, t0, T, last_n, clause=None) -> np.ndarray:
     return np.stack(feats, 1)
 
 
+def probe_draws(feats: np.ndarray, y: np.ndarray, users: np.ndarray, seed: int) -> dict:
+    """``linear_probe`` over PROBE_DRAWS draws of the fitting users (seed·100 + k): mean AUC and KS, and each draw's."""
+    from edgeintent.toolkit.training.find import linear_probe
+
+    runs = [linear_probe(feats, y, users, seed * 100 + k) for k in range(PROBE_DRAWS)]
+    return {"auc": float(np.mean([r["auc"] for r in runs])), "ks": float(np.mean([r["ks"] for r in runs])),
+            "fit_rows": runs[0]["fit_rows"], "scored_rows": runs[0]["scored_rows"],
+            "auc_draws": [round(r["auc"], 4) for r in runs]}  # fmt: skip
+
+
+def embedding_stats(emb: np.ndarray) -> dict:
+    var = emb.var(0)
+    ev = np.clip(np.linalg.eigvalsh(np.cov(emb.T))[::-1], 0, None)
+    share = ev / ev.sum()
+    return {"dim": int(emb.shape[1]), "variance_min": float(var.min()), "variance_median": float(np.median(var)),
+            "variance_max": float(var.max()), "effective_rank": float(np.exp(-(share * np.log(share + 1e-12)).sum())),
+            "top3_share": [round(float(x), 3) for x in share[:3]], "mean_cosine": float((emb @ emb.T).mean())}  # fmt: skip
+
+
 METHODS = (("zero_shot", "zero-shot"), ("history", "history rule (the demand's clause on the past window)"),
            ("gbdt", "supervised GBDT on past-window aggregates, full labels (upper reference)"),
            ("few_shot", "few-shot, 5 + 5 seeds (mean of the draws)"), ("zero_shot_same_rows", "zero-shot on the few-shot rows"),
            ("u_mlp", "U-MLP (MLP on embeddings, same seeds)"))  # fmt: skip
 
 
-def table(r: dict) -> str:
-    """docs/results/NAME.md: mean over demands per method, then the linear probes."""
+def _split_table(r: dict) -> list[str]:
     out = [f"Held-out users: {r['test_users']} ({r['train_users']} trained on); options {r['options'] or 'default'}; "
            f"{r['epochs']} epochs, {r['draws']} seed draws.", "",
            "| method | AUC | accuracy | precision = recall at K | demands |", "|---|---|---|---|---|"]
@@ -110,14 +139,68 @@ def table(r: dict) -> str:
         a = r["mean"].get(key)
         if a:
             out.append(f"| {label} | {a['auc']:.3f} | {a['accuracy']:.3f} | {a['precision']:.3f} | {a['demands']} |")
-    out += ["", "| linear probe | rows fit / scored | embedding AUC / KS | aggregates AUC / KS |", "|---|---|---|---|"]
+    draws = len(r["probe"]["embedding"].get("auc_draws", [0]))
+    how = f"mean of {draws} fitting draws" if draws > 1 else "one fitting draw"
+    out += ["", f"| linear probe ({how}) | rows fit / scored | embedding AUC / KS | aggregates AUC / KS |", "|---|---|---|---|"]
     for name, p in (("per user at T: " + r["probe"]["label"], r["probe"]),
                     ("per decision point: " + r["probe_decision_points"]["label"], r["probe_decision_points"])):
         e, g = p["embedding"], p["aggregates_logistic"]
         out.append(f"| {name} | {e['fit_rows']:,} / {e['scored_rows']:,} | {e['auc']:.3f} / {e['ks']:.3f} | "
                    f"{g['auc']:.3f} / {g['ks']:.3f} |")
+    st = r.get("embedding_stats")
+    if st:
+        out += ["", f"Embeddings of the held-out users: effective rank {st['effective_rank']:.1f} of {st['dim']}, variance per "
+                    f"dimension {st['variance_min']:.4f}–{st['variance_max']:.4f}, mean pairwise cosine {st['mean_cosine']:.3f}; "
+                    f"few-shot steps chosen by leave-one-out: mean {r.get('few_shot_steps_mean', float('nan')):.1f}, "
+                    f"0 in {100 * r.get('few_shot_zero_share', float('nan')):.0f} % of the tunings."]  # fmt: skip
+    return out
+
+
+def table(r: dict) -> str:
+    """docs/results/NAME.md: mean over demands per method, then the linear probes; with several splits,
+    each method's AUC per split and the mean over splits."""
+    if "splits" not in r:
+        return "\n".join(_split_table(r))
+    seeds = r["seeds"]
+    out = [f"User splits {', '.join(map(str, seeds))}: mean over each split's demands, then the mean over splits.", "",
+           "| method | AUC per split | mean AUC | mean accuracy | mean precision = recall at K | demands |",
+           "|---|---|---|---|---|---|"]
+    for key, label in METHODS:
+        a = r["across"]["methods"].get(key)
+        if a:
+            per = " / ".join(f"{x:.3f}" for x in a["auc_splits"])
+            out.append(f"| {label} | {per} | **{a['auc']:.3f}** | {a['accuracy']:.3f} | {a['precision']:.3f} | "
+                       f"{' / '.join(map(str, a['demands']))} |")
+    out += ["", f"| linear probe (mean of {PROBE_DRAWS} fitting draws per split) | features | AUC per split | mean AUC | mean KS |",
+            "|---|---|---|---|---|"]
+    for key, label in (("probe", "per user at T, buys within 72 h"), ("probe_decision_points", "per decision point, buy_long")):
+        for feat, name in (("embedding", "on-device embedding"), ("aggregates_logistic", "past-window aggregates")):
+            a = r["across"][key][feat]
+            out.append(f"| {label} | {name} | {' / '.join(f'{x:.3f}' for x in a['auc_splits'])} | **{a['auc']:.3f}** | {a['ks']:.3f} |")
+    st = r["across"]["embedding_stats"]
+    out += ["", f"Effective rank of the held-out embeddings per split: {' / '.join(f'{x:.1f}' for x in st['effective_rank'])} "
+                f"(of {st['dim']}); few-shot steps chosen by leave-one-out: mean {st['few_shot_steps_mean']:.1f}, "
+                f"0 in {100 * st['few_shot_zero_share']:.0f} % of the tunings."]  # fmt: skip
     return "\n".join(out)
 
+
+def across(runs: list[dict]) -> dict:
+    """Means over splits of each method's per-split mean, and of the probes."""
+    out = {"methods": {}}
+    for m in ("zero_shot", "history", "few_shot", "zero_shot_same_rows", "u_mlp", "gbdt"):
+        vals = [r["mean"][m] for r in runs if r["mean"].get(m)]
+        if vals:
+            out["methods"][m] = {k: float(np.mean([v[k] for v in vals])) for k in ("auc", "accuracy", "precision", "recall")}
+            out["methods"][m].update(auc_splits=[v["auc"] for v in vals], demands=[v["demands"] for v in vals])
+    for key in ("probe", "probe_decision_points"):
+        out[key] = {f: {"auc": float(np.mean([r[key][f]["auc"] for r in runs])), "ks": float(np.mean([r[key][f]["ks"] for r in runs])),
+                        "auc_splits": [r[key][f]["auc"] for r in runs]}
+                    for f in ("embedding", "aggregates_logistic")}  # fmt: skip
+    out["embedding_stats"] = {"dim": runs[0]["embedding_stats"]["dim"],
+                              "effective_rank": [r["embedding_stats"]["effective_rank"] for r in runs],
+                              "few_shot_steps_mean": float(np.mean([r["few_shot_steps_mean"] for r in runs])),
+                              "few_shot_zero_share": float(np.mean([r["few_shot_zero_share"] for r in runs]))}  # fmt: skip
+    return out
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -125,8 +208,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--draws", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", default=None, help="comma list of user splits run one after the other, e.g. 0,1,2 (overrides --seed)")
     ap.add_argument("--set", dest="options", action="append", default=[], help="find option KEY=VALUE")
-    ap.add_argument("--bundle", default=None, help="reuse (or write) the trained bundle here")
+    ap.add_argument("--bundle", default=None, help="reuse (or write) the trained bundle here ({seed} is replaced by the split)")
     ap.add_argument("--name", default="targeting", help="results name (docs/results/NAME.{json,md} with --write-results)")
     _results.add_args(ap)
     args = ap.parse_args()
@@ -134,6 +218,23 @@ def main() -> None:
         print(json.dumps({"skipped": f"Taobao sample not found at {args.data}"}))
         return
 
+    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
+    runs = []
+    for seed in seeds:
+        bundle = args.bundle.replace("{seed}", str(seed)) if args.bundle else None
+        if bundle and len(seeds) > 1 and "{seed}" not in args.bundle:
+            bundle = f"{bundle}-seed{seed}"
+        runs.append(run_split(args, seed, bundle))
+        if len(seeds) > 1 and not args.json:
+            print(f"split {seed}: done in {runs[-1]['seconds']} s", flush=True)
+    result = runs[0] if len(seeds) == 1 else {"seeds": seeds, "splits": runs, "across": across(runs)}
+    _results.emit(args.name, result, args, table=table)
+    if args.json:
+        return
+    print(table(result))
+
+
+def run_split(args, seed: int, bundle_arg: str | None) -> dict:
     import tempfile
 
     import torch
@@ -147,19 +248,18 @@ def main() -> None:
     from edgeintent.toolkit.features import split_users
     from edgeintent.toolkit.features.text import WindowIndex, sentence, table_for
     from edgeintent.toolkit.models.exportable import predict_embeddings
-    from edgeintent.toolkit.training.find import linear_probe
     from edgeintent.toolkit.training.targeting import prompt_tune, prompted_scores, user_samples, zero_shot
     from edgeintent.toolkit.training.trainer import TrainConfig, train_bundle
 
     torch.set_num_threads(1)
     t_start = time.perf_counter()
     ds = load_source(f"taobao:{args.data}")
-    train_users, test_users = split_users(ds.events.users(), 0.4, args.seed)
+    train_users, test_users = split_users(ds.events.users(), 0.4, seed)
     train_ds = Dataset(ds.name, ds.events.filter_users(train_users), None, ds.utc_offset_ms, ds.meta)
-    bundle_dir = Path(args.bundle) if args.bundle else Path(tempfile.mkdtemp(prefix="find-bench-")) / "find"
+    bundle_dir = Path(bundle_arg) if bundle_arg else Path(tempfile.mkdtemp(prefix="find-bench-")) / "find"
     summary = None
     if not bundle_dir.exists():
-        cfg = TrainConfig(epochs=args.epochs, batch_size=256, patience=3, seed=args.seed, golden_rows=64)
+        cfg = TrainConfig(epochs=args.epochs, batch_size=256, patience=3, seed=seed, golden_rows=64)
         summary = train_bundle("find", ds.name, bundle_dir, cfg, options=parse_options(tuple(args.options)), ds=train_ds)
     train_s = time.perf_counter() - t_start
     bundle = load_bundle(bundle_dir)
@@ -195,8 +295,8 @@ def main() -> None:
     for name, n in per_template.items():
         cands = [c for c, _ in freq.most_common() if c[0] == name and (c[1] is None or c[1] in words)]
         demands += cands[:n]
-    rows = []
-    rng = np.random.default_rng(args.seed)
+    rows, steps_chosen = [], []
+    rng = np.random.default_rng(seed)
     for clause in demands:
         y = np.array([clause in f for f in te_future], np.int8)
         if y.sum() < 3 or y.sum() > len(y) - 3:
@@ -207,7 +307,7 @@ def main() -> None:
         ytr = np.array([clause in f for f in tr_future], np.int8)
         Xtr = aggregates(ix, tr_users, np.zeros(len(tr_users), np.int64), np.full(len(tr_users), T), last_n, clause)
         Xte = aggregates(ix, te_users, zeros, np.full(len(te_users), T), last_n, clause)
-        gb = HistGradientBoostingClassifier(max_iter=100, random_state=args.seed).fit(Xtr, ytr) if 0 < ytr.mean() < 1 else None
+        gb = HistGradientBoostingClassifier(max_iter=100, random_state=seed).fit(Xtr, ytr) if 0 < ytr.mean() < 1 else None
         row = {"demand": text, "positives": int(y.sum()), "users": int(len(y)), "zero_shot": scores_row(y, zs),
                "history": scores_row(y, hist),
                "gbdt": scores_row(y, gb.predict_proba(Xte)[:, 1]) if gb is not None else None}  # fmt: skip
@@ -218,11 +318,13 @@ def main() -> None:
                 pos = rng.choice(pos_all, 5, replace=False)
                 neg = rng.choice(neg_all, 5, replace=False)
                 rest = np.setdiff1d(np.arange(len(y)), np.concatenate([pos, neg]))
-                prompt = prompt_tune(model, emb, text, pos, neg, seed=args.seed + d)
+                info = {}
+                prompt = prompt_tune(model, emb, text, pos, neg, seed=seed + d, info=info)
+                steps_chosen.append(info["steps"])
                 fs = prompted_scores(model, emb, text, prompt)
                 few.append(scores_row(y[rest], fs[rest]))
                 same.append(scores_row(y[rest], zs[rest]))
-                clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=500, random_state=args.seed + d)
+                clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=500, random_state=seed + d)
                 clf.fit(emb[np.concatenate([pos, neg])], np.r_[np.ones(5), np.zeros(5)])
                 mlp.append(scores_row(y[rest], clf.predict_proba(emb[rest])[:, 1]))
             mean = lambda rs: {k: float(np.mean([r[k] for r in rs])) for k in rs[0]}  # noqa: E731
@@ -238,8 +340,8 @@ def main() -> None:
     ybuy = np.array([("buy_any", None) in f for f in te_future], np.int8)
     agg = aggregates(ix, te_users, zeros, np.full(len(te_users), T), last_n)
     probe = {"label": "buys within the next 72 h", "rate": float(ybuy.mean()),
-             "embedding": linear_probe(emb, ybuy, te_users, args.seed),
-             "aggregates_logistic": linear_probe(agg, ybuy, te_users, args.seed)}  # fmt: skip
+             "embedding": probe_draws(emb, ybuy, te_users, seed),
+             "aggregates_logistic": probe_draws(agg, ybuy, te_users, seed)}  # fmt: skip
     # the same probe at every decision point of the held-out users (label buy_long: a purchase within 72 h
     # of t, observed rows only), beside a logistic regression on the toolkit's window aggregates (gbdt.py)
     from edgeintent.toolkit.features import build_samples
@@ -250,27 +352,20 @@ def main() -> None:
     y_dp, u_dp = dp.labels["buy_long"][obs].astype(np.int8), dp.user_id[obs]
     probe_dp = {"label": "buy_long (a purchase within 72 h of each decision point)", "rows": int(obs.sum()),
                 "rate": float(y_dp.mean()),
-                "embedding": linear_probe(predict_embeddings(model, dp)["embedding"][obs], y_dp, u_dp, args.seed),
-                "aggregates_logistic": linear_probe(np.nan_to_num(aggregate_features(dp, bundle.spec, tuple(model.streams), False))[obs],
-                                                    y_dp, u_dp, args.seed)}  # fmt: skip
+                "embedding": probe_draws(predict_embeddings(model, dp)["embedding"][obs], y_dp, u_dp, seed),
+                "aggregates_logistic": probe_draws(np.nan_to_num(aggregate_features(dp, bundle.spec, tuple(model.streams), False))[obs],
+                                                   y_dp, u_dp, seed)}  # fmt: skip
     result = {
         "data": args.data, "train_users": int(len(train_users)), "test_users": int(len(test_users)),
         "reference_time_ms": T, "horizon_h": HORIZON_H, "epochs": args.epochs, "draws": args.draws,
         "options": parse_options(tuple(args.options)), "parameters": summary and summary["parameters"],
         "train_history": summary and summary["history"], "train_seconds": round(train_s, 1),
+        "seed": seed, "embedding_stats": embedding_stats(emb), "few_shot_steps_mean": float(np.mean(steps_chosen)) if steps_chosen else None,
+        "few_shot_zero_share": float(np.mean(np.array(steps_chosen) == 0)) if steps_chosen else None,
         "mean": {m: avg(m) for m in methods}, "probe": probe, "probe_decision_points": probe_dp, "demands": rows,
         "seconds": round(time.perf_counter() - t_start, 1),
     }  # fmt: skip
-    _results.emit(args.name, result, args, table=table)
-    if args.json:
-        return
-    for m in methods:
-        a = result["mean"][m]
-        if a:
-            print(f"{m:20s} AUC {a['auc']:.3f}  acc {a['accuracy']:.3f}  prec {a['precision']:.3f}  rec {a['recall']:.3f}  ({a['demands']} demands)")
-    for name, p in (("probe at T", probe), ("probe at every decision point", probe_dp)):
-        print(f"{name}: AUC {p['embedding']['auc']:.3f} KS {p['embedding']['ks']:.3f} vs aggregates "
-              f"{p['aggregates_logistic']['auc']:.3f} / {p['aggregates_logistic']['ks']:.3f}")
+    return result
 
 
 if __name__ == "__main__":

@@ -103,6 +103,39 @@ def test_onnx_dims_are_symbolic_bytes_deterministic_and_self_contained(trained, 
             assert (d.dim_param == want) if isinstance(want, str) else (d.dim_value == want)
 
 
+@pytest.mark.parametrize("name", ["find", "dipn"])
+def test_onnx_compact_drops_exporter_names_and_duplicates_without_changing_outputs(trained, name, monkeypatch):
+    import onnx
+    import onnxruntime as ort
+
+    import edgeintent.exporters.onnx as onnx_exp
+
+    bundle = load_bundle(trained(name))
+    model = load_model(bundle)
+    samples = golden_samples(bundle.golden)
+    proto = onnx_exp.export_proto(model, bundle.spec, samples)
+    io_names = {v.name for v in proto.graph.input} | {v.name for v in proto.graph.output}
+    assert io_names == set(model.signature().input_names) | set(model.signature().outputs)
+    tensors = {t.name for t in proto.graph.initializer} | {x for n in proto.graph.node for x in [*n.input, *n.output]}
+    assert max(len(x) for x in tensors - io_names) <= 3 and max(len(n.name) for n in proto.graph.node) <= 3
+    consts = [b"".join(a.SerializeToString() for a in n.attribute) for n in proto.graph.node if n.op_type == "Constant"]
+    assert len(consts) == len(set(consts))
+    inits = [t.SerializeToString().replace(t.name.encode(), b"", 1) for t in proto.graph.initializer]
+    assert len(inits) == len(set(inits))
+    used = {x for n in proto.graph.node for x in n.input}
+    assert all(t.name in used for t in proto.graph.initializer)
+    monkeypatch.setattr(onnx_exp, "compact", lambda p, original=None: p)
+    plain = onnx_exp.export_proto(model, bundle.spec, samples)
+    assert any(len(n.name) > 10 for n in plain.graph.node)
+    assert len(onnx_exp.serialize(proto)) < 0.85 * len(onnx_exp.serialize(plain))
+    f = feeds(model, samples)
+    runs = [ort.InferenceSession(onnx_exp.serialize(p), providers=["CPUExecutionProvider"]) for p in (proto, plain)]
+    a, b = (r.run(None, {k: np.asarray(f[k]) for k in (i.name for i in r.get_inputs())}) for r in runs)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert onnx.checker.check_model(proto) is None
+
+
 @pytest.mark.parametrize("name", ["dipn", "iidn"])
 def test_time_aware_graphs_take_no_runtime_exp(trained, name):
     """Event ages become seconds through exact_exp's multiply / add / floor / clip, never an Exp node:

@@ -173,6 +173,41 @@ def test_target_zero_shot_few_shot_and_refusals(bundle, tmp_path):
         assert not bad.exists()
 
 
+def test_few_shot_starts_at_zero_shot_and_moves_only_when_the_seeds_say_so(bundle):
+    from edgeintent.toolkit.bundle import load_bundle, load_model
+    from edgeintent.toolkit.data.sources import load_source
+    from edgeintent.toolkit.models.exportable import predict_embeddings
+    from edgeintent.toolkit.training.targeting import CHECK_EVERY, STEPS, prompt_tune, prompted_scores, user_samples, zero_shot
+
+    b = load_bundle(bundle)
+    model = load_model(b)
+    ds = load_source("sim:80:5")
+    samples, _ = user_samples(ds.events, b.spec, model.streams)
+    emb = predict_embeddings(model, samples)["embedding"]
+    cat = next(w for w in model.vocab if w.isdigit())
+    demand = f"users who will browse category {cat}"
+    zs = zero_shot(model, emb, demand)
+    order = np.argsort(-zs)
+    pos, neg = order[[1, 4, 7, 10, 13]], order[[2, 5, 8, 11, 14]]  # seeds that zero-shot cannot tell apart
+    # zero steps: the anchored demand is the zero-shot demand, so the scores (and the ranking) are the same
+    p0 = prompt_tune(model, emb, demand, pos, neg, steps=0)
+    assert not p0.any()
+    np.testing.assert_allclose(prompted_scores(model, emb, demand, p0), zs, atol=1e-6)
+    info = {}
+    p = prompt_tune(model, emb, demand, pos, neg, info=info)
+    assert sorted(info["loo"]) == list(range(0, STEPS + 1, CHECK_EVERY)) and info["steps"] in info["loo"]
+    best = max(info["loo"].values())
+    assert info["steps"] == min(k for k, v in info["loo"].items() if v >= best - 1e-9)  # the fewest steps among the best
+    if info["steps"] == 0:
+        np.testing.assert_allclose(prompted_scores(model, emb, demand, p), zs, atol=1e-6)
+    # tuned for its full budget on seeds the demand ranks the wrong way round, the demand moves toward them
+    flip_pos, flip_neg = order[-5:], order[:5]
+    far = prompt_tune(model, emb, demand, flip_pos, flip_neg, steps=STEPS)
+    moved = prompted_scores(model, emb, demand, far)
+    assert moved[flip_pos].mean() - moved[flip_neg].mean() > zs[flip_pos].mean() - zs[flip_neg].mean()
+    assert all(q.requires_grad for q in model.parameters())
+
+
 def test_target_refuses_a_bundle_without_a_text_tower(spec):
     from edgeintent.toolkit.training.targeting import check_find
 
@@ -225,6 +260,8 @@ def test_quantized_embedding_is_small_and_judged(bundle, tmp_path):
     row = rep["candidates"][0]["tasks"]["embedding"]
     assert row["probe_task"] == "buy_rt" and 0 < row["emb_max_abs"] < 0.5 and 0.9 < row["cosine_min"] <= 1.0
     assert rep["installed"] == ["dynamic-int8"]
+    # the three-stream encoder's int8 artifact fits the bar's 100 KB (the exporter's names alone were 55 KB of it)
+    assert rep["candidates"][0]["bytes"] <= 100_000, rep["candidates"][0]["bytes"]
     report = run_parity(path, ["onnx"])
     q = [r for r in report["results"] if r["precision"] == "dynamic-int8"]
     assert q and q[0]["output"] == "embedding" and q[0]["passed"], (q[0]["reasons"], q[0]["metrics"], q[0]["tolerance"])

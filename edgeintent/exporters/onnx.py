@@ -13,6 +13,13 @@ Why not the dynamo exporter (torch 2.13), each trap covered by a test in ``tests
 The TorchScript exporter is deprecated upstream; when it goes, these tests say what to re-check.
 Sequences are right padded with masks, never packed (both exporters fail on packed sequences).
 Output bytes are deterministic for the same bundle; nothing is stored as external data.
+
+:func:`compact` drops what the runtime never reads: the exporter's node and tensor names (scope paths such
+as ``/model/intra/click/Constant_3_output_0``; a third of a small model's file) become short base-36 names,
+duplicated ``Constant`` nodes and initializers are merged, unused initializers and doc strings are dropped.
+The graph's input and output names stay (the runtime layer and parity feed and read them by name). The
+renaming is deterministic, so a fresh export of the same bundle has the same tensor names as its artifact
+(``parity/onnx_debug.py`` compares the two by name).
 """
 
 from __future__ import annotations
@@ -68,6 +75,81 @@ def toposort(graph) -> None:
     graph.node.extend(nodes)
 
 
+def _short(i: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        i, r = divmod(i, 36)
+        out = digits[r] + out
+        if not i:
+            return out
+
+
+def compact(proto, original: dict[str, str] | None = None):
+    """Shorten node and tensor names, merge duplicated constants and initializers, drop unused
+    initializers and doc strings, in place; the graph's input and output names are kept. A graph with
+    subgraphs (If/Loop bodies) only loses its doc strings: their names are scoped across graphs.
+    ``original``, if given, receives each node's new name → its exporter name (``/model/…/GRU``)."""
+    import onnx
+
+    graph = proto.graph
+    proto.doc_string = graph.doc_string = ""
+    for node in graph.node:
+        node.doc_string = ""
+    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in graph.node for a in n.attribute):
+        return proto
+    keep = {v.name for v in graph.input} | {v.name for v in graph.output}
+    alias: dict[str, str] = {}  # a duplicate's name -> the name of the first equal tensor
+    first: dict[bytes, str] = {}
+    inits = []
+    for t in graph.initializer:
+        key = b"i" + t.SerializeToString().replace(t.name.encode(), b"", 1)
+        if key in first and t.name not in keep:
+            alias[t.name] = first[key]
+        else:
+            first.setdefault(key, t.name)
+            inits.append(t)
+    nodes = []
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            node.input[i] = alias.get(name, name)
+        if node.op_type == "Constant" and len(node.output) == 1 and node.output[0] not in keep:
+            key = b"c" + b"".join(a.SerializeToString() for a in node.attribute)
+            if key in first:
+                alias[node.output[0]] = first[key]
+                continue
+            first[key] = node.output[0]
+        nodes.append(node)
+    for out in graph.output:
+        out.name = alias.get(out.name, out.name)
+    used = {i for n in nodes for i in n.input} | keep
+    inits = [t for t in inits if t.name in used]
+    names: dict[str, str] = {n: n for n in keep}
+    names[""] = ""  # an omitted optional input
+
+    def short(name: str) -> str:
+        if name not in names:
+            names[name] = _short(len(names))
+        return names[name]
+
+    for t in inits:
+        t.name = short(t.name)
+    for i, node in enumerate(nodes):
+        if original is not None:
+            original[_short(i)] = node.name
+        node.name = _short(i)
+        node.input[:] = [short(x) for x in node.input]
+        node.output[:] = [short(x) for x in node.output]
+    del graph.initializer[:]
+    graph.initializer.extend(inits)
+    kept = [type(n)() for n in nodes]
+    for dst, src in zip(kept, nodes, strict=True):
+        dst.CopyFrom(src)
+    del graph.node[:]
+    graph.node.extend(kept)
+    return proto
+
+
 def to_fp16(proto):
     """fp16 weights and arithmetic with fp32 inputs and outputs (onnxruntime's converter)."""
     from onnxruntime.transformers.float16 import convert_float_to_float16
@@ -79,8 +161,9 @@ def to_fp16(proto):
     return proto
 
 
-def export_proto(model, spec, samples, precision: str = "fp32"):
-    """The ModelProto of ``model`` (fp32 or fp16), checked to keep every dynamic dim dynamic."""
+def export_proto(model, spec, samples, precision: str = "fp32", original_names: dict[str, str] | None = None):
+    """The ModelProto of ``model`` (fp32 or fp16), checked to keep every dynamic dim dynamic and
+    :func:`compact`-ed (``original_names`` receives its node names → the exporter's)."""
     import onnx
     import torch
 
@@ -105,6 +188,7 @@ def export_proto(model, spec, samples, precision: str = "fp32"):
         proto = to_fp16(proto)
         del proto.graph.value_info[:]
         check_symbolic(proto, specs)
+    compact(proto, original_names)
     onnx.checker.check_model(proto)
     return proto
 

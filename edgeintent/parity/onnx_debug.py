@@ -5,7 +5,9 @@ its final outputs match torch, which the ``torch`` and ``onnx`` parity rows esta
 node output exposed as a graph output. Both run on the same feeds; walking the artifact's nodes in
 graph order, the first node whose output differs from the tensor of the same name in the fresh
 export (beyond ``RTOL`` of its magnitude) is the first divergent node. When the artifact's graph
-was built differently (no common tensor names), the report says so instead of guessing.
+was built differently (no common tensor names), the report says so instead of guessing. Artifacts
+carry short names (``exporters.onnx.compact``); the report names the node by the exporter's scoped
+name (``/model/…/GRU``), which the fresh export keeps for each short name.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ def first_divergent_node(bundle, model, meta, feeds: dict) -> dict:
     from edgeintent.toolkit.golden import golden_samples
 
     artifact = onnx.load(str(bundle.file(meta.artifact)))
-    reference = export_proto(model, bundle.spec, golden_samples(bundle.golden), meta.precision)
+    scoped: dict[str, str] = {}  # the artifact's short node names -> the exporter's scoped names (/model/…/GRU)
+    reference = export_proto(model, bundle.spec, golden_samples(bundle.golden), meta.precision, scoped)
     try:
         got = _run_all(artifact, feeds, meta.precision)
         ref = _run_all(reference, feeds, meta.precision)
@@ -60,7 +63,8 @@ def first_divergent_node(bundle, model, meta, feeds: dict) -> dict:
             a, b = np.asarray(got[out]), np.asarray(ref[out])
             common += 1
             if a.shape != b.shape:
-                return {"node": node.name, "op": node.op_type, "output": out, "why": f"shape {a.shape} vs {b.shape}"}
+                return {"node": scoped.get(node.name, node.name), "op": node.op_type, "output": out,
+                        "why": f"shape {a.shape} vs {b.shape}"}
             if a.dtype == bool or np.issubdtype(a.dtype, np.integer):
                 bad = not np.array_equal(a, b)
                 diff = float(np.sum(a != b))
@@ -72,7 +76,7 @@ def first_divergent_node(bundle, model, meta, feeds: dict) -> dict:
                 scale = float(np.nanmax(np.abs(b64), initial=0.0)) if b64.size else 0.0
                 bad = not diff <= rtol * (1.0 + scale)
             if bad:
-                return {"node": node.name, "op": node.op_type, "output": out, "max_abs_diff": diff}
+                return {"node": scoped.get(node.name, node.name), "op": node.op_type, "output": out, "max_abs_diff": diff}
     if common == 0:
         return {"node": None, "why": "the artifact shares no tensor names with a fresh export; it was built differently"}
     return {"node": None, "why": "every intermediate matches a fresh export on this batch; the divergence is elsewhere"}

@@ -56,14 +56,13 @@ class TextTower(nn.Module):
         self.width = width
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor, prompt: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.tokens(ids)
+        x = self.tokens(ids) + self.position(torch.arange(ids.shape[1]))[None]
         pool = mask
         if prompt is not None:  # learnable prompt tokens (few-shot prompt tuning), before the demand: they act
-            # through attention; the pooling stays over the demand's own tokens
+            # through attention; the demand's words keep their positions, the pooling stays over them
             x = torch.cat([prompt.unsqueeze(0).expand(x.shape[0], -1, -1), x], dim=1)
             mask = torch.cat([torch.ones(x.shape[0], prompt.shape[0], dtype=torch.bool), mask], dim=1)
             pool = torch.cat([torch.zeros(x.shape[0], prompt.shape[0], dtype=torch.bool), pool], dim=1)
-        x = x + self.position(torch.arange(x.shape[1]))[None]
         h = self.encoder(x, src_key_padding_mask=~mask)
         m = pool.unsqueeze(-1).to(h.dtype)
         return l2_normalise(self.out((h * m).sum(1) / m.sum(1).clamp(min=1.0)))

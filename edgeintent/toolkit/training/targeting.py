@@ -2,11 +2,16 @@
 
 - **zero-shot** (FIND §4.4.1): every user's embedding of the past window (what the phone computes and
   uploads) against the text embedding of the demand; the score is their cosine.
-- **few-shot prompt tuning** (§4.4.2): ``prompt_tokens`` learnable vectors are prepended to the demand's
-  tokens and trained with the triplet loss max(0, margin − cos(t, e⁺) + cos(t, e⁻)) over every
-  (positive, negative) pair of seed users, both towers frozen, plus ``ANCHOR`` · (1 − cos(tuned text,
-  zero-shot text)) so that a handful of seeds refines the demand rather than replacing it; the score is
-  the cosine with the tuned text.
+- **few-shot prompt tuning** (§4.4.2): ``prompt_tokens`` learnable vectors P are prepended to the demand's
+  tokens (both towers frozen). The tuned demand is anchored at the zero-shot one:
+  t(P) = normalise(t₀ + text(demand; P) − text(demand; 0)), and P starts at 0, so before any step the
+  few-shot ranking *is* the zero-shot ranking. P is trained with the triplet loss
+  max(0, margin − cos(t, e⁺) + cos(t, e⁻)) over every (positive, negative) pair of seed users, plus
+  ``ANCHOR`` · (1 − cos(t, t₀)) and ``DECAY`` · ‖P‖² (weight decay toward the start). How many steps
+  (0 to ``steps``) is chosen by leave-one-out over the seeds: each seed is left out in turn, P is tuned
+  on the others, and the left-out seed is ranked against the other class's seeds at every
+  ``CHECK_EVERY`` steps; the step count with the best mean leave-one-out rank wins, the fewest steps on
+  a tie (so seeds that do not tell more than the sentence leave it as it is). The score is cos(user, t).
 
 Users are scored at one reference time ``at`` (default: right after the last event of the data): each
 user's past window is the last ``max_len`` events of each stream before it.
@@ -25,10 +30,14 @@ from edgeintent.toolkit.features import build_samples
 from edgeintent.toolkit.models.exportable import predict_embeddings
 
 PROMPT_TOKENS = 4
-STEPS = 60
+#: the most prompt-tuning steps; the leave-one-out over the seeds picks 0…STEPS, in CHECK_EVERY steps
+STEPS = 30
+CHECK_EVERY = 5
 MARGIN = 0.2
 #: weight of 1 − cos(tuned text, zero-shot text): ten seed users move the demand, they do not replace it
 ANCHOR = 1.0
+#: weight of ‖P‖² (weight decay toward the start, P = 0)
+DECAY = 0.01
 
 
 def check_find(model, what: str = "the bundle") -> None:
@@ -57,41 +66,98 @@ def zero_shot(model, emb: np.ndarray, demand: str) -> np.ndarray:
     return emb @ t
 
 
+def _anchored(model, ids, mask, t0: torch.Tensor, prompt: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+    """normalise(t₀ + text(demand; P) − text(demand; 0)): exactly t₀ at P = 0."""
+    t = t0 + model.text(ids, mask, prompt)[0] - base
+    return t / t.norm().clamp(min=1e-12)
+
+
+def _tune(model, ids, mask, t0, base, ep: torch.Tensor, en: torch.Tensor, prompt_tokens: int, steps: int, lr: float,
+          margin: float, anchor: float, decay: float, check=None) -> torch.Tensor:  # fmt: skip
+    """P after ``steps`` Adam steps from 0; ``check(t)`` is called with the tuned demand at every CHECK_EVERY steps."""
+    prompt = torch.nn.Parameter(torch.zeros(prompt_tokens, model.hparams["text_width"]))
+    opt = torch.optim.Adam([prompt], lr=lr)
+    for step in range(steps + 1):
+        t = _anchored(model, ids, mask, t0, prompt, base)
+        if check is not None and step % CHECK_EVERY == 0:
+            check(step, t.detach())
+        if step == steps:
+            break
+        loss = torch.relu(margin - (ep @ t)[:, None] + (en @ t)[None, :]).mean() + anchor * (1 - t @ t0)
+        loss = loss + decay * (prompt * prompt).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return prompt.detach()
+
+
+def loo_steps(model, ids, mask, t0, base, ep: torch.Tensor, en: torch.Tensor, prompt_tokens: int, steps: int, lr: float,
+              margin: float, anchor: float, decay: float) -> tuple[int, dict[int, float]]:  # fmt: skip
+    """(steps to use, mean leave-one-out rank per checked step count): each seed left out in turn, P tuned on
+    the others, the left-out seed ranked against the other class's remaining seeds (1 = above every one)."""
+    emb = torch.cat([ep, en])
+    is_pos = torch.arange(len(emb)) < len(ep)
+    curve: dict[int, list[float]] = {}
+    for i in range(len(emb)):
+        keep = torch.arange(len(emb)) != i
+        p_in, n_in = emb[keep & is_pos], emb[keep & ~is_pos]
+        if len(p_in) == 0 or len(n_in) == 0:
+            continue
+        other = n_in if is_pos[i] else p_in
+
+        def check(step, t, i=i, other=other):
+            s, so = float(emb[i] @ t), other @ t
+            rank = (so < s).float().mean() + 0.5 * (so == s).float().mean()
+            curve.setdefault(step, []).append(float(rank if is_pos[i] else 1 - rank))
+
+        _tune(model, ids, mask, t0, base, p_in, n_in, prompt_tokens, steps, lr, margin, anchor, decay, check)
+    if not curve:
+        return 0, {}
+    mean = {k: float(np.mean(v)) for k, v in sorted(curve.items())}
+    best = max(mean.values())
+    return min(k for k, v in mean.items() if v >= best - 1e-9), mean
+
+
 def prompt_tune(model, emb: np.ndarray, demand: str, pos: np.ndarray, neg: np.ndarray, prompt_tokens: int = PROMPT_TOKENS,
-                steps: int = STEPS, lr: float = 0.02, margin: float = MARGIN, anchor: float = ANCHOR,
-                seed: int = 0) -> torch.Tensor:  # fmt: skip
+                steps: int | None = None, lr: float = 0.02, margin: float = MARGIN, anchor: float = ANCHOR,
+                decay: float = DECAY, max_steps: int = STEPS, seed: int = 0, info: dict | None = None) -> torch.Tensor:  # fmt: skip
     """Learnable prompt vectors (``prompt_tokens``, width) for ``demand``, trained with the triplet loss on the
-    embeddings of the positive rows ``pos`` and negative rows ``neg`` of ``emb``; both towers frozen."""
+    embeddings of the positive rows ``pos`` and negative rows ``neg`` of ``emb``; both towers frozen. ``steps``
+    None: chosen by leave-one-out over the seeds (up to ``max_steps``); 0 gives the zero-shot demand exactly.
+    Deterministic (P starts at 0); ``seed`` is accepted for the callers' sake. ``info`` receives the chosen
+    steps and the leave-one-out curve."""
     model.check_demand(demand)
     if len(pos) == 0 or len(neg) == 0:
         raise DataError("few-shot targeting needs at least one positive and one negative seed user")
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    g = torch.Generator().manual_seed(seed)
-    prompt = torch.nn.Parameter(0.02 * torch.randn(prompt_tokens, model.hparams["text_width"], generator=g))
-    opt = torch.optim.Adam([prompt], lr=lr)
     ep, en = torch.from_numpy(emb[pos]).float(), torch.from_numpy(emb[neg]).float()
     ids, mask = model.token_ids([demand])
-    with torch.no_grad():
-        t0 = model.text(ids, mask)[0]
     try:
-        for _ in range(steps):
-            t = model.text(ids, mask, prompt)[0]
-            loss = torch.relu(margin - (ep @ t)[:, None] + (en @ t)[None, :]).mean() + anchor * (1 - t @ t0)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        with torch.no_grad():
+            t0 = model.text(ids, mask)[0]
+            base = model.text(ids, mask, torch.zeros(prompt_tokens, model.hparams["text_width"]))[0]
+        args = (prompt_tokens, max_steps if steps is None else steps, lr, margin, anchor, decay)
+        curve = {}
+        if steps is None:
+            steps, curve = loo_steps(model, ids, mask, t0, base, ep, en, *args)
+        prompt = _tune(model, ids, mask, t0, base, ep, en, prompt_tokens, steps, *args[2:])
     finally:
         for p in model.parameters():
             p.requires_grad_(True)
-    return prompt.detach()
+    if info is not None:
+        info.update(steps=int(steps), loo=curve)
+    return prompt
 
 
 @torch.no_grad()
 def prompted_scores(model, emb: np.ndarray, demand: str, prompt: torch.Tensor) -> np.ndarray:
+    """cos(user, t(P)) with the anchored demand t(P) = normalise(t₀ + text(demand; P) − text(demand; 0))."""
     ids, mask = model.token_ids([demand])
-    return emb @ model.text(ids, mask, prompt)[0].numpy()
+    t0 = model.text(ids, mask)[0]
+    base = model.text(ids, mask, torch.zeros_like(prompt))[0]
+    return emb @ _anchored(model, ids, mask, t0, prompt, base).numpy()
 
 
 def read_seed_users(path) -> np.ndarray:
