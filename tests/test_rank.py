@@ -254,6 +254,45 @@ def test_scorer_exports_and_passes_parity(fitted, tmp_path, target):
     assert res["batch"]["logit_max_abs"] < 1e-4 and res["rows"] > 100
 
 
+def test_fused_scorer_ranks_the_profile_first_and_each_tier_by_its_own_fusion_with_the_prior(fitted):
+    from edgeintent.rank.device import fusion_prior, run_torch
+    from edgeintent.rank.fit import golden_feeds, load_rank_bundle
+
+    ranker, _, golden = load_rank_bundle(fitted[0])
+    feeds = golden_feeds(golden)
+    out = run_torch(ranker.module(), feeds)
+    tier = out["tier"]
+    # the golden cases (which parity runs on every target) hold candidates of both tiers
+    assert 0 < tier.sum() < len(tier)
+    p = 1.0 / (1.0 + np.exp(-out["fused_logit"].astype(np.float64)))
+    np.testing.assert_allclose(out["prob_rank"], (tier + p) / 2, atol=1e-6)
+    for r in np.unique(feeds["row_user"]):
+        rows = feeds["row_user"] == r
+        if (tier[rows] == 1).any() and (tier[rows] == 0).any():
+            assert out["prob_rank"][rows][tier[rows] == 1].min() > out["prob_rank"][rows][tier[rows] == 0].max()
+    assert ranker.tables["fusion_w"].shape == (2, int(ranker.tables["industry_of"].max()) + 1, 5)
+    # the popularity prior is an input: another popularity table moves the fused logits
+    prior = fusion_prior(ranker.tables["popularity"])
+    assert 0.0 <= prior.min() and prior.max() == pytest.approx(1.0)
+    ranker.tables["popularity"] = ranker.tables["popularity"][::-1].copy()
+    moved = run_torch(ranker.module(), feeds)["fused_logit"]
+    assert np.abs(moved - out["fused_logit"]).max() > 1e-3
+
+
+def test_tiered_fusion_fits_each_tier_apart():
+    from edgeintent.rank.scorers import fit_tiered_fusion
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    x = rng.random((n, 5))
+    tier = (rng.random(n) < 0.5).astype(np.int64)
+    logit = np.where(tier == 1, 6 * x[:, 3] - 3, 6 * x[:, 4] - 3)  # in the profile: weight; outside: prior
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(float)
+    W, b, how = fit_tiered_fusion(x, y, np.zeros(n, np.int64), tier, 1)
+    assert how == {"outside": ["fitted"], "in_profile": ["fitted"]}
+    assert W[1, 0, 3] > 2 and abs(W[1, 0, 4]) < 1 and W[0, 0, 4] > 2 and abs(W[0, 0, 3]) < 1
+
+
 def test_parity_catches_a_wrong_scorer(fitted, tmp_path):
     from edgeintent.rank.fit import load_rank_bundle
     from edgeintent.rank.run import export_scorer, parity_check
