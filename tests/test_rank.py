@@ -293,6 +293,48 @@ def test_tiered_fusion_fits_each_tier_apart():
     assert W[1, 0, 3] > 2 and abs(W[1, 0, 4]) < 1 and W[0, 0, 4] > 2 and abs(W[0, 0, 3]) < 1
 
 
+def test_mnn_session_reuses_its_tensors_and_stays_right_when_inputs_and_shapes_change(fitted, tmp_path):
+    from edgeintent.exporters import ArtifactMeta, get_target
+    from edgeintent.rank.device import run_torch, take_rows
+    from edgeintent.rank.fit import golden_feeds, load_rank_bundle
+    from edgeintent.rank.run import export_scorer
+    from edgeintent.runtimes import open_artifact
+
+    t = get_target("mnn")
+    if t.missing() or t.run_missing():
+        pytest.skip(t.missing() or t.run_missing())
+    ranker, _, golden = load_rank_bundle(fitted[0])
+    feeds = golden_feeds(golden)
+    sig = ranker.module().signature()
+    path = tmp_path / t.artifact_name("fp32")
+    export_scorer(ranker, golden, "mnn", path)
+    meta = ArtifactMeta("mnn", "fp32", str(path), "rank", sig.inputs, sig.outputs, 0)
+
+    def request(r: int, n: int) -> dict:  # request r's profile with n candidates (same shapes for every r)
+        f = take_rows(feeds, np.flatnonzero(feeds["row_user"] == r)[:1])
+        f["cand"] = (np.arange(n) * (r + 3) % (len(ranker.vocab) - 1) + 1).astype(np.int64)
+        f["row_user"] = np.zeros(n, np.int64)
+        return f
+
+    calls = [request(0, 40), request(1, 40), request(2, 40), request(1, 7), request(0, 40), take_rows(feeds, np.arange(len(feeds["cand"])))]
+    with open_artifact(t.artifact(path, meta), threads=1) as sess:
+        got = [sess.run(f) for f in calls]
+        impl = sess._impl
+        # the CPU backend keeps this graph's inputs and outputs as plain host memory: written and read in place
+        assert impl._in and all(view is not None for _, view in impl._in.values())
+        assert all(view is not None for _, view in impl._out.values())
+    for f, g in zip(calls, got, strict=True):
+        ref = run_torch(ranker.module(), f)
+        with open_artifact(t.artifact(path, meta), threads=1) as fresh:  # a new session: nothing reused
+            once = fresh.run(f)
+        for o in ("prob_rank", "logit_rank"):
+            np.testing.assert_array_equal(g[o], once[o])
+            np.testing.assert_allclose(g[o], ref[o], atol=1e-4)
+    assert np.abs(got[0]["logit_rank"] - got[1]["logit_rank"]).max() > 1e-3  # the calls did differ
+    # an output array is a copy: the next call does not change it
+    np.testing.assert_allclose(got[0]["logit_rank"], run_torch(ranker.module(), calls[0])["logit_rank"], atol=1e-4)
+
+
 def test_parity_catches_a_wrong_scorer(fitted, tmp_path):
     from edgeintent.rank.fit import load_rank_bundle
     from edgeintent.rank.run import export_scorer, parity_check
