@@ -347,6 +347,52 @@ def test_parity_catches_a_wrong_scorer(fitted, tmp_path):
     assert not res["passed"] and any("logits differ" in r for r in res["reasons"])
 
 
+def test_rank_score_context_budget_spends_rounds_and_fills_the_cache(fitted, tmp_path):
+    from edgeintent.cli import main
+    from edgeintent.rank.device import run_torch
+    from edgeintent.rank.fit import golden_feeds, load_rank_bundle
+    from edgeintent.rank.run import budgeted_context, context_stumps
+
+    ranker, _, golden = load_rank_bundle(fitted[0])
+    stumps = context_stumps(ranker)
+    kept = sorted(stumps)
+    assert kept, "the fixture keeps some industry's context stumps"
+    feeds = golden_feeds(golden)
+    n = int(feeds["row_user"].max()) + 1
+    cands = [feeds["cand"][feeds["row_user"] == r] for r in range(n)]
+    hours = np.arange(n, dtype=np.int64) * 10 * HOUR_MS  # every request in its own hour: no cache hits
+    every = sum(len(st) for st in stumps.values())
+    ctx, info = budgeted_context(ranker, feeds["context"], hours, cands, every)
+    # a budget that covers every industry gives the graph's context scores
+    ref = run_torch(ranker.module(), feeds)
+    got = run_torch(ranker.module(), {**feeds, "context_by_industry": ctx})
+    np.testing.assert_allclose(got["context"], ref["context"], atol=1e-6)
+    np.testing.assert_allclose(got["logit_rank"], ref["logit_rank"], atol=1e-5)
+    # no budget: nothing is scored, every industry neutral
+    ctx0, info0 = budgeted_context(ranker, feeds["context"], hours, cands, 0)
+    assert info0["rounds_used"] == 0 and (ctx0 == 0.5).all() and info0["industries_skipped"] > 0
+    # one industry's rounds per request, every request in the same context hour: the cache fills up,
+    # each request scoring one more industry, until every kept industry is cached
+    same = np.repeat(feeds["context"][:1], len(kept) + 1, axis=0)
+    all_c = [np.arange(1, len(ranker.vocab), dtype=np.int64)] * len(same)
+    budget = max(len(st) for st in stumps.values())
+    ctx1, info1 = budgeted_context(ranker, same, np.zeros(len(same), np.int64), all_c, budget)
+    assert info1["cached"] == len(kept) and info1["rounds_used"] == every
+    assert (ctx1[-1, kept] != 0.5).all() and (ctx1[0] == 0.5).sum() >= len(ranker.tables["stump_feat"]) - 1
+    # the CLI option: with a budget covering everything, the scores of the default
+    good = tmp_path / "c.csv"
+    good.write_text("user_id,category_id\n" + "".join(f"{u},{c}\n" for u in (2, 5) for c in ranker.vocab[1:6]))
+    runner = CliRunner()
+    a = runner.invoke(main, ["rank", "score", str(fitted[0]), "--data", SRC, "--candidates", str(good), "--json"])
+    b = runner.invoke(main, ["rank", "score", str(fitted[0]), "--data", SRC, "--candidates", str(good), "--json",
+                             "--context-budget", str(every)])  # fmt: skip
+    assert a.exit_code == 0 and b.exit_code == 0, (a.output, b.output)
+    ra, rb = json.loads(a.output), json.loads(b.output)
+    assert [r["score"] for r in ra] == pytest.approx([r["score"] for r in rb], abs=1e-6)
+    c = runner.invoke(main, ["rank", "score", str(fitted[0]), "--data", SRC, "--candidates", str(good), "--context-budget", "-1"])
+    assert c.exit_code == 2
+
+
 def test_cli_fit_score_and_bad_candidate_files(fitted, tmp_path):
     from edgeintent.cli import main
     from edgeintent.rank.fit import load_rank_bundle

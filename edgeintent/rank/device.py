@@ -120,9 +120,13 @@ class RankScorer(DeclaresSignature, nn.Module):
         # context: each industry's stump sum (right + (left − right)·[x ≤ thr]: a select by arithmetic,
         # coremltools' select loses the broadcast dim), then each category's industry; the fusion uses
         # each category's industry's weights
-        x = torch.index_select(b["context"], 1, self.stump_feat).reshape(-1, self.n_industries, self.rounds)
-        f2 = (self.stump_base2 + self.stump_step2 * (x <= self.stump_thr).to(torch.float32)).sum(dim=2)  # 2F: (U, G)
-        context = torch.index_select(torch.sigmoid(f2), 1, self.industry_of)  # (U, V)
+        if "context_by_industry" in b:  # scored outside the graph (ContextScorer: round budget + cache); torch only
+            p_g = b["context_by_industry"]
+        else:
+            x = torch.index_select(b["context"], 1, self.stump_feat).reshape(-1, self.n_industries, self.rounds)
+            f2 = (self.stump_base2 + self.stump_step2 * (x <= self.stump_thr).to(torch.float32)).sum(dim=2)  # 2F: (U, G)
+            p_g = torch.sigmoid(f2)
+        context = torch.index_select(p_g, 1, self.industry_of)  # (U, V)
         tier = (own > self.in_profile).to(torch.float32)  # 1: the candidate is in the user's profile
         log_w = torch.log1p(own)
         z0 = (interest * self.fusion0_interest + context * self.fusion0_context + keyword * self.fusion0_keyword
@@ -205,7 +209,8 @@ def exportable(model: RankScorer, feeds: dict[str, np.ndarray]) -> tuple[RankSco
 def run_torch(model: RankScorer, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The torch reference on exported-signature feeds: scenario scores and the exported outputs."""
     model.eval()
-    s = model.scores({k: torch.from_numpy(np.ascontiguousarray(feeds[k])) for k in INPUTS})
+    keys = [k for k in (*INPUTS, "context_by_industry") if k in feeds]
+    s = model.scores({k: torch.from_numpy(np.ascontiguousarray(feeds[k])) for k in keys})
     out = {k: v.numpy() for k, v in s.items()}
     out["logit_rank"] = out["rank"]
     out["prob_rank"] = torch.sigmoid(s["rank"]).numpy()
