@@ -254,6 +254,87 @@ def test_scorer_exports_and_passes_parity(fitted, tmp_path, target):
     assert res["batch"]["logit_max_abs"] < 1e-4 and res["rows"] > 100
 
 
+def test_fused_scorer_ranks_the_profile_first_and_each_tier_by_its_own_fusion_with_the_prior(fitted):
+    from edgeintent.rank.device import fusion_prior, run_torch
+    from edgeintent.rank.fit import golden_feeds, load_rank_bundle
+
+    ranker, _, golden = load_rank_bundle(fitted[0])
+    feeds = golden_feeds(golden)
+    out = run_torch(ranker.module(), feeds)
+    tier = out["tier"]
+    # the golden cases (which parity runs on every target) hold candidates of both tiers
+    assert 0 < tier.sum() < len(tier)
+    p = 1.0 / (1.0 + np.exp(-out["fused_logit"].astype(np.float64)))
+    np.testing.assert_allclose(out["prob_rank"], (tier + p) / 2, atol=1e-6)
+    for r in np.unique(feeds["row_user"]):
+        rows = feeds["row_user"] == r
+        if (tier[rows] == 1).any() and (tier[rows] == 0).any():
+            assert out["prob_rank"][rows][tier[rows] == 1].min() > out["prob_rank"][rows][tier[rows] == 0].max()
+    assert ranker.tables["fusion_w"].shape == (2, int(ranker.tables["industry_of"].max()) + 1, 5)
+    # the popularity prior is an input: another popularity table moves the fused logits
+    prior = fusion_prior(ranker.tables["popularity"])
+    assert 0.0 <= prior.min() and prior.max() == pytest.approx(1.0)
+    ranker.tables["popularity"] = ranker.tables["popularity"][::-1].copy()
+    moved = run_torch(ranker.module(), feeds)["fused_logit"]
+    assert np.abs(moved - out["fused_logit"]).max() > 1e-3
+
+
+def test_tiered_fusion_fits_each_tier_apart():
+    from edgeintent.rank.scorers import fit_tiered_fusion
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    x = rng.random((n, 5))
+    tier = (rng.random(n) < 0.5).astype(np.int64)
+    logit = np.where(tier == 1, 6 * x[:, 3] - 3, 6 * x[:, 4] - 3)  # in the profile: weight; outside: prior
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(float)
+    W, b, how = fit_tiered_fusion(x, y, np.zeros(n, np.int64), tier, 1)
+    assert how == {"outside": ["fitted"], "in_profile": ["fitted"]}
+    assert W[1, 0, 3] > 2 and abs(W[1, 0, 4]) < 1 and W[0, 0, 4] > 2 and abs(W[0, 0, 3]) < 1
+
+
+def test_mnn_session_reuses_its_tensors_and_stays_right_when_inputs_and_shapes_change(fitted, tmp_path):
+    from edgeintent.exporters import ArtifactMeta, get_target
+    from edgeintent.rank.device import run_torch, take_rows
+    from edgeintent.rank.fit import golden_feeds, load_rank_bundle
+    from edgeintent.rank.run import export_scorer
+    from edgeintent.runtimes import open_artifact
+
+    t = get_target("mnn")
+    if t.missing() or t.run_missing():
+        pytest.skip(t.missing() or t.run_missing())
+    ranker, _, golden = load_rank_bundle(fitted[0])
+    feeds = golden_feeds(golden)
+    sig = ranker.module().signature()
+    path = tmp_path / t.artifact_name("fp32")
+    export_scorer(ranker, golden, "mnn", path)
+    meta = ArtifactMeta("mnn", "fp32", str(path), "rank", sig.inputs, sig.outputs, 0)
+
+    def request(r: int, n: int) -> dict:  # request r's profile with n candidates (same shapes for every r)
+        f = take_rows(feeds, np.flatnonzero(feeds["row_user"] == r)[:1])
+        f["cand"] = (np.arange(n) * (r + 3) % (len(ranker.vocab) - 1) + 1).astype(np.int64)
+        f["row_user"] = np.zeros(n, np.int64)
+        return f
+
+    calls = [request(0, 40), request(1, 40), request(2, 40), request(1, 7), request(0, 40), take_rows(feeds, np.arange(len(feeds["cand"])))]
+    with open_artifact(t.artifact(path, meta), threads=1) as sess:
+        got = [sess.run(f) for f in calls]
+        impl = sess._impl
+        # the CPU backend keeps this graph's inputs and outputs as plain host memory: written and read in place
+        assert impl._in and all(view is not None for _, view in impl._in.values())
+        assert all(view is not None for _, view in impl._out.values())
+    for f, g in zip(calls, got, strict=True):
+        ref = run_torch(ranker.module(), f)
+        with open_artifact(t.artifact(path, meta), threads=1) as fresh:  # a new session: nothing reused
+            once = fresh.run(f)
+        for o in ("prob_rank", "logit_rank"):
+            np.testing.assert_array_equal(g[o], once[o])
+            np.testing.assert_allclose(g[o], ref[o], atol=1e-4)
+    assert np.abs(got[0]["logit_rank"] - got[1]["logit_rank"]).max() > 1e-3  # the calls did differ
+    # an output array is a copy: the next call does not change it
+    np.testing.assert_allclose(got[0]["logit_rank"], run_torch(ranker.module(), calls[0])["logit_rank"], atol=1e-4)
+
+
 def test_parity_catches_a_wrong_scorer(fitted, tmp_path):
     from edgeintent.rank.fit import load_rank_bundle
     from edgeintent.rank.run import export_scorer, parity_check
@@ -264,6 +345,52 @@ def test_parity_catches_a_wrong_scorer(fitted, tmp_path):
     export_scorer(ranker, golden, "onnx", out)
     res = parity_check(ranker, golden, "onnx", out)
     assert not res["passed"] and any("logits differ" in r for r in res["reasons"])
+
+
+def test_rank_score_context_budget_spends_rounds_and_fills_the_cache(fitted, tmp_path):
+    from edgeintent.cli import main
+    from edgeintent.rank.device import run_torch
+    from edgeintent.rank.fit import golden_feeds, load_rank_bundle
+    from edgeintent.rank.run import budgeted_context, context_stumps
+
+    ranker, _, golden = load_rank_bundle(fitted[0])
+    stumps = context_stumps(ranker)
+    kept = sorted(stumps)
+    assert kept, "the fixture keeps some industry's context stumps"
+    feeds = golden_feeds(golden)
+    n = int(feeds["row_user"].max()) + 1
+    cands = [feeds["cand"][feeds["row_user"] == r] for r in range(n)]
+    hours = np.arange(n, dtype=np.int64) * 10 * HOUR_MS  # every request in its own hour: no cache hits
+    every = sum(len(st) for st in stumps.values())
+    ctx, info = budgeted_context(ranker, feeds["context"], hours, cands, every)
+    # a budget that covers every industry gives the graph's context scores
+    ref = run_torch(ranker.module(), feeds)
+    got = run_torch(ranker.module(), {**feeds, "context_by_industry": ctx})
+    np.testing.assert_allclose(got["context"], ref["context"], atol=1e-6)
+    np.testing.assert_allclose(got["logit_rank"], ref["logit_rank"], atol=1e-5)
+    # no budget: nothing is scored, every industry neutral
+    ctx0, info0 = budgeted_context(ranker, feeds["context"], hours, cands, 0)
+    assert info0["rounds_used"] == 0 and (ctx0 == 0.5).all() and info0["industries_skipped"] > 0
+    # one industry's rounds per request, every request in the same context hour: the cache fills up,
+    # each request scoring one more industry, until every kept industry is cached
+    same = np.repeat(feeds["context"][:1], len(kept) + 1, axis=0)
+    all_c = [np.arange(1, len(ranker.vocab), dtype=np.int64)] * len(same)
+    budget = max(len(st) for st in stumps.values())
+    ctx1, info1 = budgeted_context(ranker, same, np.zeros(len(same), np.int64), all_c, budget)
+    assert info1["cached"] == len(kept) and info1["rounds_used"] == every
+    assert (ctx1[-1, kept] != 0.5).all() and (ctx1[0] == 0.5).sum() >= len(ranker.tables["stump_feat"]) - 1
+    # the CLI option: with a budget covering everything, the scores of the default
+    good = tmp_path / "c.csv"
+    good.write_text("user_id,category_id\n" + "".join(f"{u},{c}\n" for u in (2, 5) for c in ranker.vocab[1:6]))
+    runner = CliRunner()
+    a = runner.invoke(main, ["rank", "score", str(fitted[0]), "--data", SRC, "--candidates", str(good), "--json"])
+    b = runner.invoke(main, ["rank", "score", str(fitted[0]), "--data", SRC, "--candidates", str(good), "--json",
+                             "--context-budget", str(every)])  # fmt: skip
+    assert a.exit_code == 0 and b.exit_code == 0, (a.output, b.output)
+    ra, rb = json.loads(a.output), json.loads(b.output)
+    assert [r["score"] for r in ra] == pytest.approx([r["score"] for r in rb], abs=1e-6)
+    c = runner.invoke(main, ["rank", "score", str(fitted[0]), "--data", SRC, "--candidates", str(good), "--context-budget", "-1"])
+    assert c.exit_code == 2
 
 
 def test_cli_fit_score_and_bad_candidate_files(fitted, tmp_path):

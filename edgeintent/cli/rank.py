@@ -43,12 +43,15 @@ def fit_cmd(source, out_dir, vocab, industries, half_life_h, seed, overwrite, as
 @click.argument("bundle", type=click.Path(path_type=Path))
 @lazy_option("--data", "source", required=True, help=source_help)
 @click.option("--candidates", type=click.Path(path_type=Path), required=True, help=".csv/.parquet with user_id, category_id")
+@click.option("--context-budget", type=click.IntRange(min=0), default=None,
+              help="score the context scenario with a round budget per request and a cache per (industry, context hour) "
+                   "(the source's request-time scheme; off: every industry's stumps)")
 @click.option("--json", "as_json", is_flag=True)
-def score_cmd(bundle, source, candidates, as_json) -> None:
+def score_cmd(bundle, source, candidates, context_budget, as_json) -> None:
     """Score candidate categories for users at the end of their history in the data."""
     from edgeintent.rank.run import run_score
 
-    rows = run_score(bundle, source, candidates)
+    rows = run_score(bundle, source, candidates, context_budget)
     if as_json:
         print_json(rows)
         return

@@ -24,7 +24,11 @@ returns the four scenario scores, each in [0, 1]:
 - ``recency``  = w_c(t) / (1 + w_c(t)), w_c(t) the candidate's own decayed profile weight;
 
 with ``w_k(t) = w_k · e^{−α_k · age_k}`` (the profile's Newton cooling, evaluated at request time).
-The fusion is ``logit = W[g] · (interest, context, keyword, recency) + b[g]``, ``g`` the candidate's industry.
+The fusion has two tiers: ``tier = [w_c(t) > in_profile]`` (the candidate is in the user's profile) and per
+tier and industry ``z = W[tier, g] · (interest, context, keyword, log(1 + w_c(t)), prior_c) + b[tier, g]``,
+``g`` the candidate's industry and ``prior_c = log(1 + n_c) / log(1 + max n)`` the popularity prior (n the
+training users' engagements). ``prob_rank = (tier + σ(z)) / 2``: the profile's candidates first, each
+tier in the order of its own fused probability; ``logit_rank`` is its logit.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from torch import nn
 from edgeintent.toolkit.models.signature import DeclaresSignature, InputSpec, Signature
 
 SCENARIOS = ("interest", "context", "keyword", "recency")
+#: the fusion's inputs: three scenario scores, log(1 + w_c(t)) (the recency scenario's weight) and the popularity prior
+FUSION_INPUTS = ("interest", "context", "keyword", "log_weight", "prior")
 INPUTS = ("cand", "row_user", "tagsets", "prof_key", "prof_w", "prof_age_h", "context")
 
 
@@ -64,10 +70,21 @@ class RankScorer(DeclaresSignature, nn.Module):
         self.register_buffer("stump_thr", torch.from_numpy(np.asarray(tables["stump_thr"], np.float32)))
         self.register_buffer("stump_base2", torch.from_numpy((2.0 * right).astype(np.float32)))
         self.register_buffer("stump_step2", torch.from_numpy((2.0 * (left - right)).astype(np.float32)))
-        fw = np.asarray(tables["fusion_w"], np.float32)[industry_of]  # (V, 4): each category's industry's weights
-        for j, name in enumerate(SCENARIOS):
-            self.register_buffer(f"fusion_{name}", torch.from_numpy(np.ascontiguousarray(fw[:, j])))
-        self.register_buffer("fusion_b_v", torch.from_numpy(np.asarray(tables["fusion_b"], np.float32)[industry_of]))
+        # the two-tier fusion: per tier (0 = not in the profile, 1 = in it) and industry, weights over
+        # FUSION_INPUTS; the prior (a constant per category) folds into each category's bias
+        fw = np.asarray(tables["fusion_w"], np.float32)  # (2, G, 5)
+        fb = np.asarray(tables["fusion_b"], np.float32)  # (2, G)
+        if fw.ndim != 3 or fw.shape[0] != 2 or fw.shape[2] != len(FUSION_INPUTS):
+            raise ValueError(f"fusion weights of shape {fw.shape}, expected (2, industries, {len(FUSION_INPUTS)})")
+        self.in_profile = float(tables.get("in_profile", 0.05))
+        prior = fusion_prior(np.asarray(tables["popularity"], np.float64))
+        self.register_buffer("prior", torch.from_numpy(prior.astype(np.float32)))
+        for t in (0, 1):
+            w = fw[t][industry_of]  # (V, 5): each category's industry's weights
+            for j, name in enumerate(FUSION_INPUTS[:4]):
+                self.register_buffer(f"fusion{t}_{name}", torch.from_numpy(np.ascontiguousarray(w[:, j])))
+            bias = fb[t][industry_of] + w[:, 4] * prior.astype(np.float32)
+            self.register_buffer(f"fusion{t}_bias", torch.from_numpy(bias.astype(np.float32)))
 
     def signature(self) -> Signature:
         return Signature(
@@ -103,20 +120,49 @@ class RankScorer(DeclaresSignature, nn.Module):
         # context: each industry's stump sum (right + (left − right)·[x ≤ thr]: a select by arithmetic,
         # coremltools' select loses the broadcast dim), then each category's industry; the fusion uses
         # each category's industry's weights
-        x = torch.index_select(b["context"], 1, self.stump_feat).reshape(-1, self.n_industries, self.rounds)
-        f2 = (self.stump_base2 + self.stump_step2 * (x <= self.stump_thr).to(torch.float32)).sum(dim=2)  # 2F: (U, G)
-        context = torch.index_select(torch.sigmoid(f2), 1, self.industry_of)  # (U, V)
-        logit = (interest * self.fusion_interest + context * self.fusion_context + keyword * self.fusion_keyword
-                 + recency * self.fusion_recency + self.fusion_b_v)  # fmt: skip
-        return {"interest": interest, "context": context, "keyword": keyword, "recency": recency, "rank": logit}
+        if "context_by_industry" in b:  # scored outside the graph (ContextScorer: round budget + cache); torch only
+            p_g = b["context_by_industry"]
+        else:
+            x = torch.index_select(b["context"], 1, self.stump_feat).reshape(-1, self.n_industries, self.rounds)
+            f2 = (self.stump_base2 + self.stump_step2 * (x <= self.stump_thr).to(torch.float32)).sum(dim=2)  # 2F: (U, G)
+            p_g = torch.sigmoid(f2)
+        context = torch.index_select(p_g, 1, self.industry_of)  # (U, V)
+        tier = (own > self.in_profile).to(torch.float32)  # 1: the candidate is in the user's profile
+        log_w = torch.log1p(own)
+        z0 = (interest * self.fusion0_interest + context * self.fusion0_context + keyword * self.fusion0_keyword
+              + log_w * self.fusion0_log_weight + self.fusion0_bias)  # fmt: skip
+        z1 = (interest * self.fusion1_interest + context * self.fusion1_context + keyword * self.fusion1_keyword
+              + log_w * self.fusion1_log_weight + self.fusion1_bias)  # fmt: skip
+        z = z0 + tier * (z1 - z0)  # the tier's fused log-odds
+        return {"interest": interest, "context": context, "keyword": keyword, "recency": recency,
+                "log_weight": log_w, "tier": tier, "fused_logit": z, "rank": tiered_logit(z, tier)}  # fmt: skip
 
     def scores(self, b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Per candidate row: the four scenario scores and the fused logit (``rank``)."""
+        """Per candidate row: the four scenario scores, the fusion's inputs and the ranking logit (``rank``)."""
         at = b["row_user"] * self.vocab + b["cand"]
         return {k: torch.index_select(v.reshape(-1), 0, at) for k, v in self.per_request(b).items()}
 
     def forward(self, b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {"rank": self.scores(b)["rank"]}
+        at = b["row_user"] * self.vocab + b["cand"]
+        return {"rank": torch.index_select(self.per_request(b)["rank"].reshape(-1), 0, at)}
+
+
+LN2 = float(np.log(2.0))
+
+
+def fusion_prior(popularity: np.ndarray) -> np.ndarray:
+    """The popularity prior in [0, 1]: ``log(1 + n_c) / log(1 + max n)``, n the training users' engagements."""
+    top = float(np.max(popularity)) if len(popularity) else 0.0
+    return np.log1p(np.maximum(popularity, 0.0)) / np.log1p(top) if top > 0 else np.zeros_like(popularity, np.float64)
+
+
+def tiered_logit(z: torch.Tensor, tier: torch.Tensor) -> torch.Tensor:
+    """The logit of ``(tier + σ(z)) / 2``: a candidate in the profile ranks above every one outside it,
+    and each tier is ordered by its own fused probability σ(z). In closed form (no log of a rounded
+    probability): tier 0 → ``−softplus(ln 2 − z)``, tier 1 → ``z + ln 2 + softplus(−z − ln 2)``."""
+    out0 = -torch.nn.functional.softplus(LN2 - z)
+    out1 = z + LN2 + torch.nn.functional.softplus(-z - LN2)
+    return out0 + tier * (out1 - out0)
 
 
 def _take(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -163,7 +209,8 @@ def exportable(model: RankScorer, feeds: dict[str, np.ndarray]) -> tuple[RankSco
 def run_torch(model: RankScorer, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The torch reference on exported-signature feeds: scenario scores and the exported outputs."""
     model.eval()
-    s = model.scores({k: torch.from_numpy(np.ascontiguousarray(feeds[k])) for k in INPUTS})
+    keys = [k for k in (*INPUTS, "context_by_industry") if k in feeds]
+    s = model.scores({k: torch.from_numpy(np.ascontiguousarray(feeds[k])) for k in keys})
     out = {k: v.numpy() for k, v in s.items()}
     out["logit_rank"] = out["rank"]
     out["prob_rank"] = torch.sigmoid(s["rank"]).numpy()

@@ -27,8 +27,8 @@ from edgeintent.io import canonical_json
 from edgeintent.rank import RankConfig
 from edgeintent.rank import data as D
 from edgeintent.rank.profile import ACTION_WEIGHT, ACTIONS, HOUR_MS, DecayRule, golden_trace
-from edgeintent.rank.scorers import (DEFAULT_COEF, DEFAULT_INTERCEPT, Stumps, fit_fusion, gentle_adaboost, keyword_table,
-                                     mine_interest)  # fmt: skip
+from edgeintent.rank.scorers import (DEFAULT_COEF, DEFAULT_INTERCEPT, Stumps, fit_tiered_fusion, gentle_adaboost,
+                                     keyword_table, mine_interest)  # fmt: skip
 from edgeintent.toolkit.bundle import BundleKind, add_files, golden_bytes, verify_files, weights_bytes, write_files
 
 RANK_FORMAT = "edgeintent-rank-bundle"
@@ -132,14 +132,10 @@ def fit_ranker(dataset, cfg: RankConfig = RankConfig(), say=None) -> tuple[Ranke
         raise DataError(f"{dataset.name}: no training user has events on two different days; nothing to fit the ranker on")
 
     names = D.context_names(ev)
-    pop = np.zeros(v, np.float64)
-    sel = np.isin(ev.user, train_u) & np.isin(ev.action, D.ENGAGE)
-    np.add.at(pop, idx[sel], 1.0)
-    pop[0] = 0.0
     base = {"alpha_per_h": (math.log(2.0) / hl).astype(np.float32), "half_life_h": hl, "industry_of": industry_of,
-            "n_context": np.asarray(len(names), np.int64), "popularity": pop,
-            "fusion_w": np.tile(np.asarray(DEFAULT_COEF, np.float32), (g_n, 1)),
-            "fusion_b": np.full(g_n, DEFAULT_INTERCEPT, np.float32)}  # fmt: skip
+            "n_context": np.asarray(len(names), np.int64), "in_profile": np.asarray(cfg.threshold, np.float64),
+            "fusion_w": np.tile(np.asarray(DEFAULT_COEF, np.float32), (2, g_n, 1)),
+            "fusion_b": np.full((2, g_n), DEFAULT_INTERCEPT, np.float32)}  # fmt: skip
 
     # the scorers' tables on every training user
     ranker, info = fit_tables(cfg, ev, idx, req, tr, train_u, vocab, base, names)
@@ -151,22 +147,22 @@ def fit_ranker(dataset, cfg: RankConfig = RankConfig(), say=None) -> tuple[Ranke
     # were fitted on, keyword and interest look better than they are on new users
     folds = np.random.default_rng([cfg.seed, 0xF01D]).permutation(train_u)
     half = np.isin(req.user, folds[: len(folds) // 2])
-    xs, ys, gs = [], [], []
+    xs = []
     for fold in (half, ~half):
         fit_on, score_on = tr[~fold[tr]], tr[fold[tr]]
         fit_users = np.unique(req.user[fit_on])
         if len(fit_on) == 0 or len(score_on) == 0:
             continue
         part, _ = fit_tables(cfg, ev, idx, req, fit_on, fit_users, vocab, base, names)
-        x, y, g = fusion_rows(part, ev, req, score_on, v, industry_of)
-        xs.append(x), ys.append(y), gs.append(g)
+        xs.append(fusion_rows(part, ev, req, score_on, v, industry_of))
     if xs:
-        W, b, how = fit_fusion(np.concatenate(xs), np.concatenate(ys), np.concatenate(gs), g_n)
+        x, y, g, tier = (np.concatenate(a) for a in zip(*xs, strict=True))
+        W, b, how = fit_tiered_fusion(x, y, g, tier, g_n)
         ranker.tables["fusion_w"], ranker.tables["fusion_b"] = W.astype(np.float32), b.astype(np.float32)
     else:
-        how = ["default"] * g_n
+        how = {"in_profile": ["default"] * g_n, "outside": ["default"] * g_n}
     ranker.info = {"industries": g_n, "industry_method": method, "fusion": how, **info, "train_users": len(train_u), "test_users": len(test_u)}
-    say(f"rank: fusion — {how.count('fitted')} industries fitted, {g_n - how.count('fitted')} pooled/default")
+    say("rank: fusion — " + ", ".join(f"{t}: {h.count('fitted')} of {g_n} industries fitted" for t, h in how.items()))
 
     test_rows = np.flatnonzero(~is_train)
     metrics = evaluate(ranker, ev, req, test_rows)
@@ -181,6 +177,11 @@ def fit_tables(cfg: RankConfig, ev, idx, req, rows: np.ndarray, users: np.ndarra
     v = len(vocab)
     industry_of = base["industry_of"]
     g_n = int(industry_of.max()) + 1
+    # popularity: the users' engagements per category (the baseline, and the fusion's prior)
+    pop = np.zeros(v, np.float64)
+    sel = np.isin(ev.user, users) & np.isin(ev.action, D.ENGAGE)
+    np.add.at(pop, idx[sel], 1.0)
+    pop[0] = 0.0
     # interest: FP-growth over (tags, category) transactions; a conversion counts as conv_weight clicks
     trans = []
     for i in rows:
@@ -229,7 +230,7 @@ def fit_tables(cfg: RankConfig, ev, idx, req, rows: np.ndarray, users: np.ndarra
     for g, st in stumps.items():
         n = len(st)
         feat[g, :n], thr[g, :n], left[g, :n], right[g, :n] = st.feat, st.thr, st.left, st.right
-    tables = {**base, "interest": interest, "keyword": keyword, "stump_feat": feat, "stump_thr": thr,
+    tables = {**base, "popularity": pop, "interest": interest, "keyword": keyword, "stump_feat": feat, "stump_thr": thr,
               "stump_left": left, "stump_right": right}  # fmt: skip
     tables = {k: (v_.copy() if isinstance(v_, np.ndarray) else v_) for k, v_ in tables.items()}
     info = {"itemsets": len(sets), "transactions": len(trans), "context_dropped": dropped, "context_train_error": errors}
@@ -237,13 +238,16 @@ def fit_tables(cfg: RankConfig, ev, idx, req, rows: np.ndarray, users: np.ndarra
 
 
 def fusion_rows(ranker: Ranker, ev, req, rows: np.ndarray, v: int, industry_of: np.ndarray):
-    """(scores (n, 4), labels, industries) of requests ``rows`` against candidates: every category
-    (cfg.negatives = 0, the candidate set ranking faces) or the targets and sampled negatives."""
+    """(fusion inputs (n, 5), labels, industries, tiers) of requests ``rows`` against candidates: every
+    category (cfg.negatives = 0, the candidate set ranking faces) or the targets and sampled negatives."""
+    from edgeintent.rank.device import FUSION_INPUTS, fusion_prior
+
     cfg = ranker.config
     model = ranker.module()
+    prior = fusion_prior(ranker.tables["popularity"])
     rng = np.random.default_rng([cfg.seed, 0xF0])
     fit_rows = [i for i in rows if len(req.targets[i])]
-    xs, ys, gs = [], [], []
+    xs, ys, gs, ts = [], [], [], []
     for lo in range(0, len(fit_rows), 256):
         part = np.asarray(fit_rows[lo : lo + 256])
         cands, labels = [], []
@@ -257,12 +261,15 @@ def fusion_rows(ranker: Ranker, ev, req, rows: np.ndarray, v: int, industry_of: 
             cands.append(np.concatenate([pos, neg]).astype(np.int64))
             labels.append(np.r_[np.ones(len(pos)), np.zeros(len(neg))])
         s = scenario_scores(ranker, model, ev, req, part, cands)
-        xs.append(np.stack([s[k] for k in ("interest", "context", "keyword", "recency")], 1))
+        c = np.concatenate(cands)
+        s["prior"] = prior[c]
+        xs.append(np.stack([s[k] for k in FUSION_INPUTS], 1))
         ys.append(np.concatenate(labels))
-        gs.append(industry_of[np.concatenate(cands)])
+        gs.append(industry_of[c])
+        ts.append(s["tier"].astype(np.int64))
     if not xs:
-        return np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64)
-    return np.concatenate(xs), np.concatenate(ys), np.concatenate(gs)
+        return np.zeros((0, 5)), np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(gs), np.concatenate(ts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -391,7 +398,7 @@ def golden_feeds(golden: dict) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------------------------------------
 
 WEIGHT_KEYS = ("interest", "keyword", "alpha_per_h", "half_life_h", "industry_of", "stump_feat", "stump_thr",
-               "stump_left", "stump_right", "n_context", "popularity", "fusion_w", "fusion_b")  # fmt: skip
+               "stump_left", "stump_right", "n_context", "popularity", "fusion_w", "fusion_b", "in_profile")  # fmt: skip
 CORE = ("config.json", "weights.safetensors", "golden.npz", "metrics.json")
 #: the rank bundle: model-bundle machinery (atomic writes, journalled add_files, verification), its own format
 RANK_BUNDLE = BundleKind(RANK_FORMAT, CORE)
@@ -438,6 +445,8 @@ def load_rank_bundle(path) -> tuple[Ranker, dict, dict]:
         cfg = RankConfig.from_json(cfg_j["config"])
         itemsets = {tuple(s): i + 1 for i, s in enumerate(cfg_j["itemsets"])}
         ranker = Ranker(cfg, np.asarray(cfg_j["vocab"], np.int64), itemsets, list(cfg_j["context_features"]), tables, cfg_j["info"])
+        if "in_profile" not in tables or np.ndim(tables["fusion_w"]) != 3:
+            raise BundleError(f"{name}: a rank bundle with the single-tier fusion of an older edgeintent; refit it with `edgeintent rank fit`")
     except (ValueError, KeyError, TypeError) as exc:
         raise BundleError(f"{name}: not a readable rank bundle ({type(exc).__name__}: {exc})") from None
     return ranker, metrics, golden

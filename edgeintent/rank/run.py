@@ -60,8 +60,50 @@ def read_candidates(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return cols[0], cols[1]
 
 
-def score_candidates(ranker: Ranker, dataset, users: np.ndarray, cats: np.ndarray, where: str = "candidates") -> list[dict]:
-    """Scores of each (user, category) candidate at the end of the user's history in ``dataset``."""
+def context_stumps(ranker: Ranker) -> dict:
+    """The bundle's Gentle AdaBoost stumps as :class:`Stumps` per industry (padding rounds, whose two
+    leaves are 0, left out; a dropped industry has none)."""
+    from edgeintent.rank.scorers import Stumps
+
+    t = ranker.tables
+    out = {}
+    for g in range(t["stump_feat"].shape[0]):
+        real = np.flatnonzero((t["stump_left"][g] != 0) | (t["stump_right"][g] != 0))
+        if len(real):
+            out[g] = Stumps(t["stump_feat"][g, real].astype(np.int64), t["stump_thr"][g, real].astype(np.float64),
+                            t["stump_left"][g, real].astype(np.float64), t["stump_right"][g, real].astype(np.float64))  # fmt: skip
+    return out
+
+
+def budgeted_context(ranker: Ranker, context: np.ndarray, t_ms: np.ndarray, cands: list[np.ndarray], budget: int,
+                     scorer=None) -> tuple[np.ndarray, dict]:  # fmt: skip
+    """(requests, G) context scores through :class:`ContextScorer`: requests in time order, each spending at
+    most ``budget`` stump rounds on its candidates' industries, with the (industry, context hour) cache; an
+    industry left unscored in a request gets the neutral 0.5. Returns the scores and what it cost."""
+    from edgeintent.rank.profile import HOUR_MS
+    from edgeintent.rank.scorers import ContextScorer
+
+    scorer = scorer or ContextScorer(context_stumps(ranker))
+    g_n = int(ranker.tables["stump_feat"].shape[0])
+    out = np.full((len(cands), g_n), 0.5, np.float32)
+    skipped = 0
+    for r in np.argsort(t_ms, kind="stable"):
+        groups = sorted(set(ranker.tables["industry_of"][cands[r]].tolist()))
+        key = (int(t_ms[r] // HOUR_MS), tuple(np.round(context[r], 4).tolist()))  # the context hour
+        for g, v in scorer.score(groups, context[r].astype(np.float64), key, budget).items():
+            if v is None:
+                skipped += 1
+            else:
+                out[r, g] = v
+    return out, {"budget": budget, "rounds_used": scorer.rounds_used, "cached": len(scorer.cache), "industries_skipped": skipped}
+
+
+def score_candidates(ranker: Ranker, dataset, users: np.ndarray, cats: np.ndarray, where: str = "candidates",
+                     context_budget: int | None = None) -> list[dict]:  # fmt: skip
+    """Scores of each (user, category) candidate at the end of the user's history in ``dataset``.
+
+    ``context_budget``: score the context scenario through :class:`ContextScorer` (at most that many stump
+    rounds per request, cached per (industry, context hour)) instead of every industry's stumps."""
     from edgeintent.rank.device import run_torch
 
     ev = D.events_of(dataset)
@@ -92,7 +134,11 @@ def score_candidates(ranker: Ranker, dataset, users: np.ndarray, cats: np.ndarra
         t_req.append(int(ev.ts[sel[-1]]))
     req = D.Requests(uniq, np.asarray(t_req, np.int64), np.stack(keys), np.stack(ws), np.stack(ts), tags, [], [])
     cands = [idx_c[users == u] for u in uniq]
-    out = run_torch(ranker.module(), feeds_for(ranker, ev, req, np.arange(len(uniq)), cands))
+    feeds = feeds_for(ranker, ev, req, np.arange(len(uniq)), cands)
+    budget_info = None
+    if context_budget is not None:
+        feeds["context_by_industry"], budget_info = budgeted_context(ranker, feeds["context"], req.t_ms, cands, context_budget)
+    out = run_torch(ranker.module(), feeds)
     rows = []
     pos = 0
     for u, cs in zip(uniq, cands, strict=True):
@@ -105,12 +151,12 @@ def score_candidates(ranker: Ranker, dataset, users: np.ndarray, cats: np.ndarra
     return rows
 
 
-def run_score(bundle: Path, source: str, candidates: Path) -> list[dict]:
+def run_score(bundle: Path, source: str, candidates: Path, context_budget: int | None = None) -> list[dict]:
     from edgeintent.toolkit.data.sources import load_source
 
     ranker, _, _ = load_rank_bundle(bundle)
     users, cats = read_candidates(candidates)
-    return score_candidates(ranker, load_source(source), users, cats, where=str(candidates))
+    return score_candidates(ranker, load_source(source), users, cats, where=str(candidates), context_budget=context_budget)
 
 
 def parity_check(ranker: Ranker, golden: dict, target: str, artifact: Path, precision: str = "fp32") -> dict:

@@ -18,7 +18,8 @@
 - :func:`keyword_table` — term → category association by TF-IDF (scikit-learn's ``TfidfTransformer``):
   one document per term (a profile category), holding the categories engaged after it.
 - :func:`fit_fusion` — per industry, a logistic regression (scikit-learn) over the scenario scores;
-  industries with too few rows (cold start) get the pooled fit, or fixed equal weights without one.
+  industries with too few rows (cold start) get the pooled fit, or fixed equal weights without one;
+  :func:`fit_tiered_fusion` fits it apart on the candidates in the user's profile and outside it.
 """
 
 from __future__ import annotations
@@ -236,8 +237,9 @@ def keyword_table(doc_terms: np.ndarray, vocab: int) -> np.ndarray:
 # Fusion: per-industry logistic regression
 # ---------------------------------------------------------------------------------------------
 
-#: the cold-start fusion when nothing can be fitted: every scenario score counts the same
-DEFAULT_COEF = (1.0, 1.0, 1.0, 1.0)
+#: the cold-start fusion when nothing can be fitted: every input (interest, context, keyword, log weight,
+#: prior) counts the same
+DEFAULT_COEF = (1.0, 1.0, 1.0, 1.0, 1.0)
 DEFAULT_INTERCEPT = -2.0
 
 
@@ -272,4 +274,18 @@ def fit_fusion(x: np.ndarray, y: np.ndarray, industry: np.ndarray, n_industries:
         else:
             how.append("fitted")
         W[g], b[g] = got
+    return W, b, how
+
+
+def fit_tiered_fusion(x: np.ndarray, y: np.ndarray, industry: np.ndarray, tier: np.ndarray, n_industries: int,
+                      **kw) -> tuple[np.ndarray, np.ndarray, dict[str, list[str]]]:  # fmt: skip
+    """``(W (2, G, S), b (2, G), how)``: :func:`fit_fusion` on the rows outside the profile (tier 0) and on
+    the rows in it (tier 1) apart — the fusion fully interacted with "the candidate is in the profile"."""
+    s = x.shape[1]
+    W = np.zeros((2, n_industries, s), np.float64)
+    b = np.zeros((2, n_industries), np.float64)
+    how = {}
+    for t, name in ((0, "outside"), (1, "in_profile")):
+        sel = tier == t
+        W[t], b[t], how[name] = fit_fusion(x[sel], y[sel], industry[sel], n_industries, **kw)
     return W, b, how

@@ -80,8 +80,40 @@ def _mnn_arrays(inputs, feeds: dict) -> dict:
     return arrays
 
 
+def _host_view(tensor, shape: tuple, caffe: int):
+    """A numpy array over ``tensor``'s own host memory, or None when it has none of that layout.
+
+    ``getNumpyData`` wraps the tensor's host pointer without copying; the view is used only when the
+    tensor is in the Caffe (NCHW, plain row-major) layout, has ``shape``, and the array's data pointer
+    is the tensor's host pointer (a tensor without host memory would give a fresh numpy buffer).
+    """
+    import ctypes
+
+    try:
+        if tensor.getDimensionType() != caffe or tuple(tensor.getShape()) != tuple(shape):
+            return None
+        cap = tensor.getHost()
+        view = tensor.getNumpyData()
+    except (ValueError, TypeError, SystemError):  # a null host pointer: PyCapsule_New refuses it
+        return None
+    get = ctypes.pythonapi.PyCapsule_GetPointer
+    get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    if not isinstance(view, np.ndarray) or view.dtype not in (np.int32, np.float32) or view.shape != tuple(shape):
+        return None
+    if get(cap, None) != view.__array_interface__["data"][0]:
+        return None
+    return view
+
+
 class MnnSession:
-    """MNN's session API (``Interpreter``), resizing inputs when a request's shapes change."""
+    """MNN's session API (``Interpreter``), resizing inputs when a request's shapes change.
+
+    While the shapes stay the same, a call reuses what the last resize bound: the session's input and
+    output tensors and, where the CPU backend keeps them as plain row-major host memory, numpy views of
+    that memory, so a call writes each feed into its input in place (one cast-and-copy, no MNN.Tensor
+    built per input) and reads each output with one copy (no host tensor built per output). A tensor
+    without such memory goes through ``copyFrom`` / ``copyToHostTensor`` as before.
+    """
 
     def __init__(self, path: str, precision: str, threads: int, inputs, outputs) -> None:
         import MNN
@@ -93,23 +125,48 @@ class MnnSession:
         self.inputs = list(inputs) if inputs else list(self.interpreter.getSessionInputAll(self.session))
         self.outputs = list(outputs) if outputs else list(self.interpreter.getSessionOutputAll(self.session))
         self._shapes: dict = {}
+        self._in: dict = {}  # name → (session tensor, view or None)
+        self._out: dict = {}
+
+    def _bind(self, shapes: dict) -> None:
+        MNN, it = self._mnn, self.interpreter
+        for n, shape in shapes.items():
+            it.resizeTensor(it.getSessionInput(self.session, n), tuple(shape))
+        it.resizeSession(self.session)
+        caffe = MNN.Tensor_DimensionType_Caffe
+        self._in = {}
+        for n, shape in shapes.items():
+            t = it.getSessionInput(self.session, n)
+            self._in[n] = (t, _host_view(t, shape, caffe))
+        self._out = {}
+        for n in self.outputs:
+            t = it.getSessionOutput(self.session, n)
+            self._out[n] = (t, _host_view(t, tuple(t.getShape()), caffe))
+        self._shapes = shapes
 
     def run(self, feeds: dict) -> dict:
         MNN, it = self._mnn, self.interpreter
-        arrays = _mnn_arrays(self.inputs, feeds)
-        shapes = {n: a.shape for n, a in arrays.items()}
+        shapes = {}
+        for n in self.inputs:
+            if n not in feeds:
+                raise KeyError(f"mnn artifact needs input {n!r}")
+            shapes[n] = np.shape(feeds[n])
         if shapes != self._shapes:
-            for n, a in arrays.items():
-                it.resizeTensor(it.getSessionInput(self.session, n), tuple(a.shape))
-            it.resizeSession(self.session)
-            self._shapes = shapes
-        for n, a in arrays.items():
-            kind = MNN.Halide_Type_Int if a.dtype == np.int32 else MNN.Halide_Type_Float
-            it.getSessionInput(self.session, n).copyFrom(MNN.Tensor(tuple(a.shape), kind, a, MNN.Tensor_DimensionType_Caffe))
+            self._bind(shapes)
+        for n, (t, view) in self._in.items():
+            a = np.asarray(feeds[n])
+            if view is not None:
+                view[...] = a  # the cast (int64 → int32, float64 → float32) and the copy in one step
+            else:
+                a = np.ascontiguousarray(a, np.int32 if np.issubdtype(a.dtype, np.integer) else np.float32)
+                kind = MNN.Halide_Type_Int if a.dtype == np.int32 else MNN.Halide_Type_Float
+                t.copyFrom(MNN.Tensor(tuple(a.shape), kind, a, MNN.Tensor_DimensionType_Caffe))
         it.runSession(self.session)
         out = {}
-        for n in self.outputs:
-            t = it.getSessionOutput(self.session, n)
+        for n, (t, view) in self._out.items():
+            if view is not None:
+                out[n] = np.array(view, dtype=np.float32, copy=True)
+                continue
             shape = tuple(t.getShape())
             host = MNN.Tensor(shape, MNN.Halide_Type_Float, np.zeros(shape, np.float32), MNN.Tensor_DimensionType_Caffe)
             t.copyToHostTensor(host)
