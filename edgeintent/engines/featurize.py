@@ -104,7 +104,8 @@ def _ray(source: str | Dataset, spec: FeatureSpec, out_dir: Path, opts: EngineOp
         kwargs = {"spec": spec, "data_end_ms": int(pc.max(stats.column("end")).as_py()), "has_decisions": src.has_decisions}
         if src.user_partitioned and opts.use_partitions:
             # every user's rows are in one block: featurize each block in the task that reads it, no shuffle
-            out = src.blocks.map_batches(_read_featurize, batch_size=1, batch_format="pyarrow",
+            # (a block row read into a block's rows, or a whole block of rows)
+            out = src.blocks.map_batches(_read_featurize, batch_size=1 if src.read else None, batch_format="pyarrow",
                                          fn_kwargs={"read": src.read, "read_kwargs": src.read_kwargs, **kwargs})  # fmt: skip
             out.write_parquet(str(out_dir))
             return {"events": n_events, "path": "user-partitioned", "waves": 0}
@@ -165,7 +166,7 @@ def _block_stats(rows: pa.Table) -> pa.Table:
 
 def _read_featurize(batch: pa.Table, read, read_kwargs: dict, **kwargs) -> pa.Table:
     """A user-partitioned block read and featurized in one task."""
-    return _featurize_group(read(batch, **read_kwargs), **kwargs)
+    return _featurize_group(read(batch, **read_kwargs) if read else batch, **kwargs)
 
 
 #: the rows the Ray engine shuffles: events (``events_table`` columns) and decision points
