@@ -147,7 +147,7 @@ def child(engine: str, source: str, spec_path: str, out: str, workers: int, buck
         row["worker_peak_rss_mb"] = [round(p / 2**20, 1) for p in peaks]
         row["max_worker_peak_rss_mb"] = max(row["worker_peak_rss_mb"], default=0.0)
         row["peak_ray_temp_disk_mb"] = round(sampler.disk_peak / 2**20, 1)
-        row.update(path=summary["path"], waves=summary["waves"])
+        row.update(path=summary["path"], waves=summary["waves"], refreshed_files=summary.get("refreshed_files"))
         ray.shutdown()
         shutil.rmtree(ray_tmp, ignore_errors=True)
     return row

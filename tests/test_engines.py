@@ -122,6 +122,26 @@ def test_the_data_end_is_taken_from_the_caller_not_the_batch():
     np.testing.assert_array_equal(late.labels["buy_long"], early.labels["buy_long"])
 
 
+def test_observed_flags_refreshed_to_a_later_data_end_equal_featurizing_with_it():
+    """Rows featurized with an early data end, refreshed to the real one, equal rows featurized with the
+    real one; refreshing to an end before the reported next change leaves them as they are."""
+    from edgeintent.toolkit.features.windows import refresh_observed
+
+    log = _random_log(7, 6, 5_000_000)
+    events = events_table(log)
+    end = log.time_span()[1]
+    early_end = end - 3 * 24 * 3600 * 1000
+    early = featurize_batch(events, SPEC, data_end_ms=early_end)
+    right = featurize_batch(events, SPEC, data_end_ms=end)
+    assert not early.equals(right)
+    refreshed, _ = refresh_observed(early, SPEC, end)
+    assert refreshed.equals(right)
+    same, next_change = refresh_observed(early, SPEC, early_end)
+    assert same.equals(early) and next_change is not None and next_change > early_end
+    assert refresh_observed(early, SPEC, next_change - 1)[0].equals(early)
+    assert not refresh_observed(early, SPEC, next_change)[0].equals(early)
+
+
 def test_samples_table_round_trip_and_bucket_values():
     log = _random_log(2, 6, 5_000_000)
     samples = build_samples(log, SPEC)
@@ -327,6 +347,7 @@ def test_ray_user_partitioned_source_is_featurized_without_a_shuffle(ray_local, 
     summary = fz.build_samples_dir("userblocks:x", spec, tmp_path / "parts", "ray", fz.EngineOptions(buckets=8, timeout_s=120))
     assert summary["path"] == "user-partitioned" and summary["events"] == ds.events.n_events
     assert summary["files"] == 4  # one file per block: no shuffle regrouped the rows
+    assert summary["refreshed_files"] >= 1  # a block's own data end was earlier than the data's for some flag
     got, _ = fz.read_samples_dir(tmp_path / "parts")
     assert got.equals(local)
     # the same declared source, told not to use its partitions, goes through the shuffle

@@ -18,6 +18,7 @@ or not at all.
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -40,6 +41,7 @@ from edgeintent.toolkit.features.windows import (
     build_samples,
     events_table,
     featurize_batch,
+    refresh_observed,
     samples_table,
     user_bucket,
 )
@@ -95,6 +97,8 @@ def _ray(source: str | Dataset, spec: FeatureSpec, out_dir: Path, opts: EngineOp
     ray.data.DataContext.get_current().shuffle_strategy = ShuffleStrategy(opts.shuffle)  # datasets copy it
     src = _ray_rows(ray, source, opts)
     with deadline(opts.timeout_s, "the ray featurization job"):
+        if src.user_partitioned and opts.use_partitions:
+            return _featurize_partitions(ray, src, spec, out_dir, _name(source))
         # the one global pass: the data end (for the observed flags), the event count, the rows' bytes
         stats = src.rows().map_batches(_block_stats, batch_format="pyarrow", batch_size=None).to_arrow_refs()
         stats = pa.concat_tables(ray.get(stats))
@@ -102,13 +106,6 @@ def _ray(source: str | Dataset, spec: FeatureSpec, out_dir: Path, opts: EngineOp
         if not n_events:
             raise DataError(f"{_name(source)}: no events to featurize")
         kwargs = {"spec": spec, "data_end_ms": int(pc.max(stats.column("end")).as_py()), "has_decisions": src.has_decisions}
-        if src.user_partitioned and opts.use_partitions:
-            # every user's rows are in one block: featurize each block in the task that reads it, no shuffle
-            # (a block row read into a block's rows, or a whole block of rows)
-            out = src.blocks.map_batches(_read_featurize, batch_size=1 if src.read else None, batch_format="pyarrow",
-                                         fn_kwargs={"read": src.read, "read_kwargs": src.read_kwargs, **kwargs})  # fmt: skip
-            out.write_parquet(str(out_dir))
-            return {"events": n_events, "path": "user-partitioned", "waves": 0}
         waves = opts.waves or plan_waves(int(pc.sum(stats.column("bytes")).as_py()), opts.shuffle_budget_bytes
                                          or _store_budget(ray))  # fmt: skip
         for wave in range(waves):
@@ -164,9 +161,54 @@ def _block_stats(rows: pa.Table) -> pa.Table:
                      "bytes": pa.array([rows.nbytes], pa.int64())})  # fmt: skip
 
 
-def _read_featurize(batch: pa.Table, read, read_kwargs: dict, **kwargs) -> pa.Table:
-    """A user-partitioned block read and featurized in one task."""
-    return _featurize_group(read(batch, **read_kwargs) if read else batch, **kwargs)
+#: the data end given to a block without events (every negative label unobserved until refreshed)
+_NO_END = -(2**62)
+
+
+def _featurize_partitions(ray, src: RowSource, spec: FeatureSpec, out_dir: Path, name: str) -> dict:
+    """A user-partitioned source in one pass and no shuffle: each task reads a block, featurizes it with
+    the block's own data end and writes its Parquet file (named by the block's first and last user, so
+    a retried task overwrites its own file). The global data end is known only when every block is
+    done; the tasks report, per file, the smallest data end at which an ``observed`` flag of it would
+    change, and only the files whose flags the global end does change are read again and refreshed
+    (labels do not depend on the data end; :func:`refresh_observed`)."""
+    stats = src.blocks.map_batches(_featurize_block, batch_size=1 if src.read else None, batch_format="pyarrow",
+                                   fn_kwargs={"read": src.read, "read_kwargs": src.read_kwargs, "spec": spec,
+                                              "has_decisions": src.has_decisions, "out_dir": str(out_dir)})  # fmt: skip
+    stats = pa.concat_tables(ray.get(stats.to_arrow_refs()))
+    n_events = int(pc.sum(stats.column("events")).as_py() or 0)
+    if not n_events:
+        raise DataError(f"{name}: no events to featurize")
+    end = int(pc.max(stats.column("end")).as_py())
+    stale = stats.filter(pc.less_equal(stats.column("next_change"), end)).column("file").to_pylist()
+    for f in stale:
+        table, _ = refresh_observed(pq.read_table(f), spec, end)
+        _write_parquet(table, Path(f))
+    return {"events": n_events, "path": "user-partitioned", "waves": 0, "refreshed_files": len(stale)}
+
+
+def _featurize_block(batch: pa.Table, read, read_kwargs: dict, spec: FeatureSpec, has_decisions: bool,
+                     out_dir: str) -> pa.Table:  # fmt: skip
+    """One user-partitioned block: read, featurized and written in one task; returns its one-row report."""
+    rows = read(batch, **read_kwargs) if read else batch
+    ts = rows.filter(pc.equal(rows.column(IS_EVENT), 1)).column("ts_ms")
+    end = pc.max(ts).as_py() if len(ts) else None
+    samples = _featurize_group(rows, spec, _NO_END if end is None else int(end), has_decisions)
+    path, next_change = None, None
+    if samples.num_rows:
+        _, next_change = refresh_observed(samples.select(["t_ms"] + [c for c in samples.column_names
+                                                                    if c.startswith(("y_", "obs_"))]), spec, end if end is not None else _NO_END)  # fmt: skip
+        users = samples.column("user_id")
+        path = Path(out_dir) / f"part-{pc.min(users).as_py()}-{pc.max(users).as_py()}.parquet"
+        _write_parquet(samples, path)
+    return pa.table({"file": pa.array([str(path) if path else None], pa.string()), "events": pa.array([len(ts)], pa.int64()),
+                     "end": pa.array([end], pa.int64()), "next_change": pa.array([next_change], pa.int64())})  # fmt: skip
+
+
+def _write_parquet(table: pa.Table, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
 
 
 #: the rows the Ray engine shuffles: events (``events_table`` columns) and decision points
