@@ -196,6 +196,21 @@ def run(source: str, workers: int, buckets: int, fit_buckets: int, shuffle: str,
     return result
 
 
+def table(result: dict) -> str:
+    """One row per source and engine (the ``--write-results`` Markdown)."""
+    lines = ["| source | engine | path | waves | events | samples | seconds | events/s | driver peak RSS MB | "
+             "max worker peak RSS MB | workers | peak Ray temp disk MB | equal to local |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in result["results"]:
+        for engine, e in r["engines"].items():
+            equal = "(reference)" if engine == "local" and len(r["engines"]) > 1 else r.get(f"{engine}_equal", "not checked")
+            lines.append(f"| {r['source']} | {engine} | {e.get('path', 'in process')} | {e.get('waves', '')} | "
+                         f"{e['events']:,} | {e['samples']:,} | {e['seconds']:,.1f} | {e['events_per_s']:,} | "
+                         f"{e['peak_rss_mb']:,.0f} | {e.get('max_worker_peak_rss_mb', '')} | {e.get('ray_workers', '')} | "
+                         f"{e.get('peak_ray_temp_disk_mb', '')} | {equal} |")  # fmt: skip
+    return "\n".join(lines) + f"\n\nRay with {result['workers']} logical CPUs, {result['buckets']} user buckets.\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--source", action="append",
@@ -213,6 +228,7 @@ def main() -> None:
                     help="shuffle even a user-partitioned source (EngineOptions.use_partitions=False)")
     ap.add_argument("--shuffle-budget-mb", type=float, default=None,
                     help="bytes of engine rows per shuffle wave (EngineOptions.shuffle_budget_bytes; default: half the object store)")
+    ap.add_argument("--name", default="scale", help="results file name (docs/results/NAME.{json,md})")
     _results.add_args(ap)
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--spec", help=argparse.SUPPRESS)
@@ -234,7 +250,7 @@ def main() -> None:
                 r = results[-1]
                 rates = ", ".join(f"{e} {v['events_per_s']:,} ev/s" for e, v in r["engines"].items())
                 print(f"{src}: {rates}, equal={r.get('equal', 'not checked')}")
-    _results.emit("scale", {"workers": args.workers, "buckets": args.buckets, "results": results}, args)
+    _results.emit(args.name, {"workers": args.workers, "buckets": args.buckets, "results": results}, args, table=table)
 
 
 if __name__ == "__main__":
