@@ -2,12 +2,15 @@
 
 Both engines write the same rows (:func:`~edgeintent.toolkit.features.windows.samples_table`): one
 Parquet file per user bucket (``fmix64(user_id) mod B``, :func:`~edgeintent.toolkit.features.windows.user_bucket`)
-on the local engine, Ray's own file names on Ray, plus ``_feature_spec.json`` (readers skip ``_`` files).
+on the local engine, Ray's own file names (or one per block) on Ray, plus ``_feature_spec.json`` (readers skip ``_`` files).
 
 - ``local``: :func:`~edgeintent.toolkit.features.windows.build_samples` over the whole log in this process;
 - ``ray``: events and decision points as one Ray Dataset of :func:`engine_rows` with a ``bucket`` column
-  (the simulator is generated block by block in Ray tasks; other sources are loaded by the driver and
-  handed over in blocks); one global pass for the data end (``max(ts_ms)``) and the event count; then
+  (:class:`RowSource`; the simulator is generated block by block in Ray tasks, other sources are loaded
+  by the driver and handed over in blocks). A source whose blocks hold whole users (``user_partitioned``)
+  is featurized block by block where it is read, with no shuffle (:func:`_featurize_partitions`). Any
+  other: one global pass for the data end (``max(ts_ms)``), the event count and the rows' bytes; then,
+  in waves of users sized by ``EngineOptions.shuffle_budget_bytes``,
   ``groupby("bucket").map_groups(featurize_batch)``, so every user's events and decision points meet in
   one call (a plain ``map_batches`` would split users across blocks and silently cut their windows).
 
