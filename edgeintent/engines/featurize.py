@@ -187,6 +187,8 @@ def _featurize_partitions(ray, src: RowSource, spec: FeatureSpec, out_dir: Path,
     for f in stale:
         table, _ = refresh_observed(pq.read_table(f), spec, end)
         _write_parquet(table, Path(f))
+    for f in out_dir.glob(".part-*.tmp"):  # left by a task that died while writing (its retry wrote the file)
+        f.unlink()
     return {"events": n_events, "path": "user-partitioned", "waves": 0, "refreshed_files": len(stale)}
 
 
