@@ -184,12 +184,16 @@ def _featurize_partitions(ray, src: RowSource, spec: FeatureSpec, out_dir: Path,
         raise DataError(f"{name}: no events to featurize")
     end = int(pc.max(stats.column("end")).as_py())
     stale = stats.filter(pc.less_equal(stats.column("next_change"), end)).column("file").to_pylist()
-    for f in stale:
-        table, _ = refresh_observed(pq.read_table(f), spec, end)
-        _write_parquet(table, Path(f))
+    refresh = ray.remote(_refresh_file)
+    ray.get([refresh.remote(f, spec, end) for f in stale])  # in parallel, one task per file
     for f in out_dir.glob(".part-*.tmp"):  # left by a task that died while writing (its retry wrote the file)
         f.unlink()
     return {"events": n_events, "path": "user-partitioned", "waves": 0, "refreshed_files": len(stale)}
+
+
+def _refresh_file(path: str, spec: FeatureSpec, data_end_ms: int) -> None:
+    table, _ = refresh_observed(pq.read_table(path), spec, data_end_ms)
+    _write_parquet(table, Path(path))
 
 
 def _featurize_block(batch: pa.Table, read, read_kwargs: dict, spec: FeatureSpec, has_decisions: bool,
