@@ -1,7 +1,7 @@
 """Featurization at scale: ``--engine local`` and ``--engine ray`` side by side on the same source.
 
     python benchmarks/scale.py --json                                   # sim:20000 and the Taobao sample
-    python benchmarks/scale.py --source sim:1000000 --json              # 155 M events (needs the memory)
+    python benchmarks/scale.py --source sim:1000000@ray --stream --fit-source sim:20000 --json  # 164 M events, Ray alone
 
 Per source and engine, each in a fresh child process (so peak RSS is its own): events/s of the
 featurization (source loading and the spec fit excluded, the same for both), the child's peak RSS, and
