@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -49,6 +48,15 @@ def _descends_from_me(pid: int) -> bool:
         if pid == me:
             return True
     return False
+
+
+def _own_hwm() -> int:
+    """This process's peak RSS (VmHWM, bytes). Not ``ru_maxrss``: Linux carries that across ``exec`` from the
+    parent, so a child started by a parent that held a loaded source would report the parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def _ray_worker_hwm() -> dict[int, int]:
@@ -140,7 +148,7 @@ def child(engine: str, source: str, spec_path: str, out: str, workers: int, buck
     summary = build_samples_dir(ds, spec, out, engine, opts)
     row.update(events=summary["events"], samples=summary["samples"], files=summary["files"],
                seconds=summary["seconds"], events_per_s=round(summary["events"] / summary["seconds"]))  # fmt: skip
-    row["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    row["peak_rss_mb"] = round(_own_hwm() / 2**20, 1)
     if engine == "ray":
         peaks = sampler.stop()
         row["ray_workers"] = len(peaks)
