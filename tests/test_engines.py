@@ -122,6 +122,26 @@ def test_the_data_end_is_taken_from_the_caller_not_the_batch():
     np.testing.assert_array_equal(late.labels["buy_long"], early.labels["buy_long"])
 
 
+def test_observed_flags_refreshed_to_a_later_data_end_equal_featurizing_with_it():
+    """Rows featurized with an early data end, refreshed to the real one, equal rows featurized with the
+    real one; refreshing to an end before the reported next change leaves them as they are."""
+    from edgeintent.toolkit.features.windows import refresh_observed
+
+    log = _random_log(7, 6, 5_000_000)
+    events = events_table(log)
+    end = log.time_span()[1]
+    early_end = end - 3 * 24 * 3600 * 1000
+    early = featurize_batch(events, SPEC, data_end_ms=early_end)
+    right = featurize_batch(events, SPEC, data_end_ms=end)
+    assert not early.equals(right)
+    refreshed, _ = refresh_observed(early, SPEC, end)
+    assert refreshed.equals(right)
+    same, next_change = refresh_observed(early, SPEC, early_end)
+    assert same.equals(early) and next_change is not None and next_change > early_end
+    assert refresh_observed(early, SPEC, next_change - 1)[0].equals(early)
+    assert not refresh_observed(early, SPEC, next_change)[0].equals(early)
+
+
 def test_samples_table_round_trip_and_bucket_values():
     log = _random_log(2, 6, 5_000_000)
     samples = build_samples(log, SPEC)
@@ -181,12 +201,7 @@ def test_ray_featurization_equals_local_with_small_blocks(ray_local, tmp_path):
     d, _ = read_samples_dir(tmp_path / "bare-local")
     e, _ = read_samples_dir(tmp_path / "bare-ray")
     assert d.num_rows > 300 and d.equals(e)
-    # the simulator given by name is generated inside Ray tasks, block by block
-    sim = build_samples_dir("sim:100:5", spec, tmp_path / "sim", "ray", EngineOptions(buckets=8, timeout_s=120))
-    assert sim["events"] == ds.events.n_events
-    c, _ = read_samples_dir(tmp_path / "sim")
-    lonely_rows = pc.equal(a.column("user_id"), lonely)
-    assert c.equals(a.filter(pc.invert(lonely_rows)))
+    # (the simulator given by name, read in Ray tasks: test_ray_user_partitioned_source_is_featurized_without_a_shuffle)
 
 
 def test_ray_job_past_its_time_limit_is_a_one_line_error(ray_local, tmp_path):
@@ -276,3 +291,69 @@ def test_cli_builds_a_samples_data_set_that_reads_back(tmp_path):
     table, spec_back = read_samples_dir(tmp_path / "samples")
     assert spec_back == spec
     assert table.equals(samples_table(build_samples(ds.events, spec, ds.decisions), spec))
+
+
+# -- Ray: bounded shuffles (waves) and user-partitioned sources ----------------------------------------
+
+
+def _sim_and_local(tmp_path):
+    from edgeintent.engines.featurize import EngineOptions, build_samples_dir, read_samples_dir
+    from edgeintent.toolkit.data.sources import load_source
+
+    ds = load_source("sim:100:5")
+    spec = fit_spec(ds.events, FitConfig())
+    build_samples_dir(ds, spec, tmp_path / "local", "local", EngineOptions(buckets=8))
+    return ds, spec, read_samples_dir(tmp_path / "local")[0]
+
+
+def test_ray_shuffle_in_waves_equals_local(ray_local, tmp_path):
+    """The group-by in several waves, each a slice of the users, over small blocks that split users: the
+    same rows as local; a shuffle budget below the data's size gives several waves by itself."""
+    from edgeintent.engines.featurize import EngineOptions, build_samples_dir, plan_waves, read_samples_dir, wave_of
+
+    ds, spec, local = _sim_and_local(tmp_path)
+    # ~4 MB of engine rows in 2,000-row blocks (users straddle blocks); a 1.5 MB budget: 3 waves
+    summary = build_samples_dir(ds, spec, tmp_path / "waves", "ray",
+                                EngineOptions(buckets=8, block_rows=2000, shuffle_budget_bytes=3 << 19, timeout_s=120))  # fmt: skip
+    assert summary["path"] == "shuffle" and summary["waves"] >= 3
+    got, _ = read_samples_dir(tmp_path / "waves")
+    assert got.equals(local)
+    assert not [p for p in (tmp_path / "waves").iterdir() if p.name.startswith(".")]  # the wave dirs are gone
+    # waves are independent of buckets: every (wave, bucket) pair occurs, and a user's wave is fixed
+    users = np.arange(1, 2001)
+    w = wave_of(users, 8, 3)
+    assert set(w.tolist()) == {0, 1, 2}
+    assert len(set(zip(w.tolist(), user_bucket(users, 8).tolist()))) == 24
+    assert plan_waves(10, 3) == 4 and plan_waves(1, 100) == 1
+    with pytest.raises(DataError, match="budget"):
+        plan_waves(10, 0)
+
+
+def test_ray_user_partitioned_source_is_featurized_without_a_shuffle(ray_local, tmp_path, monkeypatch):
+    """A source that declares its blocks user-partitioned is featurized block by block with no group-by;
+    the rows equal local. Here a reader cuts the log into 4 blocks of whole users (plus the simulator,
+    which is user-partitioned by construction)."""
+    from edgeintent.engines import featurize as fz
+
+    ds, spec, local = _sim_and_local(tmp_path)
+    rows = fz.engine_rows(ds.events, ds.decisions, 8)
+    part = user_bucket(rows.column("user_id").to_numpy(), 4)
+
+    def reader(ray, source, opts):
+        blocks = [rows.filter(pa.array(part == p)) for p in range(4)]
+        return fz.RowSource(ray.data.from_arrow(blocks), None, {}, has_decisions=True, user_partitioned=True)
+
+    monkeypatch.setitem(fz.RAY_READERS._entries, "userblocks", reader)
+    summary = fz.build_samples_dir("userblocks:x", spec, tmp_path / "parts", "ray", fz.EngineOptions(buckets=8, timeout_s=120))
+    assert summary["path"] == "user-partitioned" and summary["events"] == ds.events.n_events
+    assert summary["files"] == 4  # one file per block: no shuffle regrouped the rows
+    assert summary["refreshed_files"] >= 1  # a block's own data end was earlier than the data's for some flag
+    got, _ = fz.read_samples_dir(tmp_path / "parts")
+    assert got.equals(local)
+    # the same declared source, told not to use its partitions, goes through the shuffle
+    shuffled = fz.build_samples_dir("userblocks:x", spec, tmp_path / "shuf", "ray",
+                                    fz.EngineOptions(buckets=8, timeout_s=120, use_partitions=False))  # fmt: skip
+    assert shuffled["path"] == "shuffle" and fz.read_samples_dir(tmp_path / "shuf")[0].equals(local)
+    sim = fz.build_samples_dir("sim:100:5", spec, tmp_path / "sim", "ray", fz.EngineOptions(buckets=8, timeout_s=120))
+    assert sim["path"] == "user-partitioned"
+    assert fz.read_samples_dir(tmp_path / "sim")[0].equals(local)

@@ -65,10 +65,12 @@ def features_fit(source: str, out: Path, min_count: int, buckets: int, max_len: 
               help="user buckets (fmix64(user_id) mod B) of the Parquet data set")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=None,
               help="time limit of a Ray job in seconds")
+@click.option("--shuffle-budget-mb", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Ray: MB of rows one group-by shuffle may hold; more runs in waves (default: half the object store)")
 @click.option("--overwrite", is_flag=True, help="replace an existing samples data set")
 @click.option("--json", "as_json", is_flag=True)
 def features_build(source: str, spec_path: Path, out: Path, engine: str, buckets: int, timeout_s: float | None,
-                   overwrite: bool, as_json: bool) -> None:  # fmt: skip
+                   shuffle_budget_mb: float | None, overwrite: bool, as_json: bool) -> None:  # fmt: skip
     """Featurize SOURCE at its decision points into padded id arrays, lengths and labels."""
     from edgeintent.toolkit.data.sources import load_source
     from edgeintent.toolkit.features import FeatureSpec, build_samples, save_samples
@@ -80,7 +82,8 @@ def features_build(source: str, spec_path: Path, out: Path, engine: str, buckets
     if out.suffix != ".npz":
         from edgeintent.engines.featurize import EngineOptions, build_samples_dir
 
-        opts = EngineOptions(buckets=buckets, timeout_s=timeout_s)
+        budget = int(shuffle_budget_mb * 2**20) if shuffle_budget_mb else None
+        opts = EngineOptions(buckets=buckets, timeout_s=timeout_s, shuffle_budget_bytes=budget)
         summary = build_samples_dir(source, spec, out, engine, opts, overwrite)
         if as_json:
             print_json(summary)

@@ -236,6 +236,37 @@ def _windows(
     return np.take(padded, idx, axis=0), length, idx, real
 
 
+def label_horizons(cfg: LabelConfig) -> dict[str, int]:
+    """Each label's horizon (ms after the decision time): it is observed once its horizon has passed."""
+    rt = cfg.rt_horizon_ms
+    return {"buy_rt": rt, "buy_long": cfg.long_horizon_ms, "stay": cfg.stay_horizon_ms, "browse_rt": rt,
+            "engage_rt": rt, "buy_skips_cart_rt": rt}  # fmt: skip
+
+
+def observed_flags(label: np.ndarray, d_t: np.ndarray, horizon: int, end: int) -> np.ndarray:
+    """A positive is always observed; a negative only if its horizon ends by ``end`` (the data's end)."""
+    return (label == 1) | (d_t + horizon <= end)
+
+
+def refresh_observed(table: pa.Table, spec: FeatureSpec, data_end_ms: int) -> tuple[pa.Table, int | None]:
+    """:func:`samples_table` rows featurized with an earlier data end, given the ``observed`` flags of
+    ``data_end_ms`` (labels do not depend on the data end, only the flags do); and the smallest data
+    end at which a flag of the result would still change (None: none would), so that a caller that
+    learns the data end later can tell whether the rows need refreshing at all."""
+    t = table.column("t_ms").to_numpy()
+    next_change = None
+    for k, h in label_horizons(spec.labels).items():
+        name = f"obs_{k}"
+        if name not in table.column_names:
+            continue
+        obs = observed_flags(table.column(f"y_{k}").to_numpy(), t, h, data_end_ms)
+        table = table.set_column(table.column_names.index(name), name, pa.array(obs, pa.bool_()))
+        if (~obs).any():
+            first = int((t[~obs] + h).min())
+            next_change = first if next_change is None else min(next_change, first)
+    return table, next_change
+
+
 def _labels(
     log: EventLog, cfg: LabelConfig, keys: _Keys, d_user: np.ndarray, d_t: np.ndarray, d_key: np.ndarray, end: int
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -284,16 +315,8 @@ def _labels(
         "engage_rt": engage.astype(np.int8),
         "buy_skips_cart_rt": ((dt_buy <= rt) & (dt_cart > dt_buy)).astype(np.int8),
     }
-    # A positive is always observed; a negative only if its horizon ends before the data does.
-    rt_seen = d_t + rt <= end
-    observed = {
-        "buy_rt": (labels["buy_rt"] == 1) | rt_seen,
-        "buy_long": (labels["buy_long"] == 1) | (d_t + cfg.long_horizon_ms <= end),
-        "stay": (labels["stay"] == 1) | (d_t + cfg.stay_horizon_ms <= end),
-        "browse_rt": (labels["browse_rt"] == 1) | rt_seen,
-        "engage_rt": (labels["engage_rt"] == 1) | rt_seen,
-        "buy_skips_cart_rt": (labels["buy_skips_cart_rt"] == 1) | rt_seen,
-    }
+    horizon = label_horizons(cfg)
+    observed = {k: observed_flags(labels[k], d_t, horizon[k], end) for k in labels}
     return labels, observed
 
 
