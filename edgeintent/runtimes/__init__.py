@@ -165,6 +165,20 @@ RUNTIMES.register("torch", Runtime("torch", "torch", "torch", "torch", _torch,
                                                     "edgeintent.runtimes.torch_reference")))  # fmt: skip
 
 
+def _executorch(art: Artifact, threads: int):
+    from edgeintent.runtimes.executorch_session import ExecuTorchSession
+
+    try:
+        return ExecuTorchSession(art.path, art.inputs, art.outputs)
+    except (RuntimeError, ValueError) as exc:  # executorch's load errors
+        raise ExportError(f"ExecuTorch cannot load {art.path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+
+
+RUNTIMES.register("executorch", Runtime("executorch", "executorch", "executorch", "executorch", _executorch,
+                                        not_on_arm="not in the cpu-arm environment (executorch 1.5.1 has an aarch64 wheel, but its Python runtime needs torch there)",
+                                        preload_modules=("torch", "executorch.runtime")))  # fmt: skip
+
+
 class HostProvider:
     """Opens artifacts in this machine's runtimes."""
 

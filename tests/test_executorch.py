@@ -1,0 +1,87 @@
+"""The executorch target: static-shape .pte programs in ExecuTorch's Python runtime.
+
+dipn (GRUs, XNNPACK delegate: the default) and iidn (LSTM, portable kernels) pass the parity gate,
+with every golden variant padded to the static shapes and a longer window refused in one line.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("executorch")
+
+from edgeintent.cli import main  # noqa: E402
+from edgeintent.errors import ConfigError, ExportError  # noqa: E402
+from edgeintent.exporters import export_bundle, load_runner  # noqa: E402
+from edgeintent.quantization.capabilities import capability_table  # noqa: E402
+from edgeintent.toolkit.bundle import load_bundle, load_model  # noqa: E402
+from edgeintent.toolkit.models.exportable import feeds, torch_outputs  # noqa: E402
+
+BACKEND = {"dipn": "xnnpack", "iidn": "portable"}
+
+
+@pytest.fixture(scope="module")
+def exported(brief_bundles, tmp_path_factory):
+    root = tmp_path_factory.mktemp("executorch")
+    out = {}
+    for name, raw in brief_bundles.items():
+        out[name] = root / name
+        shutil.copytree(raw, out[name])
+        out[name, "meta"] = export_bundle(out[name], "executorch", options={"backend": BACKEND[name]})
+    return out
+
+
+@pytest.mark.parametrize("name", ["dipn", "iidn"])
+def test_executorch_passes_parity_and_refuses_a_longer_window(exported, name):
+    res = CliRunner().invoke(main, ["parity", str(exported[name]), "--target", "executorch", "--json"])
+    assert res.exit_code == 0, res.output[-3000:]
+    report = json.loads(res.output)
+    rows = [r for r in report["results"] if r["target"] == "executorch"]
+    assert report["passed"] and len(rows) == len(load_model(load_bundle(exported[name])).tasks)
+    for r in rows:
+        assert r["runtime"].startswith("ExecuTorch 1.")
+        assert r["metrics"]["logit_max_abs"] <= 1e-5 and r["metrics"]["spearman"] > 0.9999, r["metrics"]
+        assert r["metrics"]["refusal"].startswith("executorch artifact takes ") and "static shapes" in r["metrics"]["refusal"]
+
+
+@pytest.mark.parametrize("name", ["dipn", "iidn"])
+def test_the_program_is_static_and_the_session_pads_and_splits_rows(exported, name):
+    meta = exported[name, "meta"]
+    bundle = load_bundle(exported[name])
+    model = load_model(bundle)
+    spec = bundle.spec
+    assert meta.extra["backend"] == BACKEND[name]
+    assert meta.extra["planned_memory_bytes"] > 0
+    assert (meta.extra["delegate_calls"] > 0) == (BACKEND[name] == "xnnpack")
+    for s in model.streams:
+        assert meta.extra["static_shapes"][s][:2] == [1, spec.max_len[s]]
+    # three rows of different lengths, each stream cut to its longest row (shorter than max_len)
+    golden = bundle.golden
+    from edgeintent.toolkit.golden import golden_samples
+
+    samples = golden_samples(golden)
+    f = feeds(model, samples, np.arange(3))
+    assert any(f[s].shape[1] < spec.max_len[s] for s in model.streams)
+    runner = load_runner(bundle, meta)
+    got, ref = runner.run(f), torch_outputs(model, f)
+    for k in ref:
+        assert got[k].shape == ref[k].shape == (3,)
+        assert np.abs(got[k] - ref[k]).max() <= 1e-5, k
+    s = model.streams[0]
+    too_long = dict(f, **{s: np.concatenate([f[s]] + [f[s][:, -1:]] * (spec.max_len[s] + 1 - f[s].shape[1]), axis=1)})
+    with pytest.raises(ExportError, match=f"takes {s} of shape at most"):
+        runner.run(too_long)
+
+
+def test_capability_row_is_honest_and_a_bad_backend_is_one_line(exported):
+    row = next(r for r in capability_table() if r["target"] == "executorch")
+    assert row["extension"] == ".pte" and row["precisions"] == ["fp32"]
+    assert row["dynamic_batch"] is False and row["dynamic_length"] is False
+    assert row["exports_here"] and row["runs_here"]
+    with pytest.raises(ConfigError, match="backend must be one of xnnpack, portable"):
+        export_bundle(exported["dipn"], "executorch", options={"backend": "vulkan"})
