@@ -14,6 +14,8 @@ ExecuTorch's Python runtime takes and returns torch tensors, so this session imp
 
 from __future__ import annotations
 
+import contextlib
+import io
 from importlib import metadata
 from pathlib import Path
 
@@ -28,8 +30,10 @@ class ExecuTorchSession:
         from executorch.runtime import Runtime, Verification
 
         self._torch = torch
-        self.program = Runtime.get().load_program(Path(path), verification=Verification.Minimal)
-        self.method = self.program.load_method("forward")
+        with _quiet():
+            self.program = Runtime.get().load_program(Path(path), verification=Verification.Minimal)
+            self.method = self.program.load_method("forward")
+        self._first = True
         meta = self.method.metadata
         self.inputs, self.outputs = list(inputs), list(outputs)
         if meta.num_inputs() != len(self.inputs) or meta.num_outputs() != len(self.outputs):
@@ -63,7 +67,19 @@ class ExecuTorchSession:
             self._check(n, a)
         rows: list[list[np.ndarray]] = []
         for b in range(batch):
-            res = self.method.execute([torch.from_numpy(self._row(n, a[b : b + 1])) for n, a in arrays.items()])
+            with _quiet() if self._first else contextlib.nullcontext():
+                res = self.method.execute([torch.from_numpy(self._row(n, a[b : b + 1])) for n, a in arrays.items()])
+            self._first = False
             rows.append([np.asarray(r.numpy(), np.float32).reshape(-1) for r in res])
         return {o: np.concatenate([r[k] for r in rows]) if rows else np.empty(0, np.float32)
                 for k, o in enumerate(self.outputs)}  # fmt: skip
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Drop what ExecuTorch logs while it loads a program and runs it the first time (XNNPACK's
+    cpuinfo lines): Python-level stdout and stderr, and fd 1, so ``--json`` output stays JSON."""
+    from edgeintent.runtimes.sessions import quiet_fd1
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), quiet_fd1():
+        yield
