@@ -35,8 +35,8 @@ def static_example(model, spec, samples):
     return tuple(torch.from_numpy(np.ascontiguousarray(f[n])) for n in model.input_names())
 
 
-def export_program(model, spec, samples, backend: str = "xnnpack"):
-    """The lowered ExecuTorch program (``ExecutorchProgramManager``) of ``model``."""
+def export_program(model, example: tuple, backend: str = "xnnpack"):
+    """The lowered ExecuTorch program (``ExecutorchProgramManager``) of ``model`` at ``example``'s shapes."""
     import torch
     from executorch.exir import to_edge_transform_and_lower
 
@@ -52,7 +52,7 @@ def export_program(model, spec, samples, backend: str = "xnnpack"):
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         try:
-            ep = torch.export.export(ExportModule(model).eval(), static_example(model, spec, samples), strict=False)
+            ep = torch.export.export(ExportModule(model).eval(), example, strict=False)
             return to_edge_transform_and_lower(ep, partitioner=partitioner).to_executorch()
         except Exception as exc:  # noqa: BLE001 - torch.export / exir raise many kinds
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -73,11 +73,12 @@ class ExecuTorchTarget(Target):
     options = ("backend",)
 
     def export(self, model, spec, samples, out: Path, precision: str, backend: str = "xnnpack") -> dict:
-        prog = export_program(model, spec, samples, backend)
+        example = static_example(model, spec, samples)
+        prog = export_program(model, example, backend)
         out.write_bytes(prog.buffer)
         plan = prog.executorch_program.execution_plan[0]
-        return {"backend": backend, "static_shapes": {n: list(t.shape) for n, t in
-                                                      zip(model.input_names(), static_example(model, spec, samples), strict=True)},
+        return {"backend": backend,
+                "static_shapes": {n: list(t.shape) for n, t in zip(model.input_names(), example, strict=True)},
                 "planned_memory_bytes": int(sum(plan.non_const_buffer_sizes)),
                 "delegate_calls": sum(1 for c in plan.chains[0].instructions
                                       if type(c.instr_args).__name__ == "DelegateCall")}  # fmt: skip
