@@ -1,7 +1,9 @@
 """The executorch target: static-shape .pte programs in ExecuTorch's Python runtime.
 
-dipn (GRUs, XNNPACK delegate: the default) and iidn (LSTM, portable kernels) pass the parity gate,
-with every golden variant padded to the static shapes and a longer window refused in one line.
+dipn (GRUs, XNNPACK delegate: the default) and iidn (2-layer LSTMs, portable kernels) pass the parity
+gate, with every golden variant padded to the static shapes and a longer window refused in one line.
+The bundles are trained on two streams (click, cloud: max_len 20 each) so that each export stays a
+few CPU-seconds; the recurrences are exported as ``torch.scan`` (edgeintent/exporters/recurrence.py).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 pytest.importorskip("executorch")
@@ -18,25 +21,43 @@ pytest.importorskip("executorch")
 from edgeintent.cli import main  # noqa: E402
 from edgeintent.errors import ConfigError, ExportError  # noqa: E402
 from edgeintent.exporters import export_bundle, load_runner  # noqa: E402
+from edgeintent.exporters.recurrence import ScanRNN, scanned  # noqa: E402
 from edgeintent.quantization.capabilities import capability_table  # noqa: E402
 from edgeintent.toolkit.bundle import load_bundle, load_model  # noqa: E402
+from edgeintent.toolkit.golden import golden_samples  # noqa: E402
 from edgeintent.toolkit.models.exportable import feeds, torch_outputs  # noqa: E402
 
 BACKEND = {"dipn": "xnnpack", "iidn": "portable"}
+STREAMS = ("click", "cloud")
 
 
 @pytest.fixture(scope="module")
-def exported(brief_bundles, tmp_path_factory):
+def exported(trained, tmp_path_factory):
     root = tmp_path_factory.mktemp("executorch")
     out = {}
-    for name, raw in brief_bundles.items():
+    for name in BACKEND:
         out[name] = root / name
-        shutil.copytree(raw, out[name])
+        shutil.copytree(trained(name, streams=STREAMS), out[name])
         out[name, "meta"] = export_bundle(out[name], "executorch", options={"backend": BACKEND[name]})
     return out
 
 
-@pytest.mark.parametrize("name", ["dipn", "iidn"])
+@pytest.mark.parametrize("cell", [torch.nn.GRU, torch.nn.LSTM])
+def test_scan_rnn_matches_torch_and_shares_its_weights(cell):
+    torch.manual_seed(0)
+    rnn = cell(5, 7, batch_first=True).eval()
+    x = torch.randn(3, 11, 5)
+    ref, got = rnn(x), ScanRNN(rnn)(x)
+    assert torch.allclose(ref[0], got[0], atol=1e-6)
+    for a, b in zip(ref[1] if isinstance(ref[1], tuple) else (ref[1],), got[1] if isinstance(got[1], tuple) else (got[1],), strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+    wrapper = torch.nn.Sequential(rnn)
+    assert isinstance(scanned(wrapper)[0], ScanRNN) and isinstance(wrapper[0], cell)  # a copy; the model is untouched
+    with pytest.raises(ValueError, match="single-layer"):
+        ScanRNN(cell(5, 7, num_layers=2, batch_first=True))
+
+
+@pytest.mark.parametrize("name", list(BACKEND))
 def test_executorch_passes_parity_and_refuses_a_longer_window(exported, name):
     res = CliRunner().invoke(main, ["parity", str(exported[name]), "--target", "executorch", "--json"])
     assert res.exit_code == 0, res.output[-3000:]
@@ -49,22 +70,20 @@ def test_executorch_passes_parity_and_refuses_a_longer_window(exported, name):
         assert r["metrics"]["refusal"].startswith("executorch artifact takes ") and "static shapes" in r["metrics"]["refusal"]
 
 
-@pytest.mark.parametrize("name", ["dipn", "iidn"])
+@pytest.mark.parametrize("name", list(BACKEND))
 def test_the_program_is_static_and_the_session_pads_and_splits_rows(exported, name):
     meta = exported[name, "meta"]
     bundle = load_bundle(exported[name])
     model = load_model(bundle)
     spec = bundle.spec
-    assert meta.extra["backend"] == BACKEND[name]
+    assert meta.extra["backend"] == BACKEND[name] and meta.extra["rnn"] == "scan"
     assert meta.extra["planned_memory_bytes"] > 0
     assert (meta.extra["delegate_calls"] > 0) == (BACKEND[name] == "xnnpack")
+    assert model.streams == STREAMS
     for s in model.streams:
         assert meta.extra["static_shapes"][s][:2] == [1, spec.max_len[s]]
     # three rows of different lengths, each stream cut to its longest row (shorter than max_len)
-    golden = bundle.golden
-    from edgeintent.toolkit.golden import golden_samples
-
-    samples = golden_samples(golden)
+    samples = golden_samples(bundle.golden)
     f = feeds(model, samples, np.arange(3))
     assert any(f[s].shape[1] < spec.max_len[s] for s in model.streams)
     runner = load_runner(bundle, meta)
@@ -78,10 +97,14 @@ def test_the_program_is_static_and_the_session_pads_and_splits_rows(exported, na
         runner.run(too_long)
 
 
-def test_capability_row_is_honest_and_a_bad_backend_is_one_line(exported):
+def test_capability_row_is_honest_and_bad_options_are_one_line(exported):
     row = next(r for r in capability_table() if r["target"] == "executorch")
     assert row["extension"] == ".pte" and row["precisions"] == ["fp32"]
     assert row["dynamic_batch"] is False and row["dynamic_length"] is False
     assert row["exports_here"] and row["runs_here"]
     with pytest.raises(ConfigError, match="backend must be one of xnnpack, portable"):
         export_bundle(exported["dipn"], "executorch", options={"backend": "vulkan"})
+    with pytest.raises(ConfigError, match="rnn must be one of scan, unrolled"):
+        export_bundle(exported["dipn"], "executorch", options={"rnn": "loop"})
+    res = CliRunner().invoke(main, ["export", str(exported["dipn"]), "--target", "executorch", "--set", "rnn=loop"])
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output

@@ -1,14 +1,19 @@
 """ExecuTorch target: ``torch.export`` → ``to_edge_transform_and_lower`` → a ``.pte`` program, run by
 ExecuTorch's Python runtime (``edgeintent.runtimes.executorch_session``).
 
-Static shapes: batch 1 and every stream at the bundle's ``max_len``. ``torch.export`` unrolls
-``nn.GRU``/``nn.LSTM`` over the example's length (a dynamic T fails: "Constraints violated") and
-``to_edge`` specialises a dynamic batch to the example's size ("Attempted to resize a static tensor"
-at run time), so the example is one row at full width. The session pads shorter windows (the
-lengths inputs mask them), runs batches row by row and refuses longer windows with one line.
+Static shapes: batch 1 and every stream at the bundle's ``max_len``. ``to_edge`` specialises a
+dynamic batch to the example's size ("Attempted to resize a static tensor" at run time), so the
+example is one row at full width. The session pads shorter windows (the lengths inputs mask them),
+runs batches row by row and refuses longer windows with one line.
 
-Backends (``--set backend=``): ``xnnpack`` (default: the XNNPACK delegate takes what it supports,
-portable kernels the rest) or ``portable`` (portable kernels only).
+Options (``--set KEY=VALUE``):
+
+- ``backend``: ``xnnpack`` (default: the XNNPACK delegate takes what it supports, portable kernels the
+  rest) or ``portable`` (portable kernels only);
+- ``rnn``: ``scan`` (default: every ``nn.GRU``/``nn.LSTM`` becomes a ``torch.scan`` over time,
+  :mod:`edgeintent.exporters.recurrence`; the program holds each cell once and exports in seconds)
+  or ``unrolled`` (``to_edge`` decomposes the recurrence into one cell per step up to ``max_len``:
+  ~26,000 nodes for dipn, about a CPU-minute to lower, and a different runtime speed; bench both).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from edgeintent.errors import ConfigError, ExportError
 from edgeintent.exporters import Target, register_target
 
 BACKENDS = ("xnnpack", "portable")
+RNN_MODES = ("scan", "unrolled")
 
 
 def static_example(model, spec, samples):
@@ -35,28 +41,58 @@ def static_example(model, spec, samples):
     return tuple(torch.from_numpy(np.ascontiguousarray(f[n])) for n in model.input_names())
 
 
-def export_program(model, example: tuple, backend: str = "xnnpack"):
-    """The lowered ExecuTorch program (``ExecutorchProgramManager``) of ``model`` at ``example``'s shapes."""
-    import torch
-    from executorch.exir import to_edge_transform_and_lower
-
-    from edgeintent.toolkit.models.exportable import ExportModule
-
+def check_options(backend: str, rnn: str) -> None:
     if backend not in BACKENDS:
         raise ConfigError(f"executorch backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if rnn not in RNN_MODES:
+        raise ConfigError(f"executorch rnn must be one of {', '.join(RNN_MODES)}, got {rnn!r}")
+
+
+def export_module(model, rnn: str = "scan"):
+    """The torch module ExecuTorch exports: the signature wrapper, recurrences as ``scan`` or as they are."""
+    from edgeintent.exporters.recurrence import scanned
+    from edgeintent.toolkit.models.exportable import ExportModule
+
+    return ExportModule(scanned(model) if rnn == "scan" else model).eval()
+
+
+def _one_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+
+
+def lower(exported, backend: str):
+    """An ``ExportedProgram`` → the ExecuTorch program manager (``.buffer`` is the ``.pte``)."""
+    from executorch.exir import to_edge_transform_and_lower
+
     partitioner = []
     if backend == "xnnpack":
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 
         partitioner = [XnnpackPartitioner()]
+    return to_edge_transform_and_lower(exported, partitioner=partitioner).to_executorch()
+
+
+def export_program(model, spec, samples, backend: str = "xnnpack", rnn: str = "scan"):
+    """The lowered ExecuTorch program (``ExecutorchProgramManager``) of ``model``."""
+    import torch
+
+    check_options(backend, rnn)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         try:
-            ep = torch.export.export(ExportModule(model).eval(), example, strict=False)
-            return to_edge_transform_and_lower(ep, partitioner=partitioner).to_executorch()
+            ep = torch.export.export(export_module(model, rnn), static_example(model, spec, samples), strict=False)
+            return lower(ep, backend)
         except Exception as exc:  # noqa: BLE001 - torch.export / exir raise many kinds
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ExportError(f"executorch export failed: {type(exc).__name__}: {first}") from None
+            raise ExportError(f"executorch export failed: {_one_line(exc)}") from None
+
+
+def program_facts(prog) -> dict:
+    """What the serialised program says about itself: planned memory and delegate calls."""
+    plan = prog.executorch_program.execution_plan[0]
+    return {"planned_memory_bytes": int(sum(plan.non_const_buffer_sizes)),
+            "delegate_calls": sum(1 for c in plan.chains[0].instructions if type(c.instr_args).__name__ == "DelegateCall"),
+            "instructions": len(plan.chains[0].instructions)}  # fmt: skip
 
 
 @register_target("executorch")
@@ -68,17 +104,14 @@ class ExecuTorchTarget(Target):
     runtime = "ExecuTorch Python runtime (XNNPACK delegate + portable kernels)"
     runtimes = ("executorch",)
     notes = ("static shapes (batch 1, streams at max_len): the session pads shorter windows, "
-             "runs batches row by row, refuses longer ones")  # fmt: skip
+             "runs batches row by row, refuses longer ones; recurrences exported as torch.scan")  # fmt: skip
     requires = ("executorch",)
-    options = ("backend",)
+    options = ("backend", "rnn")
 
-    def export(self, model, spec, samples, out: Path, precision: str, backend: str = "xnnpack") -> dict:
+    def export(self, model, spec, samples, out: Path, precision: str, backend: str = "xnnpack", rnn: str = "scan") -> dict:
         example = static_example(model, spec, samples)
-        prog = export_program(model, example, backend)
+        prog = export_program(model, spec, samples, backend, rnn)
         out.write_bytes(prog.buffer)
-        plan = prog.executorch_program.execution_plan[0]
-        return {"backend": backend,
+        return {"backend": backend, "rnn": rnn,
                 "static_shapes": {n: list(t.shape) for n, t in zip(model.input_names(), example, strict=True)},
-                "planned_memory_bytes": int(sum(plan.non_const_buffer_sizes)),
-                "delegate_calls": sum(1 for c in plan.chains[0].instructions
-                                      if type(c.instr_args).__name__ == "DelegateCall")}  # fmt: skip
+                **program_facts(prog)}  # fmt: skip

@@ -87,6 +87,10 @@ class Runtime:
     not_on_arm: str = "no aarch64 runtime here"  # why not, when ``arm`` is False
     preload_modules: tuple[str, ...] = ()  # imported before a measurement's memory cap (default: ``module``)
     platform_only: str | None = None  # ``platform.system()`` it needs, e.g. "Darwin"
+    #: ``"module:function"``, ``function(artifact, feeds, runs) -> dict``: what the runtime reports about an
+    #: artifact beyond its timings (a per-op profile, planned memory); bench's measuring child calls it in
+    #: its own uncapped process and puts the dict in the row's ``runtime_details``
+    details: str | None = None
 
     def available(self) -> str | None:
         """Why this runtime cannot run here, or None."""
@@ -176,7 +180,8 @@ def _executorch(art: Artifact, threads: int):
 
 RUNTIMES.register("executorch", Runtime("executorch", "executorch", "executorch", "executorch", _executorch,
                                         not_on_arm="not in the cpu-arm environment (executorch 1.5.1 has an aarch64 wheel, but its Python runtime needs torch there)",
-                                        preload_modules=("torch", "executorch.runtime")))  # fmt: skip
+                                        preload_modules=("torch", "executorch.runtime"),
+                                        details="edgeintent.runtimes.executorch_session:details"))  # fmt: skip
 
 
 class HostProvider:

@@ -1,12 +1,12 @@
 """The ExecuTorch session: a ``.pte`` program in ExecuTorch's Python runtime (portable kernels and
 the XNNPACK delegate, as linked into the ``executorch`` wheel).
 
-An ExecuTorch program here has static shapes (``torch.export`` unrolls the recurrences over the
-example's length and ``to_edge`` specialises the batch): batch 1 and every stream at ``max_len``.
-The session takes the signature's usual feeds (any batch, streams up to their static length): it
-right-pads each row to the static shapes (the ``*_len`` inputs mask the padding; a row's padding never
-changes its outputs) and runs the rows one by one. A window longer than the static shape is refused
-with one line (``ExportError``).
+An ExecuTorch program here has static shapes (``to_edge`` specialises the batch, and the exporter
+fixes every stream at ``max_len``): batch 1. The session takes the signature's usual feeds through
+:func:`edgeintent.runtimes.fixed_shape.run_rows`: each row right-padded to the static shapes (the
+``*_len`` inputs mask the padding), the rows run one by one, a window longer than the static shape
+refused with one line (``ExportError``). :func:`details` is bench's view of a program: its planned
+memory and an ETDump per-op profile.
 
 ExecuTorch's Python runtime takes and returns torch tensors, so this session imports torch (through
 ``executorch.runtime``) when it opens a program; nothing else in the runtime layer does.
@@ -22,16 +22,17 @@ from pathlib import Path
 import numpy as np
 
 from edgeintent.errors import ExportError
+from edgeintent.runtimes.fixed_shape import run_rows
 
 
 class ExecuTorchSession:
-    def __init__(self, path: str, inputs, outputs) -> None:
+    def __init__(self, path: str, inputs, outputs, etdump: bool = False) -> None:
         import torch
         from executorch.runtime import Runtime, Verification
 
         self._torch = torch
         with _quiet():
-            self.program = Runtime.get().load_program(Path(path), verification=Verification.Minimal)
+            self.program = Runtime.get().load_program(Path(path), verification=Verification.Minimal, enable_etdump=etdump)
             self.method = self.program.load_method("forward")
         self._first = True
         meta = self.method.metadata
@@ -42,37 +43,68 @@ class ExecuTorchSession:
         self.shapes = {n: tuple(meta.input_tensor_meta(i).sizes()) for i, n in enumerate(self.inputs)}
         self.runtime = f"ExecuTorch {metadata.version('executorch')}"
 
-    def _check(self, name: str, a: np.ndarray) -> None:
-        shape = self.shapes[name]
-        if a.ndim != len(shape) or any(g > s for g, s in zip(a.shape[1:], shape[1:], strict=True)):
-            raise ExportError(f"executorch artifact takes {name} of shape at most {shape} (static shapes; "
-                             f"export with a larger max_len for longer windows), got {tuple(a.shape)}")  # fmt: skip
+    @staticmethod
+    def _dtype(a: np.ndarray) -> np.ndarray:
+        return a.astype(np.int64 if np.issubdtype(a.dtype, np.integer) else np.float32, copy=False)
 
-    def _row(self, name: str, a: np.ndarray) -> np.ndarray:
-        """One row (batch 1) of input ``name`` right-padded with zeros to the static shape."""
-        out = np.zeros(self.shapes[name], a.dtype)
-        out[(slice(None),) + tuple(slice(0, g) for g in a.shape[1:])] = a
-        return out
+    def _one(self, row: dict[str, np.ndarray]) -> list[np.ndarray]:
+        torch = self._torch
+        with _quiet() if self._first else contextlib.nullcontext():
+            res = self.method.execute([torch.from_numpy(row[n]) for n in self.inputs])
+        self._first = False
+        return [r.numpy() for r in res]
 
     def run(self, feeds: dict) -> dict:
-        torch = self._torch
-        arrays = {}
-        for n in self.inputs:
-            if n not in feeds:
-                raise ExportError(f"executorch artifact needs input {n!r}")
-            a = np.asarray(feeds[n])
-            arrays[n] = np.ascontiguousarray(a, np.int64 if np.issubdtype(a.dtype, np.integer) else np.float32)
-        batch = next(iter(arrays.values())).shape[0]
-        for n, a in arrays.items():
-            self._check(n, a)
-        rows: list[list[np.ndarray]] = []
-        for b in range(batch):
-            with _quiet() if self._first else contextlib.nullcontext():
-                res = self.method.execute([torch.from_numpy(self._row(n, a[b : b + 1])) for n, a in arrays.items()])
-            self._first = False
-            rows.append([np.asarray(r.numpy(), np.float32).reshape(-1) for r in res])
-        return {o: np.concatenate([r[k] for r in rows]) if rows else np.empty(0, np.float32)
-                for k, o in enumerate(self.outputs)}  # fmt: skip
+        return run_rows("executorch", self.shapes, self.outputs, feeds, self._one, self._dtype)
+
+
+def planned_memory(path) -> dict:
+    """The program's memory plan: ``non_const_buffer_sizes`` of its execution plan (buffer 0 is reserved)."""
+    from executorch.exir._serialize._program import deserialize_pte_binary
+
+    pte = deserialize_pte_binary(Path(path).read_bytes())
+    plan = getattr(pte, "program", pte).execution_plan[0]
+    sizes = [int(n) for n in plan.non_const_buffer_sizes]
+    return {"planned_memory_bytes": sum(sizes), "planned_buffers": sizes}
+
+
+def op_profile(path, inputs, outputs, feeds: dict, runs: int, top: int = 8) -> dict:
+    """ETDump over ``runs`` runs of one row, read by ``executorch.devtools.Inspector``: per operator
+    name (kernels and XNNPACK delegate calls; the ``OPERATOR_CALL`` wrappers left out) the sum over its
+    events of each event's median time, the ``top`` of them, and their total per run."""
+    import tempfile
+
+    from executorch.devtools import Inspector
+
+    session = ExecuTorchSession(path, inputs, outputs, etdump=True)
+    one = {k: np.asarray(v)[:1] for k, v in feeds.items()}
+    for _ in range(runs):
+        session.run(one)
+    with tempfile.TemporaryDirectory(prefix="edgeintent-etdump-") as tmp, _quiet():
+        etdump = Path(tmp) / "run.etdp"
+        session.program.write_etdump_result_to_file(str(etdump), str(Path(tmp) / "debug.bin"))
+        inspector = Inspector(etdump_path=str(etdump))
+    by_op: dict[str, float] = {}
+    events = 0
+    for block in inspector.event_blocks:
+        if block.name != "Execute":
+            continue
+        for ev in block.events:
+            if ev.perf_data is None or ev.name == "OPERATOR_CALL":
+                continue
+            name = ev.name.removeprefix("native_call_")
+            by_op[name] = by_op.get(name, 0.0) + float(ev.perf_data.p50)
+            events += 1
+    ranked = sorted(by_op.items(), key=lambda kv: -kv[1])
+    total = sum(by_op.values())
+    return {"runs": runs, "events_per_run": events, "ops_ms_per_run": total,
+            "top_ops": [{"op": k, "ms": v, "share": v / total if total else 0.0} for k, v in ranked[:top]],
+            "statistic": "ETDump via executorch.devtools.Inspector: median per event over the runs, summed per op"}  # fmt: skip
+
+
+def details(art, feeds: dict, runs: int) -> dict:
+    """Bench's runtime details for a ``.pte``: the planned memory and the ETDump per-op profile."""
+    return {**planned_memory(art.path), "op_profile": op_profile(art.path, art.inputs, art.outputs, feeds, runs)}
 
 
 @contextlib.contextmanager
