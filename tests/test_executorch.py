@@ -108,3 +108,31 @@ def test_capability_row_is_honest_and_bad_options_are_one_line(exported):
         export_bundle(exported["dipn"], "executorch", options={"rnn": "loop"})
     res = CliRunner().invoke(main, ["export", str(exported["dipn"]), "--target", "executorch", "--set", "rnn=loop"])
     assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+
+
+def test_quantize_refuses_in_one_line_and_the_row_says_why(exported):
+    row = next(r for r in capability_table() if r["target"] == "executorch")
+    assert row["quantization"] == [] and "PT2E" in row["quantization_refused"]
+    for mode in ("auto", "int8"):
+        res = CliRunner().invoke(main, ["quantize", str(exported["dipn"]), "--target", "executorch", "--mode", mode])
+        assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+        assert "executorch has no quantization" in res.output
+
+
+def test_bench_reports_the_etdump_profile_and_planned_memory(exported):
+    from edgeintent.runtime_sim.bench import BenchConfig, run_bench
+    from edgeintent.runtime_sim.report import bench_table, details_text
+
+    rep = run_bench(exported["dipn"], BenchConfig(device="host", targets=("executorch",), runs=5, warmup=1, profile_runs=3))
+    row = next(r for r in rep["rows"] if r["target"] == "executorch")
+    assert row["status"]["benched"] is True
+    d = row["runtime_details"]
+    assert d["planned_memory_bytes"] == exported["dipn", "meta"].extra["planned_memory_bytes"] > 0
+    prof = d["op_profile"]
+    assert prof["runs"] == 3 and prof["events_per_run"] > 0 and prof["execute_ms"] > 0
+    assert prof["delegate_ms"] > 0  # the XNNPACK delegate ran
+    assert prof["top_ops"] and sum(o["share"] for o in prof["top_ops"]) <= 1.0
+    assert any(o["op"].startswith("Fully Connected") for o in prof["top_ops"]), prof["top_ops"]  # an XNNPACK node
+    assert "planned" in details_text(d) and "top ops" in details_text(d)
+    assert "runtime_details" not in next(r for r in rep["rows"] if r["target"] == "torch")
+    bench_table(rep, wide=True)  # renders
