@@ -31,12 +31,14 @@ RNN_MODES = ("scan", "unrolled")
 
 
 def static_example(model, spec, samples):
-    """One golden row with every stream at ``max_len``: the shapes the program is exported with."""
+    """One golden row with every stream at ``max_len``: the shapes the program is exported with (a model
+    without a FeatureSpec, such as the ranker's scorer, at the shapes of its first sample)."""
     import torch
 
     from edgeintent.toolkit.models.exportable import feeds
 
-    widths = {s: int(spec.max_len[s]) for s in model.streams}
+    streams = tuple(getattr(model, "streams", ()))
+    widths = {s: int(spec.max_len[s]) for s in streams} if spec is not None and streams else None
     f = feeds(model, samples, np.arange(1), widths=widths)
     return tuple(torch.from_numpy(np.ascontiguousarray(f[n])) for n in model.input_names())
 

@@ -179,7 +179,8 @@ def _executorch(art: Artifact, threads: int):
 
 
 RUNTIMES.register("executorch", Runtime("executorch", "executorch", "executorch", "executorch", _executorch,
-                                        not_on_arm="not in the cpu-arm environment (executorch 1.5.1 has an aarch64 wheel, but its Python runtime needs torch there)",
+                                        not_on_arm="not in the cpu-arm environment: executorch 1.5.1 has an aarch64 wheel, but its Python runtime "
+                                                   "(executorch.extension.pybindings.portable_lib) imports torch, which that environment does not carry",
                                         preload_modules=("torch", "executorch.runtime"),
                                         details="edgeintent.runtimes.executorch_session:details"))  # fmt: skip
 

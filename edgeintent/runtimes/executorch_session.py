@@ -26,6 +26,10 @@ from edgeintent.errors import ExportError
 from edgeintent.runtimes.fixed_shape import run_rows
 
 
+#: ExecuTorch's ScalarType codes (c10 order) of the input types these programs take
+SCALAR_TYPES = {1: np.int8, 3: np.int32, 4: np.int64, 6: np.float32, 7: np.float64, 11: np.bool_}
+
+
 class ExecuTorchSession:
     def __init__(self, path: str, inputs, outputs, etdump: bool = False) -> None:
         import torch
@@ -42,11 +46,10 @@ class ExecuTorchSession:
             raise ExportError(f"{path}: the program has {meta.num_inputs()} inputs and {meta.num_outputs()} outputs, "
                              f"its metadata {len(self.inputs)} and {len(self.outputs)}")  # fmt: skip
         self.shapes = {n: tuple(meta.input_tensor_meta(i).sizes()) for i, n in enumerate(self.inputs)}
+        self.dtypes = {n: SCALAR_TYPES[int(meta.input_tensor_meta(i).dtype())] for i, n in enumerate(self.inputs)
+                       if int(meta.input_tensor_meta(i).dtype()) in SCALAR_TYPES}  # fmt: skip
         self.runtime = f"ExecuTorch {metadata.version('executorch')}"
 
-    @staticmethod
-    def _dtype(a: np.ndarray) -> np.ndarray:
-        return a.astype(np.int64 if np.issubdtype(a.dtype, np.integer) else np.float32, copy=False)
 
     def _one(self, row: dict[str, np.ndarray]) -> list[np.ndarray]:
         torch = self._torch
@@ -56,7 +59,7 @@ class ExecuTorchSession:
         return [r.numpy() for r in res]
 
     def run(self, feeds: dict) -> dict:
-        return run_rows("executorch", self.shapes, self.outputs, feeds, self._one, self._dtype)
+        return run_rows("executorch", self.shapes, self.outputs, feeds, self._one, self.dtypes)
 
 
 def planned_memory(path) -> dict:

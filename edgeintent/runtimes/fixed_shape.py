@@ -33,13 +33,15 @@ def pad_row(a: np.ndarray, static: tuple[int, ...]) -> np.ndarray:
 
 def run_rows(target: str, shapes: dict[str, tuple[int, ...]], outputs: list[str], feeds: dict,
              run_one: Callable[[dict[str, np.ndarray]], list[np.ndarray]],
-             dtype: Callable[[np.ndarray], np.ndarray] = np.asarray) -> dict[str, np.ndarray]:  # fmt: skip
-    """``run_one({input: padded row}) -> [output arrays in `outputs` order]`` over every row of ``feeds``."""
+             dtypes: dict[str, np.dtype] | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+    """``run_one({input: padded row}) -> [output arrays in `outputs` order]`` over every row of ``feeds``,
+    each input cast to ``dtypes[name]`` (the artifact's declared type) when given."""
     arrays = {}
     for n in shapes:
         if n not in feeds:
             raise ExportError(f"{target} artifact needs input {n!r}")
-        arrays[n] = np.ascontiguousarray(dtype(np.asarray(feeds[n])))
+        a = np.asarray(feeds[n])
+        arrays[n] = np.ascontiguousarray(a if dtypes is None or n not in dtypes else a.astype(dtypes[n], copy=False))
     for n, a in arrays.items():
         check_shape(target, n, shapes[n], a)
     batch = next(iter(arrays.values())).shape[0] if arrays else 0
