@@ -111,6 +111,11 @@ class ExecuTorchTarget(Target):
     options = ("backend", "rnn")
 
     def export(self, model, spec, samples, out: Path, precision: str, backend: str = "xnnpack", rnn: str = "scan") -> dict:
+        check_options(backend, rnn)
+        other = [f"{i.name} ({i.dims[0]})" for i in model.signature().inputs if i.dims and i.dims[0] != "batch"]
+        if other:  # the session splits feeds into rows; tables indexed across rows cannot be split
+            raise ExportError(f"executorch programs run one row at a time, but inputs {', '.join(other)} are not "
+                              "indexed by the batch row; export this model to a target with dynamic shapes")  # fmt: skip
         example = static_example(model, spec, samples)
         prog = export_program(model, spec, samples, backend, rnn)
         out.write_bytes(prog.buffer)
