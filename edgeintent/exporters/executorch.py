@@ -10,10 +10,11 @@ Options (``--set KEY=VALUE``):
 
 - ``backend``: ``xnnpack`` (default: the XNNPACK delegate takes what it supports, portable kernels the
   rest) or ``portable`` (portable kernels only);
-- ``rnn``: ``scan`` (default: every ``nn.GRU``/``nn.LSTM`` becomes a ``torch.scan`` over time,
-  :mod:`edgeintent.exporters.recurrence`; the program holds each cell once and exports in seconds)
-  or ``unrolled`` (``to_edge`` decomposes the recurrence into one cell per step up to ``max_len``:
-  ~26,000 nodes for dipn, about a CPU-minute to lower, and a different runtime speed; bench both).
+- ``rnn``: ``unrolled`` (default: ``to_edge`` decomposes each recurrence into one cell per step up to
+  ``max_len``, ~26,000 nodes for dipn at 50/20/20, about 110 CPU-s to lower; the fastest program) or
+  ``scan`` (every ``nn.GRU``/``nn.LSTM`` becomes a ``torch.scan`` over time,
+  :mod:`edgeintent.exporters.recurrence`: each cell once in the program, 2.5–6x cheaper to export, 3–5x
+  slower to run; ``benchmarks/executorch_variants.py`` measures both).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def check_options(backend: str, rnn: str) -> None:
         raise ConfigError(f"executorch rnn must be one of {', '.join(RNN_MODES)}, got {rnn!r}")
 
 
-def export_module(model, rnn: str = "scan"):
+def export_module(model, rnn: str = "unrolled"):
     """The torch module ExecuTorch exports: the signature wrapper, recurrences as ``scan`` or as they are."""
     from edgeintent.exporters.recurrence import scanned
     from edgeintent.toolkit.models.exportable import ExportModule
@@ -75,7 +76,7 @@ def lower(exported, backend: str):
     return to_edge_transform_and_lower(exported, partitioner=partitioner).to_executorch()
 
 
-def export_program(model, spec, samples, backend: str = "xnnpack", rnn: str = "scan"):
+def export_program(model, spec, samples, backend: str = "xnnpack", rnn: str = "unrolled"):
     """The lowered ExecuTorch program (``ExecutorchProgramManager``) of ``model``."""
     import torch
 
@@ -106,11 +107,11 @@ class ExecuTorchTarget(Target):
     runtime = "ExecuTorch Python runtime (XNNPACK delegate + portable kernels)"
     runtimes = ("executorch",)
     notes = ("static shapes (batch 1, streams at max_len): the session pads shorter windows, "
-             "runs batches row by row, refuses longer ones; recurrences exported as torch.scan")  # fmt: skip
+             "runs batches row by row, refuses longer ones; --set rnn=scan exports cheaper, runs slower")  # fmt: skip
     requires = ("executorch",)
     options = ("backend", "rnn")
 
-    def export(self, model, spec, samples, out: Path, precision: str, backend: str = "xnnpack", rnn: str = "scan") -> dict:
+    def export(self, model, spec, samples, out: Path, precision: str, backend: str = "xnnpack", rnn: str = "unrolled") -> dict:
         check_options(backend, rnn)
         other = [f"{i.name} ({i.dims[0]})" for i in model.signature().inputs if i.dims and i.dims[0] != "batch"]
         if other:  # the session splits feeds into rows; tables indexed across rows cannot be split

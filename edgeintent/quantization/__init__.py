@@ -60,8 +60,8 @@ REFUSED = {
 #: targets with no quantization at all, with the reason (``quantize`` refuses them in one line)
 UNQUANTIZABLE = {
     "executorch": "ExecuTorch's PT2E int8 (XNNPACKQuantizer, prepare_pt2e/convert_pt2e) does not go through these "
-    "graphs: its observers land on the boolean length masks, and the converted program with the scan recurrences "
-    "cannot be exported again (docs/executorch.md)",
+    "graphs: its observers land on the boolean length masks, and a converted program with scan recurrences cannot "
+    "be exported again; no int8 recipe is parity-checked (docs/executorch.md)",
 }
 
 
