@@ -15,7 +15,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[mnn,dev,ray,docs]'
+	$(BIN)/pip install --quiet -e '.[mnn,dev,ray,docs,executorch]'
 	touch $(STAMP)
 
 setup: $(STAMP)

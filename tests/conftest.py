@@ -7,7 +7,7 @@ import pytest
 #: the slowest test files, run first so that the test workers (``-n auto --dist loadfile``) finish
 #: together: longest first; every other file keeps its place
 SLOW_FIRST = ("test_parity.py", "test_quantize.py", "test_kill.py", "test_engines.py", "test_emulation.py", "test_cli.py",
-              "test_kit.py", "test_bench.py", "test_aitm.py", "test_find.py", "test_deterministic.py", "test_mil_optests.py",
+              "test_kit.py", "test_bench.py", "test_executorch.py", "test_aitm.py", "test_find.py", "test_deterministic.py", "test_mil_optests.py",
               "test_export.py")  # fmt: skip
 
 
@@ -39,7 +39,7 @@ def prepared_source():
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory, prepared_source):
-    """``trained(name, cfg=None, source=SRC, options=None) -> Path``: a bundle trained once per session
+    """``trained(name, cfg=None, source=SRC, options=None, streams=None) -> Path``: a bundle trained once per session
     for each distinct request (default config: one epoch, 24 golden rows). Never change it: copy it
     first (``shutil.copytree``)."""
     import json
@@ -50,13 +50,14 @@ def trained(tmp_path_factory, prepared_source):
     cache: dict = {}
     summaries: dict[Path, dict] = {}
 
-    def get(name: str, cfg: TrainConfig | None = None, source: str = SRC, options: dict | None = None) -> Path:
+    def get(name: str, cfg: TrainConfig | None = None, source: str = SRC, options: dict | None = None,
+            streams: tuple[str, ...] | None = None) -> Path:
         cfg = cfg or TrainConfig(epochs=1, batch_size=128, patience=1, golden_rows=24)
-        key = (name, source, json.dumps(cfg.__dict__, sort_keys=True), json.dumps(options or {}, sort_keys=True))
+        key = (name, source, json.dumps(cfg.__dict__, sort_keys=True), json.dumps(options or {}, sort_keys=True), streams)
         if key not in cache:
             path = root / f"{name}-{len(cache)}"
             prep = prepared_source(source, cfg.seed, cfg.valid_share)
-            summaries[path] = train_bundle(name, source, path, cfg, options=options, prepared=prep)
+            summaries[path] = train_bundle(name, source, path, cfg, options=options, prepared=prep, streams=streams)
             cache[key] = path
         return cache[key]
 

@@ -57,8 +57,22 @@ REFUSED = {
 }
 
 
-def get_recipe(target: str, mode: str) -> Recipe:
+#: targets with no quantization at all, with the reason (``quantize`` refuses them in one line)
+UNQUANTIZABLE = {
+    "executorch": "ExecuTorch's PT2E int8 (XNNPACKQuantizer, prepare_pt2e/convert_pt2e) does not go through these "
+    "graphs: its observers land on the boolean length masks, and a converted program with scan recurrences cannot "
+    "be exported again; no int8 recipe is parity-checked (docs/executorch.md)",
+}
+
+
+def check_quantizable(target: str) -> None:
     get_target(target)
+    if target in UNQUANTIZABLE:
+        raise ConfigError(f"target {target} has no quantization: {UNQUANTIZABLE[target]}")
+
+
+def get_recipe(target: str, mode: str) -> Recipe:
+    check_quantizable(target)
     if (target, mode) in REFUSED:
         raise ConfigError(f"{target}/{mode} is refused: {REFUSED[(target, mode)]}")
     if f"{target}/{mode}" not in RECIPES:

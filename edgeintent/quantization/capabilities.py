@@ -7,7 +7,7 @@ above both.
 from __future__ import annotations
 
 from edgeintent.exporters import TARGETS
-from edgeintent.quantization import recipes
+from edgeintent.quantization import UNQUANTIZABLE, recipes
 
 
 def capability_table() -> list[dict]:
@@ -16,7 +16,8 @@ def capability_table() -> list[dict]:
         rows.append({
             "target": name, "extension": t.extension, "precisions": list(t.precisions),
             "dynamic_batch": t.dynamic_batch, "dynamic_length": t.dynamic_length,
-            "quantization": [r.mode for r in recipes(name)], "runtime": t.runtime,
+            "quantization": [r.mode for r in recipes(name)], "quantization_refused": UNQUANTIZABLE.get(name, ""),
+            "runtime": t.runtime,
             "exports_here": t.missing() is None, "runs_here": t.run_missing() is None,
             "why_not": t.run_missing() or "", "notes": t.notes,
         })  # fmt: skip

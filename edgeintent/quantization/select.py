@@ -19,7 +19,7 @@ import numpy as np
 from edgeintent.errors import ConfigError, ExportError
 from edgeintent.exporters import ArtifactMeta, get_target, install_tree
 from edgeintent.parity import functional as F
-from edgeintent.quantization import get_recipe, recipes
+from edgeintent.quantization import check_quantizable, get_recipe, recipes
 from edgeintent.runtimes import RUNTIMES, Artifact, open_artifact
 from edgeintent.runtimes.child import measure_latency
 from edgeintent.toolkit.models.exportable import feeds, outputs_in_batches, torch_model, torch_outputs
@@ -110,6 +110,7 @@ def quantize_bundle(bundle_dir, target: str, mode: str = "auto", source: str | N
     say = say or (lambda *_: None)
     if budget_auc < 0:
         raise ConfigError(f"--budget-auc must be ≥ 0, got {budget_auc}")
+    check_quantizable(target)
     cands = recipes(target) if mode == "auto" else [get_recipe(target, mode)]
     why = get_target(target).missing()
     if why:

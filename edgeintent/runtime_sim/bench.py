@@ -233,9 +233,13 @@ class Bench:
             if v["reference"]:  # torch eager is the reference, not what ships: pinned and threaded, not capped
                 job["memory_bytes"] = None
             res = self._measure(dict(job, profile=False), workdir, name, f"{name} ({rt.label})")
-            if profile:  # in its own process without the cap: profiling is ours, not the device's
-                pjob = dict(job, memory_bytes=None, runs=1, warmup=0)
-                op_profile = self._measure(pjob, workdir, name + ".profile", f"{name} profile").get("op_profile")
+            details = rt.details is not None and not v["reference"]
+            if profile or details:  # in its own process without the cap: profiling is ours, not the device's
+                pjob = dict(job, memory_bytes=None, runs=1, warmup=0, details=details)
+                pres = self._measure(pjob, workdir, name + ".profile", f"{name} profile")
+                op_profile = pres.get("op_profile") if profile else op_profile
+                if details:
+                    row["runtime_details"] = pres.get("runtime_details")
             st = stats(res["times_ms"])
             cst = stats(res["cpu_times_ms"])
             row.update({

@@ -87,6 +87,10 @@ class Runtime:
     not_on_arm: str = "no aarch64 runtime here"  # why not, when ``arm`` is False
     preload_modules: tuple[str, ...] = ()  # imported before a measurement's memory cap (default: ``module``)
     platform_only: str | None = None  # ``platform.system()`` it needs, e.g. "Darwin"
+    #: ``"module:function"``, ``function(artifact, feeds, runs) -> dict``: what the runtime reports about an
+    #: artifact beyond its timings (a per-op profile, planned memory); bench's measuring child calls it in
+    #: its own uncapped process and puts the dict in the row's ``runtime_details``
+    details: str | None = None
 
     def available(self) -> str | None:
         """Why this runtime cannot run here, or None."""
@@ -163,6 +167,22 @@ RUNTIMES.register("coreml", Runtime("coreml", "coreml", "coremltools", "coremlto
 RUNTIMES.register("torch", Runtime("torch", "torch", "torch", "torch", _torch,
                                    preload_modules=("torch", "edgeintent.toolkit.bundle", "edgeintent.toolkit.models.exportable",
                                                     "edgeintent.runtimes.torch_reference")))  # fmt: skip
+
+
+def _executorch(art: Artifact, threads: int):
+    from edgeintent.runtimes.executorch_session import ExecuTorchSession
+
+    try:
+        return ExecuTorchSession(art.path, art.inputs, art.outputs)
+    except (RuntimeError, ValueError) as exc:  # executorch's load errors
+        raise ExportError(f"ExecuTorch cannot load {art.path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+
+
+RUNTIMES.register("executorch", Runtime("executorch", "executorch", "executorch", "executorch", _executorch,
+                                        not_on_arm="not in the cpu-arm environment: executorch 1.5.1 has an aarch64 wheel, but its Python runtime "
+                                                   "(executorch.extension.pybindings.portable_lib) imports torch, which that environment does not carry",
+                                        preload_modules=("torch", "executorch.runtime"),
+                                        details="edgeintent.runtimes.executorch_session:details"))  # fmt: skip
 
 
 class HostProvider:

@@ -19,6 +19,7 @@ The result is written atomically as JSON; failures are reported in it with the s
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -189,6 +190,10 @@ def measure_model(job: dict, out: str) -> dict:
     if job.get("profile") and rt.name == "onnxruntime":  # onnxruntime is the runtime with a per-op profiler
         _stage(out, "profile")
         res["op_profile"] = _profile_ops(job, feeds, job.get("profile_runs", 100))
+    if job.get("details") and rt.details:  # the runtime's own report on the artifact (Runtime.details)
+        _stage(out, "runtime details")
+        module, fn = rt.details.split(":")
+        res["runtime_details"] = getattr(importlib.import_module(module), fn)(art, feeds, job.get("profile_runs", 100))
     return res
 
 
