@@ -8,6 +8,9 @@ length 1, max length, long gaps, unknown ids), replayed the ways a phone may sen
 - ``batch1``       single rows cut to their own lengths (the edge cases and the first recorded rows);
 - ``garbage_pad``  full width with random valid ids and ages in every padded position.
 
+A fixed-shape artifact (ExecuTorch: batch 1, streams at ``max_len``) runs every variant padded to its
+static shapes, row by row, and must also refuse, with one line, a window longer than ``max_len``.
+
 The reference is the torch output recorded in ``golden.npz`` when the bundle was trained; torch
 itself is checked on the same variants (row ``torch``), so padding dependence shows up there first.
 Per output: max abs difference of probabilities and of logits, Spearman of logits, AUC delta (on
@@ -224,6 +227,27 @@ def check_runner(name: str, precision: str, runtime: str, arch: str, run: Callab
     return results
 
 
+def check_refusal(run: Callable[[dict], dict], model, batches: dict) -> tuple[str, str | None]:
+    """A fixed-shape artifact must refuse, with one line, a window one event longer than ``max_len``:
+    ``(its message, None)`` when it does, else ``("", why not)``."""
+    from edgeintent.errors import EdgeIntentError
+
+    row = {k: v[:1] for k, v in batches["full_width"][0][1].items()}
+    longer = {}
+    for spec in model.signature().inputs:
+        a = row[spec.name]
+        grow = len(spec.dims) > 1 and isinstance(spec.dims[1], str)  # a sequence dim (T_<stream>, T_merged)
+        longer[spec.name] = np.concatenate([a, a[:, -1:]], axis=1) if grow else a
+    try:
+        run(longer)
+    except EdgeIntentError as exc:
+        msg = str(exc)
+        return (msg, None) if msg and "\n" not in msg else ("", f"refused a longer window with {len(msg.splitlines())} lines")
+    except Exception as exc:  # noqa: BLE001 - anything else is a crash, not a refusal
+        return "", f"a longer window crashed the runtime ({type(exc).__name__}) instead of a one-line refusal"
+    return "", "accepted a window longer than its static shape"
+
+
 def _worse(a: dict, b: dict) -> bool:
     if a["finite"] != b["finite"]:
         return not a["finite"]
@@ -310,6 +334,13 @@ def run_parity(bundle_dir, targets: list[str] | None = None, threads: int = 1, d
             tol = tolerance(meta.target, meta.precision, meta.quantize_report, runner.arch)
             res = check_runner(meta.target, meta.precision, runner.runtime, runner.arch, runner.run, model, bundle,
                                batches, tol)  # fmt: skip
+            if not get_target(meta.target).dynamic_length:  # fixed shapes: every length above ran padded
+                message, why = check_refusal(runner.run, model, batches)
+                for r in res:
+                    r.metrics["refusal"] = message
+                    if why:
+                        r.passed = False
+                        r.reasons.append(f"refusal: {why}")
         if diagnose and provider.diagnose and meta.target in DIAGNOSERS and not all(r.passed for r in res):
             module, name = DIAGNOSERS[meta.target]
             node = getattr(importlib.import_module(module), name)(bundle, model, meta, batches["trimmed"][0][1])
