@@ -42,3 +42,16 @@ def random_columns(seed: int, users: int = 12, events_per_user: int = 40) -> dic
 
 def random_log(seed: int, **kw) -> EventLog:
     return EventLog.from_columns(random_columns(seed, **kw))
+
+
+#: targets whose export costs about a CPU-minute per bundle (executorch: exir's passes over the
+#: recurrences torch.export unrolls to max_len; litert: litert-torch's lowering of the same unrolled
+#: graph); the registry-wide loops leave them to their own test files (tests/test_executorch.py,
+#: tests/test_litert.py) to keep `make test` in its CI budget
+SLOW_EXPORT = ("executorch", "litert")
+
+
+def quick_targets(kind: str | None = "model") -> list[str]:
+    from edgeintent.exporters import list_targets
+
+    return [t for t in list_targets(kind) if t not in SLOW_EXPORT]

@@ -229,11 +229,13 @@ def test_every_exported_aitm_artifact_passes_the_parity_gate(trained, tmp_path, 
     ESMM's chain rule (softplus, exp, log) too."""
     import shutil
 
-    from edgeintent.exporters import export_bundle, get_target, list_targets
+    from edgeintent.exporters import export_bundle
     from tests.conftest import BRIEF
+    from tests.helpers import quick_targets
 
-    # the model targets (a featurizer target such as the phone kit checks the FeatureSpec, not the model)
-    targets = [t for t in list_targets() if getattr(get_target(t), "kind", "model") == "model"]
+    # the model targets (a featurizer target such as the phone kit checks the FeatureSpec, not the model),
+    # but those whose export takes minutes (tests/helpers.SLOW_EXPORT: their own test files cover them)
+    targets = quick_targets()
     path = tmp_path / "aitm"
     shutil.copytree(trained("aitm", TrainConfig(**BRIEF), options=options), path)
     for target in targets:

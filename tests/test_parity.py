@@ -12,11 +12,12 @@ import torch
 from click.testing import CliRunner
 
 from edgeintent.cli import main
-from edgeintent.exporters import export_bundle, install_artifact, list_targets
+from edgeintent.exporters import export_bundle, install_artifact
 from edgeintent.parity import compare, run_parity
 from edgeintent.parity.policy import tolerance
 from edgeintent.toolkit.bundle import load_bundle
 from edgeintent.toolkit.bundle import load_model
+from tests.helpers import quick_targets
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def exported(brief_bundles, tmp_path_factory):
     for name, raw in brief_bundles.items():
         out[name] = root / name
         shutil.copytree(raw, out[name])
-        for t in list_targets("model"):  # the phone kit has its own tests (tests/test_kit.py)
+        for t in quick_targets():
             export_bundle(out[name], t)
     return out
 
@@ -49,7 +50,7 @@ def test_parity_passes_at_fp32_on_every_target_with_json_and_junit(exported, tmp
     assert report["passed"]
     rows = {(r["target"], r["precision"], r["output"]): r for r in report["results"]}
     tasks = load_model(load_bundle(exported[name])).tasks
-    for target in ("torch", *list_targets("model")):
+    for target in ("torch", *quick_targets()):
         for task in tasks:
             r = rows[(target, "fp32", task)]
             assert r["metrics"]["prob_max_abs"] <= 1e-5 and r["metrics"]["logit_max_abs"] <= 1e-5, r
@@ -59,9 +60,9 @@ def test_parity_passes_at_fp32_on_every_target_with_json_and_junit(exported, tmp
     assert "label_" + tasks[1] in load_bundle(exported[name]).golden
     xml = JUnitXml.fromfile(str(junit))
     cases = [c for suite in xml for c in suite]
-    assert len(cases) == len(report["results"]) == (1 + len(list_targets("model"))) * len(tasks)
+    assert len(cases) == len(report["results"]) == (1 + len(quick_targets())) * len(tasks)
     assert all(c.is_passed for c in cases)
-    assert {c.classname for c in cases} == {f"parity.{t}.fp32" for t in ("torch", *list_targets("model"))}
+    assert {c.classname for c in cases} == {f"parity.{t}.fp32" for t in ("torch", *quick_targets())}
 
 
 # -- injected conversion bugs -------------------------------------------------------------------
@@ -116,7 +117,7 @@ def _install_broken(bundle_dir, target, bug, precision, monkeypatch):
     monkeypatch.undo()
 
 
-@pytest.mark.parametrize("target", list_targets("model"))
+@pytest.mark.parametrize("target", quick_targets())
 @pytest.mark.parametrize("bug", ["weight_1pct", "gate_swap", "mask_removed"])
 def test_every_injected_bug_fails_parity(exported, tmp_path, monkeypatch, target, bug):
     path = copy_bundle(exported, "dipn", tmp_path)

@@ -99,12 +99,14 @@ def run_tool(args: list[str], what: str) -> dict:
 
 
 def static_example(model, spec, samples) -> tuple:
-    """One golden row with every stream at ``max_len``: the shapes the program is exported with."""
+    """One golden row with every stream at its full window (the golden samples' width: ``max_len``):
+    the shapes the program is exported with. ``spec`` may be None (the ranker's scorer has no FeatureSpec)."""
     import torch
 
     from edgeintent.toolkit.models.exportable import feeds
 
-    widths = {s: int(spec.max_len[s]) for s in model.streams}
+    streams = tuple(getattr(model, "streams", ()))
+    widths = {s: int(spec.max_len[s]) if spec is not None else int(samples.x[s].shape[1]) for s in streams} or None
     f = feeds(model, samples, np.arange(1), widths=widths)
     return tuple(torch.from_numpy(np.ascontiguousarray(f[n])) for n in model.input_names())
 

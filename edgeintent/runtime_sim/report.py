@@ -40,7 +40,7 @@ def bench_table(r: dict, wide: bool = False):
               box=box.HEAVY_HEAD if wide else box.SIMPLE_HEAD, pad_edge=wide, show_edge=wide,
               padding=(0, 1) if wide else (0, 1, 0, 0))  # fmt: skip
     cols = ["target", "prec", "runtime", "status", "size", "init", "first", "p50", "p90", "p99", "mean", "peak RSS",
-            f"p50\nprojected\non {dev}", "request\nmeasured", f"request\nprojected\non {dev}", "featurizer\nshare", "vs\ntorch"]  # fmt: skip
+            f"p50\nprojected\non {dev}", "request\nmeasured", f"request\nprojected\non {dev}", "featurizer\nshare", "vs\ntorch", "runtime\ninfo"]  # fmt: skip
     shown = cols if wide else [c for c in cols if c in COMPACT]
     for c in shown:
         left = c in ("target", "prec", "runtime", "status")
@@ -57,17 +57,25 @@ def bench_table(r: dict, wide: bool = False):
         size = "–" if row["artifact_bytes"] is None else f"{row['artifact_bytes'] / 1024:.0f} KB"
         values = [row["target"], row["precision"], _short(row["runtime"]), status, size]
         if "measured" not in row:
-            values += ["–"] * 12
+            values += ["–"] * 13
         else:
             m, p = row["measured"], row["projected"]
             vs = row.get("speedup_vs_torch_eager")
             values += [_ms(m["init_ms"]), _ms(m["first_ms"]), _ms(m["p50_ms"]), _ms(m["p90_ms"]), _ms(m["p99_ms"]),
                        _ms(m["mean_ms"]), f"{row['peak_rss_bytes'] / 2**20:.0f} MB", _ms(p["p50_ms"]),
                        _ms(row["request_ms"]["measured"]), _ms(row["request_ms"]["projected"]), _share(row),
-                       "–" if vs is None or row["reference"] else f"{vs:.1f}x"]  # fmt: skip
+                       "–" if vs is None or row["reference"] else f"{vs:.1f}x", _info(row.get("runtime_info"))]  # fmt: skip
         by_col = dict(zip(cols, values))
         t.add_row(*(by_col[c] for c in shown))
     return t
+
+
+def _info(info: dict | None) -> str:
+    """A runtime's own facts about the loaded artifact (``Session.info()``: LiteRT's delegate and op count),
+    its scalar values as ``key value`` lines."""
+    if not info:
+        return "–"
+    return "\n".join(f"{k.replace('_', ' ')} {v}" for k, v in info.items() if isinstance(v, (str, int, float)))
 
 
 def _range(proj: dict) -> str:

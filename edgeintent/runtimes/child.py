@@ -154,6 +154,8 @@ def measure_model(job: dict, out: str) -> dict:
     runner = rt.open(art, job["threads"])
     res["init_ms"] = _ms(time.perf_counter_ns() - t0)
     res["os_threads_after_load"] = vm_status()["Threads"]
+    # what a runtime says about the loaded artifact (LiteRT: delegate, operator count); generic, optional
+    res["runtime_info"] = runner.info() if callable(getattr(runner, "info", None)) else None
 
     _stage(out, "first inference")
     t0 = time.perf_counter_ns()
