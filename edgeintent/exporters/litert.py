@@ -61,8 +61,16 @@ with contextlib.redirect_stdout(log):
         litert_torch.convert(ep.module(), args, kwargs or None).export(out)
         dists = ("litert-torch", "litert-converter", "torch")
     else:
-        from ai_edge_quantizer import quantizer, recipe
-        quantizer.Quantizer(src, getattr(recipe, sys.argv[4])()).quantize().export_model(out, overwrite=True)
+        from ai_edge_quantizer import algorithm_manager, quantizer, recipe, recipe_manager
+        if sys.argv[4] == "fp16_weights":  # float casting: fp16 weights of the ops it supports, fp32 arithmetic
+            rp = recipe_manager.RecipeManager()
+            for op in (recipe.TFLOperationName.FULLY_CONNECTED, recipe.TFLOperationName.EMBEDDING_LOOKUP):
+                rp.add_weight_only_config(regex=".*", operation_name=op, num_bits=16,
+                                          algorithm_key=algorithm_manager.AlgorithmName.FLOAT_CASTING)
+            chosen = rp.get_quantization_recipe()
+        else:
+            chosen = getattr(recipe, sys.argv[4])()
+        quantizer.Quantizer(src, chosen).quantize().export_model(out, overwrite=True)
         dists = ("ai-edge-quantizer",)
 print("EDGEINTENT-LITERT " + json.dumps({d: metadata.version(d) for d in dists}))
 """

@@ -1,6 +1,7 @@
 """LiteRT recipes: ai-edge-quantizer (a dependency of litert-torch, in the converter's environment) on the
-fp32 ``.tflite``: dynamic-range int8 (int8 weights, activations quantized on the fly) and weight-only
-int8 (int8 weights dequantized to fp32)."""
+fp32 ``.tflite``: dynamic-range int8 (int8 weights, activations quantized on the fly), weight-only int8
+(int8 weights dequantized to fp32) and fp16 weights (float casting of FULLY_CONNECTED and EMBEDDING_LOOKUP
+weights, dequantized to fp32: the quantizer's float casting supports no other op here)."""
 
 from __future__ import annotations
 
@@ -40,3 +41,5 @@ register_recipe("litert", "dynamic-int8", "ai-edge-quantizer dynamic_wi8_afp32 (
     _quantizer("dynamic_wi8_afp32", "int8 weights, activations quantized at run time"))
 register_recipe("litert", "weight-int8", "ai-edge-quantizer weight_only_wi8_afp32 (int8 weights, fp32 arithmetic)")(
     _quantizer("weight_only_wi8_afp32", "int8 weights dequantized to fp32"))
+register_recipe("litert", "fp16", "ai-edge-quantizer float casting: fp16 weights (fully connected, embeddings), fp32 arithmetic")(
+    _quantizer("fp16_weights", "fp16 weights of FULLY_CONNECTED and EMBEDDING_LOOKUP (float casting), fp32 arithmetic"))
