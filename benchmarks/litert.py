@@ -80,6 +80,7 @@ def one_model(name: str, source: str, tmp: Path, runs: int) -> dict:
     from edgeintent.runtimes import open_artifact
 
     with open_artifact(lt) as s:
+        s.run(row)  # the interpreter applies its delegate on the first run
         info = s._impl.info()
     return {"model": name, "windows": {s: int(g.x[s].shape[1]) for s in model.streams},
             "export_onnx": {"wall_s": onnx_wall, "cpu_s": onnx_cpu},

@@ -69,7 +69,8 @@ class LiteRTSession:
         return self.fixed.run(feeds, self._one)
 
     def info(self) -> dict:
-        """The delegate and the operator counts (what bench puts beside the timings)."""
+        """The delegate and the operator counts (what bench puts beside the timings). The interpreter
+        applies its default delegate when it first allocates tensors: ask after the first run."""
         # every node of the graph, then one DELEGATE node per subgraph a delegate took over
         nodes = self.interpreter._get_ops_details()
         delegated = sum(1 for n in nodes if n["op_name"] == "DELEGATE")
