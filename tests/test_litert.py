@@ -134,3 +134,25 @@ def test_missing_converter_is_one_line(monkeypatch, tmp_path):
 
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "no-python"))
     assert "litert-torch not found" in get_target("litert").missing()
+
+
+def test_bench_reports_the_delegate_and_op_count(exported):
+    """bench on cpu-arm limits: a litert row with its status, and the runtime's own facts (delegate, ops)
+    in the JSON row and the --wide table."""
+    res = CliRunner().invoke(main, ["bench", str(exported["dipn"]), "--device", "cpu-arm", "--targets", "litert",
+                                    "--runs", "20", "--json"])  # fmt: skip
+    assert res.exit_code == 0, res.output[-3000:]
+    report = json.loads(res.stdout)
+    (row,) = [r for r in report["rows"] if r["target"] == "litert"]
+    assert row["status"] == {"exported": True, "parity": "ok", "benched": True}
+    assert row["runtime"].startswith("litert ") and row["measured"]["p50_ms"] > 0
+    info = row["runtime_info"]
+    assert info["delegate"] == "XNNPACK" and info["delegate_nodes"] >= 1 and info["ops"] > 50
+    assert info["static_shapes"]["gesture"] == [1, 8, 14]
+    from rich.console import Console
+
+    from edgeintent.runtime_sim.report import bench_table
+
+    con = Console(width=300, record=True, file=open("/dev/null", "w"))
+    con.print(bench_table(report, wide=True))
+    assert "delegate XNNPACK" in con.export_text()

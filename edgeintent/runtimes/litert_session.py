@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import sys
 from importlib import metadata
 
 import numpy as np
@@ -59,6 +61,7 @@ class LiteRTSession:
         dtypes = {n: ins[k]["dtype"] for n, k in zip(self.inputs, self._in_keys, strict=True)}
         self.fixed = FixedShapes("litert", self.inputs, shapes, dtypes, self.outputs)
         self.delegate = delegate
+        self._first = True
         self.runtime = f"LiteRT {metadata.version('ai-edge-litert')}"
 
     def _one(self, arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -66,6 +69,11 @@ class LiteRTSession:
         return [res[k] for k in self._out_keys]
 
     def run(self, feeds: dict) -> dict:
+        if self._first:  # the interpreter applies its delegate now and logs it on fd 2 ("INFO: Created …")
+            with _quiet_fd2():
+                out = self.fixed.run(feeds, self._one)
+            self._first = False
+            return out
         return self.fixed.run(feeds, self._one)
 
     def info(self) -> dict:
@@ -76,3 +84,18 @@ class LiteRTSession:
         delegated = sum(1 for n in nodes if n["op_name"] == "DELEGATE")
         return {"delegate": "XNNPACK" if delegated else "none", "ops": len(nodes) - delegated, "delegate_nodes": delegated,
                 "static_shapes": {n: list(s) for n, s in self.fixed.shapes.items()}}  # fmt: skip
+
+
+@contextlib.contextmanager
+def _quiet_fd2():
+    """Drop what the interpreter's C++ code logs on fd 2 meanwhile (its delegate's INFO line), so a
+    command's stderr shows only edgeintent's own messages."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
