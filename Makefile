@@ -6,6 +6,11 @@ STAMP   := $(VENV)/.installed
 # torch is pinned here, before the project, so pip takes the CPU wheel on disk and an
 # open range in pyproject.toml cannot pull a multi-GB CUDA build.
 TORCH   := torch==2.13.0
+# LiteRT's converter (litert-torch: jax, transformers, a typing_extensions/pydantic pin) in a side venv
+# with its own torch; the exporter runs it in a subprocess (edgeintent/exporters/litert.py)
+LITERT_VENV  := .venv-litert
+LITERT_STAMP := $(LITERT_VENV)/.installed
+LITERT_TORCH := litert-torch==0.10.0
 
 .PHONY: demo test setup bench arm-setup bench-arm docs docs-results clean
 
@@ -15,12 +20,17 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[mnn,dev,ray,docs,executorch]'
+	$(BIN)/pip install --quiet -e '.[mnn,dev,ray,docs,executorch,litert]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+$(LITERT_STAMP):
+	$(PY) -m venv $(LITERT_VENV)
+	$(LITERT_VENV)/bin/pip install --quiet $(TORCH) $(LITERT_TORCH)
+	touch $(LITERT_STAMP)
 
-demo: $(STAMP)
+setup: $(STAMP) $(LITERT_STAMP)
+
+demo: $(STAMP) $(LITERT_STAMP)
 	$(BIN)/edgeintent demo
 
 # one pytest worker per CPU, a test file's tests on one worker (the cpu-arm environment is built by
@@ -28,7 +38,7 @@ demo: $(STAMP)
 # stops grouping (pytest-xdist#1386). --no-loadscope-reorder keeps the files in the order conftest.py
 # gives them (the slowest first); by default xdist hands them out by number of tests, which put the
 # slowest file last.
-test: $(STAMP)
+test: $(STAMP) $(LITERT_STAMP)
 	$(BIN)/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder
 
 bench: $(STAMP)
@@ -54,4 +64,4 @@ docs-results: $(STAMP)
 	for b in $(DOCS_RESULTS); do $(BIN)/python benchmarks/$$b.py --write-results || exit 1; done
 
 clean:
-	rm -rf $(VENV) build site *.egg-info .pytest_cache
+	rm -rf $(VENV) $(LITERT_VENV) build site *.egg-info .pytest_cache

@@ -230,6 +230,7 @@ def _demo_decide(source: str, fresh: str, out_dir: Path, cfg, prep, say: Callabl
 #: targets the demo does not export (what they cost there), with the command that does
 DEMO_LEAVES_OUT = {
     "executorch": "its export takes ~110 CPU-s for a dipn (~45 with --set rnn=scan); edgeintent export BUNDLE --target executorch",
+    "litert": "litert-torch converts dipn's unrolled recurrences in 1–3 minutes here; edgeintent export BUNDLE --target litert",
 }
 
 

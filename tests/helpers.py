@@ -44,10 +44,11 @@ def random_log(seed: int, **kw) -> EventLog:
     return EventLog.from_columns(random_columns(seed, **kw))
 
 
-#: targets whose export costs tens of CPU-seconds per bundle (executorch: exir's passes over a three-stream
-#: dipn take ~15-35 CPU-s even with the recurrences as torch.scan); the registry-wide loops leave them to
-#: their own test file (tests/test_executorch.py, on two-stream bundles) to keep `make test` in its CI budget
-SLOW_EXPORT = ("executorch",)
+#: targets whose export costs about a CPU-minute per bundle (executorch: exir's passes over the
+#: recurrences torch.export unrolls to max_len; litert: litert-torch's lowering of the same unrolled
+#: graph); the registry-wide loops leave them to their own test files (tests/test_executorch.py,
+#: tests/test_litert.py) to keep `make test` in its CI budget
+SLOW_EXPORT = ("executorch", "litert")
 
 
 def quick_targets(kind: str | None = "model") -> list[str]:

@@ -233,7 +233,8 @@ def test_every_exported_aitm_artifact_passes_the_parity_gate(trained, tmp_path, 
     from tests.conftest import BRIEF
     from tests.helpers import quick_targets
 
-    # the model targets (a featurizer target such as the phone kit checks the FeatureSpec, not the model)
+    # the model targets (a featurizer target such as the phone kit checks the FeatureSpec, not the model),
+    # but those whose export takes minutes (tests/helpers.SLOW_EXPORT: their own test files cover them)
     targets = quick_targets()
     path = tmp_path / "aitm"
     shutil.copytree(trained("aitm", TrainConfig(**BRIEF), options=options), path)

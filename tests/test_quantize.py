@@ -75,7 +75,8 @@ def test_every_target_has_its_recipes():
     have = {(r.target, r.mode) for r in recipes()}
     assert have == {("onnx", "dynamic-int8"), ("onnx", "dynamic-uint8"), ("onnx", "static-int8"), ("onnx", "fp16"),
                     ("coreml", "fp16"), ("coreml", "weight-int8"), ("coreml", "palettize-6"), ("coreml", "palettize-4"),
-                    ("mnn", "fp16"), ("mnn", "weight-int8")}  # fmt: skip
+                    ("mnn", "fp16"), ("mnn", "weight-int8"), ("litert", "dynamic-int8"), ("litert", "weight-int8"),
+                    ("litert", "fp16")}  # fmt: skip
 
 
 @pytest.mark.parametrize("mode", ["dynamic-int8", "static-int8"])

@@ -232,9 +232,9 @@ def test_golden_profile_trace_replays_bit_for_bit(fitted):
 
 
 def _model_targets():
-    from edgeintent.exporters import list_targets
+    from tests.helpers import quick_targets
 
-    return list_targets("model")
+    return quick_targets()
 
 
 @pytest.mark.parametrize("target", _model_targets())

@@ -23,7 +23,7 @@ from edgeintent.registry import Registry
 from edgeintent.runtimes import RUNTIMES, Artifact, Session, open_artifact
 from edgeintent.toolkit.models.signature import InputSpec
 
-TARGETS: Registry[Target] = Registry("target", modules=tuple(f"{__name__}.{m}" for m in ("onnx", "coreml", "mnn", "kit", "executorch")))
+TARGETS: Registry[Target] = Registry("target", modules=tuple(f"{__name__}.{m}" for m in ("onnx", "coreml", "mnn", "kit", "executorch", "litert")))
 
 PRECISIONS = ("fp32", "fp16")  # quantization recipes add modes such as dynamic-int8
 
@@ -208,7 +208,7 @@ def _tool_versions() -> dict[str, str | None]:
     from importlib import metadata
 
     out = {}
-    for pkg in ("onnx", "onnxruntime", "coremltools", "MNN", "executorch"):
+    for pkg in ("onnx", "onnxruntime", "coremltools", "MNN", "executorch", "litert"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:

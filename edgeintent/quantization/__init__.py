@@ -34,7 +34,7 @@ class Recipe:
     build: Callable  # (model, bundle, calib_feeds, out) -> extra meta
 
 
-RECIPES: Registry[Recipe] = Registry("quantization recipe", modules=tuple(f"{__name__}.{m}" for m in ("onnx", "coreml", "mnn")))
+RECIPES: Registry[Recipe] = Registry("quantization recipe", modules=tuple(f"{__name__}.{m}" for m in ("onnx", "coreml", "mnn", "litert")))
 
 
 def register_recipe(target: str, mode: str, description: str) -> Callable:

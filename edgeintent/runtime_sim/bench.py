@@ -256,6 +256,7 @@ class Bench:
                                     "os_threads_running": res["os_threads_running"],
                                     "address_space_cap_bytes": res["cap_bytes"]},
                 "outputs": res["outputs"],
+                "runtime_info": res.get("runtime_info"),
                 "_times": res["times_ms"],
             })  # fmt: skip
             row["status"]["benched"] = True

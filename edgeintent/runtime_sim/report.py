@@ -64,23 +64,24 @@ def bench_table(r: dict, wide: bool = False):
             values += [_ms(m["init_ms"]), _ms(m["first_ms"]), _ms(m["p50_ms"]), _ms(m["p90_ms"]), _ms(m["p99_ms"]),
                        _ms(m["mean_ms"]), f"{row['peak_rss_bytes'] / 2**20:.0f} MB", _ms(p["p50_ms"]),
                        _ms(row["request_ms"]["measured"]), _ms(row["request_ms"]["projected"]), _share(row),
-                       "–" if vs is None or row["reference"] else f"{vs:.1f}x", details_text(row.get("runtime_details"))]  # fmt: skip
+                       "–" if vs is None or row["reference"] else f"{vs:.1f}x", details_text(row.get("runtime_details"), row.get("runtime_info"))]  # fmt: skip
         by_col = dict(zip(cols, values))
         t.add_row(*(by_col[c] for c in shown))
     return t
 
 
-def details_text(d: dict | None) -> str:
-    """A runtime's own report on its artifact (``Runtime.details``), in a few words: planned memory and
-    the operators that took the most time."""
-    if not d:
-        return "–"
+def details_text(details: dict | None, info: dict | None = None) -> str:
+    """What a runtime says of its artifact, in a few words: its profile (``Runtime.details``, run in the
+    profiling process: planned memory, the operators that took the most time) and its facts about the
+    loaded session (``Session.info()``, read after the first run: LiteRT's delegate and op count)."""
     parts = []
+    d = details or {}
     if "planned_memory_bytes" in d:
         parts.append(f"planned {d['planned_memory_bytes'] / 1024:.0f} KB")
     prof = d.get("op_profile") or {}
     if prof.get("top_ops"):
         parts.append("top ops: " + ", ".join(f"{o['op']} {o['share']:.0%}" for o in prof["top_ops"][:3]))
+    parts += [f"{k.replace('_', ' ')} {v}" for k, v in (info or {}).items() if isinstance(v, (str, int, float))]
     return "\n".join(parts) or "–"
 
 

@@ -7,7 +7,9 @@
 - :data:`RUNTIMES` holds one :class:`Runtime` per way of running an artifact: ``onnxruntime``,
   ``mnn-session``, ``mnn-module`` (MNN's Module API, which runs control flow), ``mil-reference``
   (CoreML ML programs on Linux; functional only, never timed), ``coreml`` (``MLModel.predict``,
-  macOS only) and ``torch`` (a bundle's torch model, eager: bench's reference).
+  macOS only), ``torch`` (a bundle's torch model, eager: bench's reference) and ``litert`` /
+  ``litert-builtin`` (ai-edge-litert's interpreter with / without the XNNPACK delegate; static shapes
+  run through ``fixed_shapes.FixedShapes``).
 - A **provider** opens artifacts on a device: :class:`HostProvider` on this machine, and
   ``emulation.ArmProvider`` in the aarch64 builds under qemu. Parity is handed one;
   ``providers.provider`` picks it from a ``--device`` name at the edge.
@@ -183,6 +185,24 @@ RUNTIMES.register("executorch", Runtime("executorch", "executorch", "executorch"
                                                    "(executorch.extension.pybindings.portable_lib) imports torch, which that environment does not carry",
                                         preload_modules=("torch", "executorch.runtime"),
                                         details="edgeintent.runtimes.executorch_session:details"))  # fmt: skip
+
+
+def _litert(delegate: str) -> Callable[[Artifact, int], object]:
+    def open_(art: Artifact, threads: int):
+        from edgeintent.runtimes.litert_session import LiteRTSession
+
+        return LiteRTSession(art.path, threads, art.inputs, art.outputs, delegate)
+
+    return open_
+
+
+_LITERT_NOT_ON_ARM = ("not in the cpu-arm environment (ai-edge-litert 2.3.0 publishes a manylinux_2_27_aarch64 wheel; "
+                      "the emulated environment installs numpy, onnxruntime and MNN only)")  # fmt: skip
+# LiteRT (TFLite) with its default XNNPACK delegate, and with the built-in kernels only
+RUNTIMES.register("litert", Runtime("litert", "litert", "ai_edge_litert", "ai-edge-litert", _litert("xnnpack"),
+                                    not_on_arm=_LITERT_NOT_ON_ARM))  # fmt: skip
+RUNTIMES.register("litert-builtin", Runtime("litert-builtin", "litert", "ai_edge_litert", "ai-edge-litert", _litert("none"),
+                                            not_on_arm=_LITERT_NOT_ON_ARM))  # fmt: skip
 
 
 class HostProvider:

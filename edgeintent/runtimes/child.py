@@ -161,6 +161,9 @@ def measure_model(job: dict, out: str) -> dict:
     first = runner.run(feeds)
     res["first_ms"] = _ms(time.perf_counter_ns() - t0)
     res["outputs"] = {k: np.asarray(v, np.float64).reshape(-1).tolist() for k, v in first.items()}
+    # what a runtime says about the loaded artifact after its first run (LiteRT applies its delegate then:
+    # delegate, operator count); generic and optional
+    res["runtime_info"] = runner.info() if callable(getattr(runner, "info", None)) else None
 
     deterministic = job.get("deterministic")
     if deterministic:
