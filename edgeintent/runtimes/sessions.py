@@ -112,7 +112,8 @@ class MnnSession:
     output tensors and, where the CPU backend keeps them as plain row-major host memory, numpy views of
     that memory, so a call writes each feed into its input in place (one cast-and-copy, no MNN.Tensor
     built per input) and reads each output with one copy (no host tensor built per output). A tensor
-    without such memory goes through ``copyFrom`` / ``copyToHostTensor`` as before.
+    without such memory, or any tensor of a session at precision "low", goes through ``copyFrom`` /
+    ``copyToHostTensor``.
     """
 
     def __init__(self, path: str, precision: str, threads: int, inputs, outputs) -> None:
@@ -125,6 +126,9 @@ class MnnSession:
         self.inputs = list(inputs) if inputs else list(self.interpreter.getSessionInputAll(self.session))
         self.outputs = list(outputs) if outputs else list(self.interpreter.getSessionOutputAll(self.session))
         self._shapes: dict = {}
+        # precision "low" lets a backend (MNN's ARM CPU) keep a session's tensors in fp16: their host memory
+        # is then not the float32 the tensor reports, so only copyFrom / copyToHostTensor read it right
+        self._views = precision != "low"
         self._in: dict = {}  # name → (session tensor, view or None)
         self._out: dict = {}
 
@@ -137,11 +141,11 @@ class MnnSession:
         self._in = {}
         for n, shape in shapes.items():
             t = it.getSessionInput(self.session, n)
-            self._in[n] = (t, _host_view(t, shape, caffe))
+            self._in[n] = (t, _host_view(t, shape, caffe) if self._views else None)
         self._out = {}
         for n in self.outputs:
             t = it.getSessionOutput(self.session, n)
-            self._out[n] = (t, _host_view(t, tuple(t.getShape()), caffe))
+            self._out[n] = (t, _host_view(t, tuple(t.getShape()), caffe) if self._views else None)
         self._shapes = shapes
 
     def run(self, feeds: dict) -> dict:
