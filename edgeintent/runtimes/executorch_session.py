@@ -3,7 +3,7 @@ the XNNPACK delegate, as linked into the ``executorch`` wheel).
 
 An ExecuTorch program here has static shapes (``to_edge`` specialises the batch, and the exporter
 fixes every stream at ``max_len``): batch 1. The session takes the signature's usual feeds through
-:func:`edgeintent.runtimes.fixed_shape.run_rows`: each row right-padded to the static shapes (the
+:class:`edgeintent.runtimes.fixed_shapes.FixedShapes`: each row right-padded to the static shapes (the
 ``*_len`` inputs mask the padding), the rows run one by one, a window longer than the static shape
 refused with one line (``ExportError``). :func:`details` is bench's view of a program: its planned
 memory and an ETDump per-op profile.
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeintent.errors import ExportError
-from edgeintent.runtimes.fixed_shape import run_rows
+from edgeintent.runtimes.fixed_shapes import FixedShapes
 
 
 #: ExecuTorch's ScalarType codes (c10 order) of the input types these programs take
@@ -49,7 +49,7 @@ class ExecuTorchSession:
         self.dtypes = {n: SCALAR_TYPES[int(meta.input_tensor_meta(i).dtype())] for i, n in enumerate(self.inputs)
                        if int(meta.input_tensor_meta(i).dtype()) in SCALAR_TYPES}  # fmt: skip
         self.runtime = f"ExecuTorch {metadata.version('executorch')}"
-
+        self._rows = FixedShapes("executorch", self.inputs, self.shapes, self.dtypes, self.outputs)
 
     def _one(self, row: dict[str, np.ndarray]) -> list[np.ndarray]:
         torch = self._torch
@@ -59,7 +59,7 @@ class ExecuTorchSession:
         return [r.numpy() for r in res]
 
     def run(self, feeds: dict) -> dict:
-        return run_rows("executorch", self.shapes, self.outputs, feeds, self._one, self.dtypes)
+        return self._rows.run(feeds, self._one)
 
 
 def planned_memory(path) -> dict:

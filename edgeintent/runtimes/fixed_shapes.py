@@ -1,7 +1,7 @@
 """Running an artifact with static input shapes (batch 1, every stream at ``max_len``) on the signature's
 usual feeds: any batch, any stream length up to the static one.
 
-A fixed-shape artifact (LiteRT's ``.tflite`` here; ExecuTorch's ``.pte`` has the same need) is exported
+A fixed-shape artifact (LiteRT's ``.tflite``, ExecuTorch's ``.pte``) is exported
 at one row with every stream at the bundle's ``max_len``: the converters unroll the recurrences over
 the example's length and specialise its batch. :class:`FixedShapes` right-pads each row of a feed to
 the static shape with zeros (the ``*_len`` inputs mask the padding; a row's padding never changes its
@@ -10,7 +10,8 @@ the outputs. A window longer than the static shape, or an input of another rank,
 line (``ExportError``) before anything runs.
 
 Generic over runtimes: a session hands it its static shapes, the dtypes its artifact takes (LiteRT
-takes int32 where the signature says int64) and a ``run_one(arrays) -> [outputs]`` for one row.
+takes int32 where the signature says int64; an input without one keeps its feed's dtype) and a
+``run_one(arrays) -> [outputs]`` for one row.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class FixedShapes:
 
     def row(self, name: str, a: np.ndarray, b: int) -> np.ndarray:
         """Row ``b`` of input ``name`` right-padded with zeros to the static shape, in the artifact's dtype."""
-        out = np.zeros(self.shapes[name], self.dtypes[name])
+        out = np.zeros(self.shapes[name], self.dtypes.get(name, a.dtype))
         out[(slice(0, 1),) + tuple(slice(0, g) for g in a.shape[1:])] = a[b : b + 1]
         return out
 
