@@ -38,13 +38,21 @@ _DTYPES = {"fp16": np.float16, "fp32": np.float32, "fp64": np.float64, "int8": n
 
 
 def quiet_coremltools():
-    """Import coremltools without its import-time chatter (missing macOS runtime, untested versions)."""
+    """Import coremltools without its import-time chatter (missing macOS runtime, untested versions; and,
+    where the executorch extra installed torchao, the deprecation notice torch's pytree logs when
+    coremltools' optional-dependency probe imports torchao: torch's handler writes to the stderr it
+    captured at torch's import, so only the logger's level keeps it out)."""
     logging.getLogger("coremltools").setLevel(logging.ERROR)
+    pytree = logging.getLogger("torch.utils._pytree")
+    level = pytree.level
+    pytree.setLevel(logging.ERROR)
     sink = io.StringIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-        warnings.simplefilter("ignore")
-        import coremltools
-
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            warnings.simplefilter("ignore")
+            import coremltools
+    finally:
+        pytree.setLevel(level)
     return coremltools
 
 
