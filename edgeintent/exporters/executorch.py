@@ -22,26 +22,11 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 from edgeintent.errors import ConfigError, ExportError
 from edgeintent.exporters import Target, register_target
 
 BACKENDS = ("xnnpack", "portable")
 RNN_MODES = ("scan", "unrolled")
-
-
-def static_example(model, spec, samples):
-    """One golden row with every stream at ``max_len``: the shapes the program is exported with (a model
-    without a FeatureSpec, such as the ranker's scorer, at the shapes of its first sample)."""
-    import torch
-
-    from edgeintent.toolkit.models.exportable import feeds
-
-    streams = tuple(getattr(model, "streams", ()))
-    widths = {s: int(spec.max_len[s]) for s in streams} if spec is not None and streams else None
-    f = feeds(model, samples, np.arange(1), widths=widths)
-    return tuple(torch.from_numpy(np.ascontiguousarray(f[n])) for n in model.input_names())
 
 
 def check_options(backend: str, rnn: str) -> None:
@@ -76,15 +61,15 @@ def lower(exported, backend: str):
     return to_edge_transform_and_lower(exported, partitioner=partitioner).to_executorch()
 
 
-def export_program(model, spec, samples, backend: str = "xnnpack", rnn: str = "unrolled"):
-    """The lowered ExecuTorch program (``ExecutorchProgramManager``) of ``model``."""
+def export_program(model, example: tuple, backend: str = "xnnpack", rnn: str = "unrolled"):
+    """The lowered ExecuTorch program (``ExecutorchProgramManager``) of ``model`` at ``example``'s shapes."""
     import torch
 
     check_options(backend, rnn)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         try:
-            ep = torch.export.export(export_module(model, rnn), static_example(model, spec, samples), strict=False)
+            ep = torch.export.export(export_module(model, rnn), example, strict=False)
             return lower(ep, backend)
         except Exception as exc:  # noqa: BLE001 - torch.export / exir raise many kinds
             raise ExportError(f"executorch export failed: {_one_line(exc)}") from None
@@ -117,8 +102,10 @@ class ExecuTorchTarget(Target):
         if other:  # the session splits feeds into rows; tables indexed across rows cannot be split
             raise ExportError(f"executorch programs run one row at a time, but inputs {', '.join(other)} are not "
                               "indexed by the batch row; export this model to a target with dynamic shapes")  # fmt: skip
+        from edgeintent.toolkit.models.exportable import static_example
+
         example = static_example(model, spec, samples)
-        prog = export_program(model, spec, samples, backend, rnn)
+        prog = export_program(model, example, backend, rnn)
         out.write_bytes(prog.buffer)
         return {"backend": backend, "rnn": rnn,
                 "static_shapes": {n: list(t.shape) for n, t in zip(model.input_names(), example, strict=True)},

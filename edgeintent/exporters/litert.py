@@ -34,8 +34,6 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 from edgeintent.errors import ConfigError, ExportError
 from edgeintent.exporters import ArtifactMeta, Target, register_target
 
@@ -106,19 +104,6 @@ def run_tool(args: list[str], what: str) -> dict:
     return json.loads(line.split(" ", 1)[1])
 
 
-def static_example(model, spec, samples) -> tuple:
-    """One golden row with every stream at its full window (the golden samples' width: ``max_len``):
-    the shapes the program is exported with. ``spec`` may be None (the ranker's scorer has no FeatureSpec)."""
-    import torch
-
-    from edgeintent.toolkit.models.exportable import feeds
-
-    streams = tuple(getattr(model, "streams", ()))
-    widths = {s: int(spec.max_len[s]) if spec is not None else int(samples.x[s].shape[1]) for s in streams} or None
-    f = feeds(model, samples, np.arange(1), widths=widths)
-    return tuple(torch.from_numpy(np.ascontiguousarray(f[n])) for n in model.input_names())
-
-
 def save_program(model, example: tuple, path: Path) -> None:
     """``torch.export`` of the model's export module at ``example``'s shapes, saved with its example."""
     import torch
@@ -137,6 +122,8 @@ def save_program(model, example: tuple, path: Path) -> None:
 
 def convert(model, spec, samples, out: Path) -> dict:
     """Write ``out`` (a .tflite); returns the metadata the conversion adds."""
+    from edgeintent.toolkit.models.exportable import static_example
+
     example = static_example(model, spec, samples)
     with tempfile.TemporaryDirectory(prefix="edgeintent-litert-") as tmp:
         pt2 = Path(tmp) / "program.pt2"

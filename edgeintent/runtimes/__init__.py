@@ -109,9 +109,9 @@ class Runtime:
             return "not installed"
 
     def preload(self) -> None:
-        from edgeintent.runtimes.sessions import quiet_fd1
+        from edgeintent.runtimes.sessions import quiet_fd
 
-        with quiet_fd1():  # MNN prints a CPU-feature line when it loads
+        with quiet_fd():  # MNN prints a CPU-feature line when it loads
             for module in self.preload_modules or (self.module,):
                 importlib.import_module(module)
 
@@ -133,7 +133,7 @@ def _mnn(cls_name: str) -> Callable[[Artifact, int], object]:
     def open_(art: Artifact, threads: int):
         from edgeintent.runtimes import sessions
 
-        with sessions.quiet_fd1():
+        with sessions.quiet_fd():
             return getattr(sessions, cls_name)(art.path, art.precision, threads, list(art.inputs), list(art.outputs))
 
     return open_

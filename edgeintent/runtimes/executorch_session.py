@@ -123,7 +123,7 @@ def details(art, feeds: dict, runs: int) -> dict:
 def _quiet():
     """Drop what ExecuTorch logs while it loads a program and runs it the first time (XNNPACK's
     cpuinfo lines): Python-level stdout and stderr, and fd 1, so ``--json`` output stays JSON."""
-    from edgeintent.runtimes.sessions import quiet_fd1
+    from edgeintent.runtimes.sessions import quiet_fd
 
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), quiet_fd1():
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), quiet_fd():
         yield

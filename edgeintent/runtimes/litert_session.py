@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
-import sys
 from importlib import metadata
 
 import numpy as np
 
 from edgeintent.errors import ExportError
 from edgeintent.runtimes.fixed_shapes import FixedShapes
+from edgeintent.runtimes.sessions import quiet_fd
 
 DELEGATES = ("xnnpack", "none")
 
@@ -70,7 +69,7 @@ class LiteRTSession:
 
     def run(self, feeds: dict) -> dict:
         if self._first:  # the interpreter applies its delegate now and logs it on fd 2 ("INFO: Created …")
-            with _quiet_fd2():
+            with quiet_fd(2):
                 out = self.fixed.run(feeds, self._one)
             self._first = False
             return out
@@ -84,18 +83,3 @@ class LiteRTSession:
         delegated = sum(1 for n in nodes if n["op_name"] == "DELEGATE")
         return {"delegate": "XNNPACK" if delegated else "none", "ops": len(nodes) - delegated, "delegate_nodes": delegated,
                 "static_shapes": {n: list(s) for n, s in self.fixed.shapes.items()}}  # fmt: skip
-
-
-@contextlib.contextmanager
-def _quiet_fd2():
-    """Drop what the interpreter's C++ code logs on fd 2 meanwhile (its delegate's INFO line), so a
-    command's stderr shows only edgeintent's own messages."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)

@@ -37,16 +37,17 @@ def ort_session_options(precision: str, threads: int = 1, profile_prefix: str | 
 
 
 @contextlib.contextmanager
-def quiet_fd1():
-    """Drop what runtimes print on fd 1 meanwhile (MNN prints a CPU-feature line when it starts)."""
-    sys.stdout.flush()
-    saved = os.dup(1)
+def quiet_fd(fd: int = 1):
+    """Drop what runtimes' native code writes on ``fd`` meanwhile (MNN prints a CPU-feature line on fd 1
+    when it starts; LiteRT's interpreter logs its delegate on fd 2)."""
+    (sys.stdout if fd == 1 else sys.stderr).flush()
+    saved = os.dup(fd)
     try:
         with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 1)
+            os.dup2(null.fileno(), fd)
             yield
     finally:
-        os.dup2(saved, 1)
+        os.dup2(saved, fd)
         os.close(saved)
 
 

@@ -97,6 +97,16 @@ def feeds(model, samples: Samples, idx: np.ndarray | None = None, widths: dict[s
     return {n: batch[n].numpy() for n in torch_model(model).input_names()}
 
 
+def static_example(model, spec, samples: Samples) -> tuple[torch.Tensor, ...]:
+    """The first sample with every stream at its full window (``spec.max_len``; without a FeatureSpec, as
+    for the ranker's scorer, the samples' stored width), in the exported signature's input order: the
+    example a static-shape target (ExecuTorch, LiteRT) exports the program at."""
+    streams = tuple(getattr(model, "streams", ()))
+    widths = {s: int(spec.max_len[s]) if spec is not None else int(samples.x[s].shape[1]) for s in streams} or None
+    f = feeds(model, samples, np.arange(1), widths=widths)
+    return tuple(torch.from_numpy(np.ascontiguousarray(f[n])) for n in model.input_names())
+
+
 @torch.no_grad()
 def torch_outputs(model, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The torch model on exported-signature feeds, as the exported outputs."""
