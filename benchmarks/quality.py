@@ -131,9 +131,10 @@ def run_funnel_folds(source: str, rows: list[str], cfg: TrainConfig, folds: int)
             tasks, options = FUNNEL_VARIANTS[row]
             r = train("aitm", ds, cfg, tasks=tasks, options=options, prepared=fold.prepared)
             logits = predict_logits(r.model, test, np.arange(len(test)))
+            funnel = evaluate_funnel(test, np.arange(len(test)), logits, seed=cfg.seed)
             per_row[row].append({"logits": logits, "best_epoch": r.best_epoch, "seconds": r.seconds, "model": r.model,
-                                 "funnel": evaluate_funnel(test, np.arange(len(test)), logits, seed=cfg.seed)})  # fmt: skip
-            print(json.dumps({"fold": fold.index, "row": row, "buy_auc": r_auc(test, logits)}), file=sys.stderr, flush=True)
+                                 "funnel": funnel})  # fmt: skip
+            print(json.dumps({"fold": fold.index, "row": row, "buy_auc": funnel["steps"][-1]["auc"]}), file=sys.stderr, flush=True)
 
     def boot(row: str) -> np.ndarray:  # the buy AUC on each resample, averaged over folds
         vals = []
@@ -144,10 +145,11 @@ def run_funnel_folds(source: str, rows: list[str], cfg: TrainConfig, folds: int)
         n = min(len(v) for v in vals)
         return np.mean([v[:n] for v in vals], axis=0)
 
+    boots = {row: boot(row) for row in rows}
     ref_row, out = rows[0], []
-    ref = boot(ref_row)
+    ref = boots[ref_row]
     for row in rows:
-        fits, mine = per_row[row], boot(row)
+        fits, mine = per_row[row], boots[row]
         n = min(len(ref), len(mine))
         steps = []
         for k, task in enumerate(fits[0]["funnel"]["steps"]):
@@ -181,11 +183,6 @@ def run_funnel_folds(source: str, rows: list[str], cfg: TrainConfig, folds: int)
             "test_users": int(sum(len(np.unique(t.user_id)) for t in tests)),
         })  # fmt: skip
     return out
-
-
-def r_auc(samples, logits: dict) -> float:
-    obs = samples.observed["buy_rt"]
-    return M.auc(samples.labels["buy_rt"][obs], logits["buy_rt"][obs])
 
 
 def print_funnel(results: list[dict]) -> None:
