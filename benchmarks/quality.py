@@ -66,6 +66,7 @@ VARIANTS: dict[str, tuple[str, tuple[str, ...] | None, dict]] = {
 #: funnel row → (tasks upstream first, aitm options); the first row is the one the others are compared with
 FUNNEL_VARIANTS: dict[str, tuple[tuple[str, ...], dict]] = {
     "aitm": (("engage_rt", "buy_rt"), {}),
+    "aitm penalty-only": (("engage_rt", "buy_rt"), {"max_violation": 1.0}),
     "aitm no-calibrator": (("engage_rt", "buy_rt"), {"calibrator": 0.0}),
     "aitm no-ait": (("engage_rt", "buy_rt"), {"transfer": "none"}),
     "shared-bottom": (("engage_rt", "buy_rt"), {"transfer": "none", "calibrator": 0.0}),

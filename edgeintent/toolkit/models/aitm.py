@@ -19,7 +19,12 @@ Data flow (k = 1 … K, following the authors' ``AITM_standard.py``)::
 - **Behavioural expectation calibrator** (:meth:`AITM.aux_loss`, added by the trainer to the per-task
   BCE): α · mean over the batch of Σ_k max(p_k − p_{k−1}, 0), on the probabilities (it acts on the
   model's outputs, never on labels, which are ordered by construction). α = ``calibrator``; the
-  authors use 0.6 for two steps and 0.3 for four.
+  authors use 0.6 for two steps and 0.3 for four. The penalty alone is soft: it acts only on the rows that
+  break the order at the current step, with a gradient α·p(1−p) that is small where such rows sit (at the
+  bottom of p_{k−1}). So with the calibrator on, the order is also a condition on the epoch early stopping
+  keeps (:attr:`AITM.epoch_condition`): on the rows of the users the model trains and validates on,
+  p_k > p_{k−1} on at most ``max_violation`` of them (default 0.1 %); an epoch that breaks it is not kept
+  while one that meets it exists.
 
 Baselines and ablations on the same encoders (the AITM paper's comparisons), chosen by options:
 
@@ -40,6 +45,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -95,9 +101,14 @@ def calibrator_penalty(probs: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack([torch.relu(b - a) for a, b in zip(probs, probs[1:])], dim=0).sum(0).mean()
 
 
+def violation_share(tasks: tuple[str, ...], logits: dict) -> float:
+    """The largest share, over the funnel's steps k ≥ 2, of rows where p_k > p_{k−1} (compared on logits)."""
+    return max(float(np.mean(np.asarray(logits[b]) > np.asarray(logits[a]))) for a, b in zip(tasks, tasks[1:]))
+
+
 _OPTIONS = dict(attention=True, intra=True, inter=True, rnn="gru", id_dropout=0.1, drop_features=DEFAULT_DROP,
-                use_age=True, coupon=True, time_bias=True, transfer="ait", calibrator=0.6, tower_layers=2,
-                experts=3, dropout=0.0)  # fmt: skip
+                use_age=True, coupon=True, time_bias=True, transfer="ait", calibrator=0.6, max_violation=0.001,
+                tower_layers=2, experts=3, dropout=0.0)  # fmt: skip
 
 
 @register_model("aitm", tasks=("engage_rt", "buy_rt"), embed_dim=8, hidden=32, **_OPTIONS,
@@ -112,6 +123,7 @@ class AITM(DIPN):
         hidden: int,
         transfer: str = "ait",
         calibrator: float = 0.6,
+        max_violation: float = 0.001,
         tower_layers: int = 2,
         experts: int = 3,
         dropout: float = 0.0,
@@ -123,14 +135,16 @@ class AITM(DIPN):
             raise ConfigError(f"aitm: transfer must be one of {', '.join(TRANSFERS)}, got {transfer!r}")
         if isinstance(calibrator, bool) or not isinstance(calibrator, (int, float)) or not 0 <= calibrator < math.inf:
             raise ConfigError(f"aitm: calibrator (α) must be a non-negative number, got {calibrator!r}")
+        if isinstance(max_violation, bool) or not isinstance(max_violation, (int, float)) or not 0.0 <= max_violation <= 1.0:
+            raise ConfigError(f"aitm: max_violation must be a share in [0, 1], got {max_violation!r}")
         for name, v in (("tower_layers", tower_layers), ("experts", experts)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"aitm: {name} must be a positive integer, got {v!r}")
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
             raise ConfigError(f"aitm: dropout must be in [0, 1), got {dropout!r}")
         # read by build_head, which DIPN's constructor calls after building the stream encoders
-        self.funnel = dict(transfer=transfer, calibrator=float(calibrator), tower_layers=tower_layers,
-                           experts=experts, dropout=float(dropout))  # fmt: skip
+        self.funnel = dict(transfer=transfer, calibrator=float(calibrator), max_violation=float(max_violation),
+                           tower_layers=tower_layers, experts=experts, dropout=float(dropout))  # fmt: skip
         super().__init__(spec, streams, tasks, embed_dim, hidden, multitask=True, **encoder)
         self.hparams.pop("multitask")
         self.hparams.update(self.funnel)
@@ -177,6 +191,20 @@ class AITM(DIPN):
         if alpha == 0:
             return None
         return alpha * calibrator_penalty([torch.sigmoid(out[t]) for t in self.tasks])
+
+    @property
+    def epoch_condition(self):
+        """With the calibrator on, the condition an epoch must meet to be kept (read by the trainer's early
+        stopping): on the rows of the users it trains and validates on, p_k > p_{k−1} on at most
+        ``max_violation`` of them. None when the calibrator is off."""
+        if self.funnel["calibrator"] == 0:
+            return None
+
+        def holds(logits: dict) -> tuple[bool, float]:
+            share = violation_share(self.tasks, logits)
+            return share <= self.funnel["max_violation"], share
+
+        return holds
 
     #: trains unweighted (see the module docstring): no prior correction after training
     shift_logit = None

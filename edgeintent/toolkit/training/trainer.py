@@ -187,15 +187,19 @@ class Replica:
 
 class EarlyStopping:
     """Keep the weights of the best validation score; stop after ``patience`` epochs without a gain of
-    more than ``min_delta``. ``update`` returns True when training should stop; ``restore`` loads the best."""
+    more than ``min_delta``. ``update`` returns True when training should stop; ``restore`` loads the best.
+    An epoch that is not ``feasible`` (it breaks a condition the model declares, see ``train_torch``) is no
+    gain; it is kept only while no feasible epoch has been seen."""
 
     def __init__(self, patience: int, min_delta: float = 1e-5) -> None:
         self.patience, self.min_delta = patience, min_delta
         self.best_score, self.best_epoch, self.bad, self.state = -math.inf, 0, 0, None
+        self.best_feasible = False
 
-    def update(self, model: torch.nn.Module, score: float, epoch: int) -> bool:
-        if self.state is None or score > self.best_score + self.min_delta:
-            self.best_score, self.best_epoch, self.bad = score, epoch, 0
+    def update(self, model: torch.nn.Module, score: float, epoch: int, feasible: bool = True) -> bool:
+        gain = score > self.best_score + self.min_delta
+        if self.state is None or (feasible and (gain or not self.best_feasible)) or (gain and not self.best_feasible):
+            self.best_score, self.best_epoch, self.bad, self.best_feasible = score, epoch, 0, feasible
             self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             return False
         self.bad += 1
@@ -224,6 +228,7 @@ def train_torch(
     labels = {t: torch.from_numpy(samples.labels[t].astype(np.float32)) for t in tasks}
     observed = {t: torch.from_numpy(samples.observed[t].astype(np.float32)) for t in tasks}
     stop = EarlyStopping(cfg.patience)
+    check = getattr(model, "epoch_condition", None)  # logits of the training rows → (holds, what was measured)
     history = []
     for epoch in range(1, cfg.epochs + 1):
         model.train()
@@ -271,10 +276,13 @@ def train_torch(
         obs = samples.observed[mt][va]
         auc = M.auc(samples.labels[mt][va][obs], logits[mt][obs])
         row = {"epoch": epoch, "loss": total / max(n_batches, 1), "valid_auc": auc, "seconds": time.perf_counter() - t0}
+        feasible = True
+        if check is not None:  # the model's condition on the training users' rows (AITM: the funnel's order)
+            feasible, row["condition"] = check({t: np.concatenate([a, logits[t]]) for t, a in predict_logits(model, samples, tr).items()})
         history.append(row)
         if on_epoch:
             on_epoch(row)
-        if stop.update(model, auc, epoch):
+        if stop.update(model, auc, epoch, feasible):
             break
     stop.restore(model)
     for t, w in pos_w.items():
