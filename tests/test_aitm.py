@@ -193,6 +193,27 @@ def test_funnel_report_by_hand():
     assert second["rate"] == pytest.approx(3 / 8) and 0 <= second["ece"] <= 1
 
 
+def test_with_the_calibrator_the_funnel_order_is_a_condition_on_the_kept_epoch(prepared_source):
+    spec = prepared_source().spec
+    holds = create_model("aitm", spec).epoch_condition  # max_violation 0.1 % by default
+    engage, buy = np.zeros(2000, np.float32), np.full(2000, -1.0, np.float32)
+    assert holds({"engage_rt": engage, "buy_rt": buy}) == (True, 0.0)
+    buy[:2] = 1.0  # 2 of 2000 rows: 0.1 %, allowed
+    assert holds({"engage_rt": engage, "buy_rt": buy}) == (True, 0.001)
+    buy[2] = 1.0  # 0.15 %
+    assert holds({"engage_rt": engage, "buy_rt": buy}) == (False, 0.0015)
+    buy[:] = 0.0  # equal logits are no violation
+    assert holds({"engage_rt": engage, "buy_rt": buy})[0]
+    assert create_model("aitm", spec, max_violation=0.5).epoch_condition({"engage_rt": engage, "buy_rt": buy + 1})[1] == 1.0
+    three = create_model("aitm", spec, tasks=("browse_rt", "engage_rt", "buy_rt")).epoch_condition
+    ok, share = three({"browse_rt": np.zeros(4), "engage_rt": np.array([1.0, -1, -1, -1]), "buy_rt": np.array([-2.0, 0, -2, -2])})
+    assert not ok and share == 0.25  # the worst step: engage above browse on 1 row, buy above engage on 1
+    assert create_model("aitm", spec, calibrator=0.0).epoch_condition is None
+    for bad in (-0.1, 1.5, True, "x"):
+        with pytest.raises(ConfigError, match="max_violation"):
+            create_model("aitm", spec, max_violation=bad)
+
+
 # -- training, evaluation and the CLI -------------------------------------------------------------
 
 
@@ -207,6 +228,8 @@ def test_variants_train_and_report_the_funnel(trained, options):
     assert steps[0]["auc"] == pytest.approx(s["valid"]["engage_rt"]["auc"])
     if options.get("transfer") == "esmm":
         assert steps[1]["violation"] == 0.0
+    # the order is checked on every epoch of a model trained with the calibrator, and only then
+    assert all(("condition" in row) == (options.get("calibrator", 0.6) > 0) for row in s["history"])
     assert s["funnel"]["order_breaks"]["rows"] <= s["funnel"]["order_breaks"]["buy_rows"]
 
 

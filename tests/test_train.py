@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 from edgeintent.cli import main
@@ -148,3 +149,26 @@ def test_cross_fit_holds_each_fold_out_of_everything():
         assert f.prepared.spec == fit_spec(ds.events.filter_users(train_users), utc_offset_ms=ds.utc_offset_ms)
     with pytest.raises(ConfigError, match="folds"):
         next(cross_fit(ds, 1, seed=1, valid_share=0.25))
+
+
+def test_early_stopping_prefers_an_epoch_that_meets_the_models_condition():
+    from edgeintent.toolkit.training.trainer import EarlyStopping
+
+    def run(epochs, patience=9):
+        m, stop = torch.nn.Linear(1, 1), EarlyStopping(patience)
+        for epoch, (score, ok) in enumerate(epochs, 1):
+            m.weight.data.fill_(epoch)
+            if stop.update(m, score, epoch, ok):
+                break
+        stop.restore(m)
+        assert float(m.weight) == stop.best_epoch
+        return stop.best_epoch, epoch
+
+    # a better score that breaks the condition is not kept; a feasible one after an infeasible best is
+    assert run([(0.50, True), (0.60, False), (0.55, True), (0.70, False), (0.54, True)]) == (3, 5)
+    assert run([(0.60, False), (0.50, True)]) == (2, 2)
+    # while nothing meets it, the best score is kept
+    assert run([(0.50, False), (0.60, False), (0.55, False)]) == (2, 3)
+    # epochs that break it count as no gain: patience runs out
+    assert run([(0.50, True), (0.90, False), (0.95, False)], patience=2) == (1, 3)
+    assert run([(0.5, True), (0.6, True)]) == (2, 2)  # the plain case
