@@ -13,7 +13,8 @@
 - A **provider** opens artifacts on a device: :class:`HostProvider` on this machine, and
   ``emulation.ArmProvider`` in the aarch64 builds under qemu. Parity is handed one;
   ``providers.provider`` picks it from a ``--device`` name at the edge.
-- ``sessions.py`` (the onnxruntime and MNN sessions), ``worker.py`` (the aarch64 worker),
+- ``sessions.py`` (the onnxruntime and MNN sessions), ``litert_session.py`` and ``fixed_shapes.py`` (LiteRT),
+  ``worker.py`` (the aarch64 worker, which opens all three runtimes),
   ``emulation.py`` (its environment), ``child.py`` (the measuring process) and ``limits.py`` (the
   limits it applies) complete the layer.
 
