@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,25 @@ def brief_bundles(trained) -> dict[str, Path]:
     from edgeintent.toolkit.training.trainer import TrainConfig
 
     return {name: trained(name, TrainConfig(**BRIEF)) for name in ("dipn", "iidn")}
+
+
+@pytest.fixture(scope="session")
+def arm_env():
+    """The built cpu-arm environment (``devices setup cpu-arm``, idempotent, cached and locked: the test
+    files that use it may run on two workers at once); skips only when it cannot be built here (not root,
+    apt or PyPI unreachable) or with ``EDGEINTENT_ARM_TESTS=0``."""
+    from edgeintent.errors import EmulationError
+    from edgeintent.runtimes import emulation
+
+    if os.environ.get("EDGEINTENT_ARM_TESTS") == "0":
+        pytest.skip("EDGEINTENT_ARM_TESTS=0")
+    try:
+        emulation.setup()
+        return emulation.environment()
+    except EmulationError as err:
+        if err.reason in ("root", "network"):
+            pytest.skip(f"cpu-arm environment cannot be built here: {err}")
+        raise
 
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

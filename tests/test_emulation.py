@@ -1,4 +1,4 @@
-"""cpu-arm: the aarch64 builds of onnxruntime and MNN under qemu user-mode emulation.
+"""cpu-arm: the aarch64 builds of onnxruntime, MNN and LiteRT under qemu user-mode emulation.
 
 Two layers:
 
@@ -13,10 +13,14 @@ Two layers:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import platform
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,8 +31,10 @@ from edgeintent.errors import ConfigError
 from edgeintent.exporters import ArtifactMeta, artifact_of, export_bundle, exported_artifacts, load_runner
 from edgeintent.parity import run_parity, select_artifacts, variant_batches
 from edgeintent.parity.policy import tolerance
-from edgeintent.runtimes import HostProvider
+from edgeintent.exporters import get_target
+from edgeintent.runtimes import RUNTIMES, HostProvider
 from edgeintent.runtimes import emulation
+from edgeintent.runtimes import worker as arm_worker
 from edgeintent.errors import EmulationError
 from edgeintent.toolkit.bundle import load_bundle
 from edgeintent.toolkit.bundle import load_model
@@ -48,6 +54,8 @@ def bundles(brief_bundles, tmp_path_factory):
     return out
 
 
+#: the runtimes whose aarch64 build cpu-arm runs
+ARM_RUNTIMES = [name for name in RUNTIMES.names() if RUNTIMES.get(name).arm]
 def fresh_copy(bundles, key, tmp_path):
     dst = tmp_path / key
     shutil.copytree(bundles[key], dst)
@@ -72,6 +80,31 @@ def test_worker_on_the_host_matches_the_host_runners_bit_for_bit(bundles, name):
         for k in want:
             np.testing.assert_array_equal(got[k], want[k], err_msg=f"{meta.artifact} {k}")
             assert again[k].shape == (1,)
+
+
+@pytest.mark.parametrize("runtime", ARM_RUNTIMES)
+def test_every_arm_runtime_opens_in_the_worker(runtime):
+    """A runtime marked ``arm`` is one the aarch64 worker can open (its load request names it)."""
+    assert runtime in arm_worker.KINDS
+    assert emulation.ArmProvider().supports(runtime) is None
+
+
+def test_worker_modules_import_without_edgeintent_or_torch():
+    """The emulated python has no edgeintent and no torch: the worker and the session files it loads as
+    top-level modules import neither (here on the host python, where both are installed)."""
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import worker, litert_session, fixed_shapes\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('edgeintent', 'torch', 'ai_edge_litert')))\n"
+            "print(sorted(worker.KINDS))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code, str(Path(arm_worker.__file__).parent)], capture_output=True, text=True,
+                         check=True).stdout.splitlines()  # fmt: skip
+    assert out[0] == "[]", out
+    assert out[1] == str(sorted(arm_worker.KINDS))
+    # the stand-in error keeps the class name the host reports
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import fixed_shapes, litert_session\n"
+            "print(fixed_shapes.ExportError.__name__, litert_session.ExportError is fixed_shapes.ExportError)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code, str(Path(arm_worker.__file__).parent)], capture_output=True, text=True,
+                         check=True).stdout.split()  # fmt: skip
+    assert out == ["ExportError", "True"]
 
 
 def test_worker_errors_are_one_line_user_errors(bundles, tmp_path):
@@ -167,6 +200,76 @@ def test_setup_reports_an_unreachable_mirror_and_registry(tmp_path, monkeypatch)
     assert exc.value.reason == "network"
 
 
+def test_platforms_are_every_manylinux_tag_of_bookworms_glibc():
+    """pip given ``--platform`` takes exactly those tags: ai-edge-litert 2.3.0's aarch64 wheel is
+    manylinux_2_27 only, and a list without that tag finds no wheel for it."""
+    assert emulation.GLIBC == (2, 36)
+    tags = [t for t in emulation.PLATFORMS if t.startswith("manylinux_2_")]
+    assert [int(t.split("_")[2]) for t in tags] == list(range(36, 16, -1))
+    assert "manylinux_2_27_aarch64" in emulation.PLATFORMS and "manylinux2014_aarch64" in emulation.PLATFORMS
+
+
+def test_litert_is_an_optional_wheel_pinned_to_the_host(monkeypatch):
+    from importlib import metadata
+
+    pins = emulation.wheel_pins()
+    assert list(pins)[:3] == ["numpy", "onnxruntime", "MNN"]
+    if importlib_has("ai-edge-litert"):
+        assert pins["ai-edge-litert"] == metadata.version("ai-edge-litert")
+    real = metadata.version
+
+    def without_litert(dist):
+        if dist == "ai-edge-litert":
+            raise metadata.PackageNotFoundError(dist)
+        return real(dist)
+
+    monkeypatch.setattr(metadata, "version", without_litert)
+    pins_without = emulation.wheel_pins()
+    assert "ai-edge-litert" not in pins_without and pins_without["numpy"] == pins["numpy"]
+    # an environment built without it: cpu-arm says so for LiteRT, and runs the rest
+    env = emulation.Environment(Path("/nonexistent"), Path("/nonexistent"), "qemu-aarch64-static",
+                                info={"probe": {"machine": "aarch64", "numpy": "2", "onnxruntime": "1", "MNN": "3"}})  # fmt: skip
+    arm = emulation.ArmProvider(env)
+    for rt in ("litert", "litert-builtin"):
+        why = arm.supports(rt)
+        assert "has no ai-edge-litert" in why and "devices setup cpu-arm" in why, why
+    assert arm.supports("onnxruntime") is None and arm.supports("mnn-session") is None
+    assert get_target("litert").why_not_on(arm) and get_target("onnx").why_not_on(arm) is None
+
+
+def importlib_has(dist: str) -> bool:
+    from importlib import metadata
+
+    try:
+        metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def test_a_cache_of_the_previous_recipe_is_rebuilt_not_reused(tmp_path, monkeypatch):
+    """The site of an older recipe (the pins alone, three manylinux tags, no ai-edge-litert) is refused at
+    use and rebuilt by setup; the root file system is kept."""
+    cache = tmp_path / "c"
+    (cache / "site").mkdir(parents=True)
+    (cache / "root" / "usr" / "bin").mkdir(parents=True)
+    (cache / "root" / emulation.PYTHON).write_text("")
+    old_pins = {k: v for k, v in emulation.wheel_pins().items() if k in emulation.WHEELS}
+    old_key = hashlib.sha256(json.dumps(old_pins, sort_keys=True).encode()).hexdigest()[:16]
+    assert old_key != emulation._recipe_key(emulation.wheel_pins())
+    state = {"rootfs": {"suite": emulation.SUITE, "python": "3.11.2"}, "probe": {"machine": "aarch64"},
+             "wheels": [f"{k}=={v}" for k, v in old_pins.items()], "wheels_key": old_key}  # fmt: skip
+    (cache / "state.json").write_text(json.dumps(state))
+    monkeypatch.setattr(emulation.shutil, "which", lambda exe: f"/usr/bin/{exe}")
+    with pytest.raises(EmulationError, match="was built for numpy==") as err:
+        emulation.environment(cache)
+    assert err.value.reason == "setup" and "devices setup cpu-arm" in str(err.value)
+    monkeypatch.setattr(emulation, "_is_root", lambda: False)
+    monkeypatch.setattr(emulation, "_missing_tools", lambda: [])
+    with pytest.raises(EmulationError, match="to build: aarch64 wheels;"):
+        emulation.setup(cache)
+
+
 def test_cpuinfo_replaces_a_proc_symlink_instead_of_writing_through_it(tmp_path):
     (tmp_path / "proc").symlink_to(tmp_path / "elsewhere")
     path = emulation.write_cpuinfo(tmp_path, cpus=2)
@@ -176,20 +279,6 @@ def test_cpuinfo_replaces_a_proc_symlink_instead_of_writing_through_it(tmp_path)
 
 
 # -- the emulated device ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def arm_env():
-    """The built cpu-arm environment (``devices setup cpu-arm``, idempotent and cached)."""
-    if os.environ.get("EDGEINTENT_ARM_TESTS") == "0":
-        pytest.skip("EDGEINTENT_ARM_TESTS=0")
-    try:
-        emulation.setup()
-        return emulation.environment()
-    except EmulationError as err:
-        if err.reason in ("root", "network"):
-            pytest.skip(f"cpu-arm environment cannot be built here: {err}")
-        raise
 
 
 def _arm_parity(path, targets: str):
@@ -251,3 +340,4 @@ def test_arm_only_failure_while_loop_gru_at_low_precision(arm_env, bundles, tmp_
     assert not value_breaches, value_breaches
     native_worst = max(r["metrics"]["logit_max_abs"] for r in native_rows)
     assert native_worst < worst / 3, (native_worst, worst)
+

@@ -1,6 +1,7 @@
 """The LiteRT target: a dipn and an iidn bundle export to ``.tflite`` (litert-torch in the side env), pass
 the parity gate in ai-edge-litert's interpreter at every golden length, refuse a longer window in one
-line, and quantize with ai-edge-quantizer.
+line, and quantize with ai-edge-quantizer; on cpu-arm the same artifacts pass in ai-edge-litert's aarch64
+wheel under qemu (the emulated tests share this file's exports: a conversion costs ~25 CPU-s).
 
 litert-torch unrolls the recurrences to ``max_len``, so these bundles have short windows
 (gesture 8, click 4, cloud 4): conversion time grows with the unrolled graph.
@@ -156,3 +157,64 @@ def test_bench_reports_the_delegate_and_op_count(exported):
     con = Console(width=300, record=True, file=open("/dev/null", "w"))
     con.print(bench_table(report, wide=True))
     assert "delegate XNNPACK" in con.export_text()
+
+
+# -- cpu-arm: ai-edge-litert's aarch64 wheel under emulation (the environment: tests/conftest.py arm_env) ----
+
+
+def test_litert_in_the_worker_on_the_host_matches_the_host_session_bit_for_bit(exported):
+    """The aarch64 worker's protocol on the host python: same outputs as the host session, to the bit; the
+    refusal of a longer window comes back as one line; the worker reports the delegate it applied."""
+    from edgeintent.errors import EmulationError
+    from edgeintent.exporters import artifact_of
+    from edgeintent.parity import variant_batches
+    from edgeintent.runtimes import emulation
+
+    bundle = load_bundle(exported["iidn"])
+    model = load_model(bundle)
+    f = variant_batches(model, bundle)["trimmed"][0][1]
+    (meta,) = exported_artifacts(bundle, ["litert"])
+    want = load_runner(bundle, meta).run(f)
+    with emulation.host_worker(artifact_of(bundle, meta)) as worker:
+        got = worker.run(f)
+        info = worker._impl.details()
+        longer = {k: np.concatenate([v, v[:, -1:]], axis=1) if k == "click" else v for k, v in f.items()}
+        with pytest.raises(EmulationError, match=r"ExportError: litert artifact takes click of shape at most") as err:
+            worker.run({k: v[:1] for k, v in longer.items()})
+        assert "\n" not in str(err.value)
+    assert info["delegate"] == "XNNPACK" and info["delegate_nodes"] >= 1
+    assert set(got) == set(want) == set(meta.outputs)
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["dipn", "iidn"])
+def test_litert_parity_on_cpu_arm_runs_the_aarch64_wheel(arm_env, exported, name):
+    """The .tflite in ai-edge-litert's aarch64 build (XNNPACK) under emulation: the fp32 bounds at every
+    golden length (padded to the static shape), and a longer window refused in one line."""
+    from edgeintent.exporters import artifact_of
+    from edgeintent.parity import variant_batches
+    from edgeintent.parity.policy import tolerance
+    from edgeintent.runtimes import RUNTIMES, emulation
+
+    assert arm_env.info["probe"]["ai-edge-litert"] == RUNTIMES.get("litert").version()
+    res = CliRunner().invoke(main, ["parity", str(exported[name]), "--target", "litert", "--device", "cpu-arm", "--json"])
+    assert res.exit_code == 0, res.output[-3000:]
+    report = json.loads(res.stdout)
+    assert report["passed"] and report["device"] == "cpu-arm"
+    rows = [r for r in report["results"] if r["target"] == "litert"]
+    assert {r["output"] for r in rows} == set(load_model(load_bundle(exported[name])).tasks)
+    tol = tolerance("litert", "fp32", arch="aarch64")
+    for r in rows:
+        assert r["arch"] == "aarch64" and r["runtime"].startswith("LiteRT ") and "cortex-a76" in r["runtime"], r
+        assert r["metrics"]["prob_max_abs"] <= tol.prob_abs and r["metrics"]["logit_max_abs"] <= tol.logit_abs, r
+        assert "ExportError: litert artifact takes" in r["metrics"]["refusal"] and "\n" not in r["metrics"]["refusal"], r
+    if name == "dipn":  # the aarch64 interpreter applies XNNPACK too
+        bundle = load_bundle(exported[name])
+        (meta,) = exported_artifacts(bundle, ["litert"])
+        with emulation.ArmProvider(arm_env).open(artifact_of(bundle, meta)) as session:
+            assert session.arch == "aarch64"
+            session.run(variant_batches(load_model(bundle), bundle)["batch1"][0][1])
+            info = session._impl.details()
+        assert info["delegate"] == "XNNPACK" and info["delegate_nodes"] >= 1, info

@@ -50,8 +50,8 @@ def devices(ctx: click.Context, as_json: bool) -> None:
 @click.option("--force", is_flag=True, help="rebuild from scratch")
 @click.option("--json", "as_json", is_flag=True)
 def devices_setup(device: str, force: bool, as_json: bool) -> None:
-    """Build the emulated aarch64 environment once (qemu, arm64 Debian python, aarch64 onnxruntime
-    and MNN wheels) in ~/.cache/edgeintent/cpu-arm ($EDGEINTENT_ARM_CACHE). Needs root the first time."""
+    """Build the emulated aarch64 environment once (qemu, arm64 Debian python, aarch64 onnxruntime,
+    MNN and, when the host has it, ai-edge-litert wheels) in ~/.cache/edgeintent/cpu-arm ($EDGEINTENT_ARM_CACHE). Needs root the first time."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from edgeintent.runtimes import emulation
@@ -77,7 +77,8 @@ def devices_setup(device: str, force: bool, as_json: bool) -> None:
     steps = ", ".join(f"{k} {v:.0f} s" for k, v in summary["seconds"].items())
     built = ", ".join(summary["built"]) or "nothing (cached)"
     rt = summary["runtimes"]
+    wheels = ", ".join(f"{k} {v}" for k, v in rt.items() if k not in ("machine", "python", "libc"))
     console.print(f"{device} ready in {summary['total_seconds']:.0f} s (built: {built}; {steps}): "
-                  f"{rt['machine']} python {rt['python']}, numpy {rt['numpy']}, onnxruntime {rt['onnxruntime']}, "
-                  f"MNN {rt['MNN']} under {summary['qemu'].split(' (')[0]} -cpu {summary['cpu']}; "
+                  f"{rt['machine']} python {rt['python']}, {wheels} "
+                  f"under {summary['qemu'].split(' (')[0]} -cpu {summary['cpu']}; "
                   f"{summary['bytes'] / 2**20:.0f} MB in {summary['cache']}", highlight=False)  # fmt: skip

@@ -19,8 +19,11 @@ def _emulated() -> str:
 
 
 def _device_help() -> str:
+    from edgeintent.runtimes import RUNTIMES
+
     arm = _emulated()
-    return (f"host, or {arm}: the aarch64 builds of onnxruntime and MNN under qemu "
+    labels = list(dict.fromkeys(RUNTIMES.get(n).label for n in RUNTIMES.names() if RUNTIMES.get(n).arm))
+    return (f"host, or {arm}: the aarch64 builds of {', '.join(labels)} under qemu "
             f"(`edgeintent devices setup {arm}` first)")
 
 

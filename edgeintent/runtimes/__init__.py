@@ -13,7 +13,8 @@
 - A **provider** opens artifacts on a device: :class:`HostProvider` on this machine, and
   ``emulation.ArmProvider`` in the aarch64 builds under qemu. Parity is handed one;
   ``providers.provider`` picks it from a ``--device`` name at the edge.
-- ``sessions.py`` (the onnxruntime and MNN sessions), ``worker.py`` (the aarch64 worker),
+- ``sessions.py`` (the onnxruntime and MNN sessions), ``litert_session.py`` and ``fixed_shapes.py`` (LiteRT),
+  ``worker.py`` (the aarch64 worker, which opens all three runtimes),
   ``emulation.py`` (its environment), ``child.py`` (the measuring process) and ``limits.py`` (the
   limits it applies) complete the layer.
 
@@ -187,22 +188,17 @@ RUNTIMES.register("executorch", Runtime("executorch", "executorch", "executorch"
                                         details="edgeintent.runtimes.executorch_session:details"))  # fmt: skip
 
 
-def _litert(delegate: str) -> Callable[[Artifact, int], object]:
-    def open_(art: Artifact, threads: int):
-        from edgeintent.runtimes.litert_session import LiteRTSession
+def _litert(art: Artifact, threads: int):
+    from edgeintent.runtimes.litert_session import KINDS
 
-        return LiteRTSession(art.path, threads, art.inputs, art.outputs, delegate)
-
-    return open_
+    return KINDS[art.runtime](art.path, art.precision, threads, art.inputs, art.outputs)
 
 
-_LITERT_NOT_ON_ARM = ("not in the cpu-arm environment (ai-edge-litert 2.3.0 publishes a manylinux_2_27_aarch64 wheel; "
-                      "the emulated environment installs numpy, onnxruntime and MNN only)")  # fmt: skip
-# LiteRT (TFLite) with its default XNNPACK delegate, and with the built-in kernels only
-RUNTIMES.register("litert", Runtime("litert", "litert", "ai_edge_litert", "ai-edge-litert", _litert("xnnpack"),
-                                    not_on_arm=_LITERT_NOT_ON_ARM))  # fmt: skip
-RUNTIMES.register("litert-builtin", Runtime("litert-builtin", "litert", "ai_edge_litert", "ai-edge-litert", _litert("none"),
-                                            not_on_arm=_LITERT_NOT_ON_ARM))  # fmt: skip
+# LiteRT (TFLite) with its default XNNPACK delegate, and with the built-in kernels only; on cpu-arm the
+# aarch64 worker opens them with the same litert_session.KINDS (its environment has ai-edge-litert's
+# manylinux_2_27_aarch64 wheel when the host has ai-edge-litert: emulation.OPTIONAL_WHEELS)
+RUNTIMES.register("litert", Runtime("litert", "litert", "ai_edge_litert", "ai-edge-litert", _litert, arm=True))
+RUNTIMES.register("litert-builtin", Runtime("litert-builtin", "litert", "ai_edge_litert", "ai-edge-litert", _litert, arm=True))
 
 
 class HostProvider:

@@ -1,4 +1,4 @@
-"""cpu-arm: the real aarch64 builds of onnxruntime and MNN, run under qemu user-mode emulation.
+"""cpu-arm: the real aarch64 builds of onnxruntime, MNN and LiteRT, run under qemu user-mode emulation.
 
 Phones run ARM builds of the runtimes, whose kernels differ from x86's (NEON paths, fp16
 arithmetic with MNN's ``precision=low``). This module builds, once, an emulated aarch64
@@ -8,9 +8,10 @@ environment in a cache directory and runs exported artifacts in it:
   compiler the phone kit is built with (``gcc-aarch64-linux-gnu``, ``libc6-dev-arm64-cross``);
 - an arm64 Debian root file system with python3 (``debootstrap --foreign``: the first stage
   unpacks the essential packages; we unpack python's packages ourselves, no second stage, no chroot);
-- the aarch64 wheels of numpy, onnxruntime and MNN, pinned to the host's versions so that a
-  difference between host and ARM parity comes from the architecture, not from a release
-  (``pip install --target --platform manylinux…_aarch64 --only-binary=:all:``);
+- the aarch64 wheels of numpy, onnxruntime and MNN, and of ai-edge-litert (LiteRT) when the host has
+  it, pinned to the host's versions so that a difference between host and ARM parity comes from the
+  architecture, not from a release (``pip install --target --platform manylinux…_aarch64
+  --only-binary=:all:``, with every manylinux tag bookworm's glibc 2.36 accepts);
 - an ARM ``/proc/cpuinfo`` inside the root: ``binfmt_misc`` is not needed because binaries run as
   ``qemu-aarch64-static -L ROOT ROOT/usr/bin/python3``, and ``-L`` also redirects the runtime's
   open of ``/proc/cpuinfo`` to ``ROOT/proc/cpuinfo``. With the host's x86 cpuinfo, onnxruntime's
@@ -21,8 +22,13 @@ product, no SVE), the core of mid- and high-end phones since 2019. Emulation is 
 native: it is for parity, never for timing.
 
 Each artifact runs in ONE long-lived emulated python (:class:`WorkerRunner` over
-``arm_worker.py``), which imports only numpy and the runtime; feeds and outputs cross the pipes
+``worker.py``), which imports only numpy and the runtime; feeds and outputs cross the pipes
 as ``.npz``. The torch reference stays on the host.
+
+The environment records what it has in ``state.json``: ``wheels`` (the requirements installed),
+``site`` (every distribution in the aarch64 site, with its version) and ``probe`` (the runtimes that
+import under emulation, with their versions). A runtime whose wheel it lacks (LiteRT, when the host
+has no ai-edge-litert) is reported by :meth:`ArmProvider.supports` with how to add it.
 """
 
 from __future__ import annotations
@@ -59,10 +65,21 @@ APT_PACKAGES = ("qemu-user-static", "debootstrap")
 #: each package provides (installed with the host tools)
 CROSS_CC = "aarch64-linux-gnu-gcc"
 CROSS_PACKAGES = {"gcc-aarch64-linux-gnu": CROSS_CC, "libc6-dev-arm64-cross": "/usr/aarch64-linux-gnu/lib/libc.a"}
-#: manylinux tags a bookworm (glibc 2.36) aarch64 python accepts; MNN ships manylinux2014 wheels
-PLATFORMS = ("manylinux_2_28_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64")
-#: what the ARM side needs; pinned to the host's versions when the host has them
+#: the root's glibc (Debian bookworm); the check step reads the real one and must find this
+GLIBC = (2, 36)
+#: every manylinux tag a bookworm aarch64 python accepts, newest first, as pip on bookworm itself would
+#: (pip given one ``--platform`` takes that tag only): MNN ships manylinux2014 wheels, ai-edge-litert
+#: manylinux_2_27, numpy and onnxruntime manylinux_2_28
+PLATFORMS = (*(f"manylinux_2_{m}_aarch64" for m in range(GLIBC[1], 16, -1)), "manylinux2014_aarch64")
+#: what the ARM side needs; pinned to the host's versions when the host has them, else the newest
 WHEELS = ("numpy", "onnxruntime", "MNN")
+#: installed only when the host has them, at the host's version (an environment without one still
+#: builds; ``ArmProvider.supports`` then says how to add it)
+OPTIONAL_WHEELS = ("ai-edge-litert",)
+#: distribution → how the check step imports it and reads its version under emulation
+PROBES = {"numpy": ("numpy", "numpy.__version__"), "onnxruntime": ("onnxruntime", "onnxruntime.__version__"),
+          "MNN": ("MNN", "MNN.version()"),
+          "ai-edge-litert": ("ai_edge_litert.interpreter", "importlib.metadata.version('ai-edge-litert')")}  # fmt: skip
 #: Cortex-A76 as the Linux kernel reports it (features: what ``-cpu cortex-a76`` gives in HWCAP)
 CPUINFO_FEATURES = "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp ssbs"
 
@@ -78,19 +95,24 @@ def cache_dir() -> Path:
 
 
 def wheel_pins() -> dict[str, str | None]:
-    """``{package: version}`` of the wheels to install (the host's version, or None for the newest)."""
+    """``{package: version}`` of the wheels to install: the host's version, or None for the newest; an
+    optional wheel only when the host has it."""
     from importlib import metadata
 
     pins: dict[str, str | None] = {}
-    for pkg in WHEELS:
+    for pkg in (*WHEELS, *OPTIONAL_WHEELS):
         try:
             pins[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
-            pins[pkg] = None
+            if pkg in WHEELS:
+                pins[pkg] = None
     return pins
 
 
-def _recipe_key(recipe: dict) -> str:
+def _recipe_key(pins: dict) -> str:
+    """What the aarch64 site is built from: the pins and the platform tags (a cache built with another
+    recipe is rebuilt, never reused)."""
+    recipe = {"pins": pins, "platforms": PLATFORMS}
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -262,14 +284,25 @@ def _step_wheels(cache: Path, pins: dict[str, str | None], python: str) -> dict:
     shutil.rmtree(tmp / "bin", ignore_errors=True)
     shutil.rmtree(site, ignore_errors=True)
     tmp.rename(site)
-    return {"wheels": reqs}
+    return {"wheels": reqs, "site": _site_dists(site)}
 
 
-def _probe(env: Environment) -> dict:
-    code = ("import json, platform, numpy, onnxruntime, MNN\n"
+def _site_dists(site: Path) -> dict[str, str]:
+    """Every distribution installed in ``site`` (its ``*.dist-info``), with its version."""
+    from importlib import metadata
+
+    return {d.metadata["Name"]: d.version for d in sorted(metadata.distributions(path=[str(site)]),
+                                                          key=lambda d: d.metadata["Name"].lower())}  # fmt: skip
+
+
+def _probe(env: Environment, pkgs) -> dict:
+    """Under emulation: the machine, python and glibc, and each of ``pkgs`` imported, with its version."""
+    imports = ", ".join(sorted({"importlib.metadata", *(PROBES[p][0] for p in pkgs)}))
+    versions = ", ".join(f"{p!r}: {PROBES[p][1]}" for p in pkgs)
+    code = (f"import json, platform, {imports}\n"
             "print(json.dumps({'machine': platform.machine(), 'python': platform.python_version(),"
-            " 'numpy': numpy.__version__, 'onnxruntime': onnxruntime.__version__, 'MNN': MNN.version()}))")  # fmt: skip
-    proc = env.run(code, timeout=300)
+            f" 'libc': '-'.join(platform.libc_ver()), {versions}}}))")  # fmt: skip
+    proc = env.run(code, timeout=600)
     # MNN's C++ code prints a CPU-feature line on the same stdout (flushed at exit, after ours)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("{")), "")
     if proc.returncode != 0 or not line.startswith("{"):
@@ -288,16 +321,8 @@ def setup(cache: Path | None = None, force: bool = False, on_step: Callable[[str
     ``on_step(step, status)`` is called with ``status`` ``"start"``, ``"done"`` or ``"cached"``.
     """
     cache = Path(cache) if cache else cache_dir()
-    say = on_step or (lambda step, status: None)
-    state = {} if force else _read_state(cache)
     pins = wheel_pins()
-    need = {
-        "host tools": bool(_missing_tools()),
-        "root file system": state.get("rootfs", {}).get("suite") != SUITE or not (cache / "root" / PYTHON).exists(),
-        "aarch64 wheels": state.get("wheels_key") != _recipe_key(pins) or not (cache / "site").is_dir(),
-    }
-    if need["root file system"]:
-        need["aarch64 wheels"] = True
+    _, need = _needs(cache, force, pins)
     if any(need.values()) and not _is_root():
         todo = ", ".join(k for k, v in need.items() if v)
         raise EmulationError(f"devices setup {DEVICE} must run as root once (apt-get and debootstrap need it) to build: {todo}; "
@@ -306,6 +331,40 @@ def setup(cache: Path | None = None, force: bool = False, on_step: Callable[[str
         cache.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise EmulationError(f"cannot create the cache directory {cache}: {exc.strerror} (set {ENV_VAR})") from None
+    with _locked(cache):  # one builder at a time (two test workers, two shells); the second finds it built
+        return _setup(cache, force, pins, on_step or (lambda step, status: None))
+
+
+def _needs(cache: Path, force: bool, pins: dict) -> tuple[dict, dict[str, bool]]:
+    """The recorded state and which steps must (re)build."""
+    state = {} if force else _read_state(cache)
+    need = {
+        "host tools": bool(_missing_tools()),
+        "root file system": state.get("rootfs", {}).get("suite") != SUITE or not (cache / "root" / PYTHON).exists(),
+        "aarch64 wheels": state.get("wheels_key") != _recipe_key(pins) or not (cache / "site").is_dir(),
+    }
+    if need["root file system"]:
+        need["aarch64 wheels"] = True
+    return state, need
+
+
+@contextlib.contextmanager
+def _locked(cache: Path):
+    """An exclusive ``flock`` on ``cache/.lock`` (none where the cache is not writable: nothing is built there)."""
+    import fcntl
+
+    try:
+        fh = open(cache / ".lock", "a")  # noqa: SIM115 - held for the block
+    except OSError:
+        yield
+        return
+    with fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def _setup(cache: Path, force: bool, pins: dict, say: Callable[[str, str], None]) -> dict:
+    state, need = _needs(cache, force, pins)  # again, under the lock: another process may have built it meanwhile
     timings: dict[str, float] = {}
 
     def step(name: str, fn: Callable[[], dict], needed: bool) -> dict | None:
@@ -329,18 +388,22 @@ def setup(cache: Path | None = None, force: bool = False, on_step: Callable[[str
     python = state["rootfs"]["python"]
     wheels = step("aarch64 wheels", lambda: _step_wheels(cache, pins, python), need["aarch64 wheels"])
     if wheels:
-        state.update(wheels=wheels["wheels"], wheels_key=_recipe_key(pins))
+        state.update(wheels=wheels["wheels"], site=wheels["site"], wheels_key=_recipe_key(pins))
         _write_state(cache, state)
     env = Environment(cache / "root", cache / "site", qemu)
     say("check", "start")
     t0 = time.perf_counter()
-    probe = _probe(env)
+    probe = _probe(env, pins)
     timings["check"] = round(time.perf_counter() - t0, 1)
     say("check", "done")
     for pkg, want in pins.items():
         got = probe.get(pkg)
         if want and got and got != want:
             raise EmulationError(f"the aarch64 {pkg} is {got}, the host's {want}; run: edgeintent devices setup {DEVICE} --force")
+    libc = f"glibc-{GLIBC[0]}.{GLIBC[1]}"
+    if probe.get("libc") != libc:
+        raise EmulationError(f"the {SUITE} root has {probe.get('libc')}, not {libc}: its manylinux tags (PLATFORMS) would be wrong; "
+                             f"run: edgeintent devices setup {DEVICE} --force")  # fmt: skip
     state.update(probe=probe, qemu=tools["qemu_version"], cpu=CPU)
     _write_state(cache, state)
     return {"device": DEVICE, "cache": str(cache), "built": [k for k, v in need.items() if v], "seconds": timings,
@@ -362,9 +425,11 @@ def environment(cache: Path | None = None) -> Environment:
         raise EmulationError(f"{DEVICE} needs {QEMU}, which is not installed; {how}", "setup")
     if "probe" not in state or not (cache / "root" / PYTHON).exists() or not (cache / "site").is_dir():
         raise EmulationError(f"{DEVICE} is not set up; {how}", "setup")
-    if state.get("wheels_key") != _recipe_key(wheel_pins()):
-        raise EmulationError(f"{DEVICE} was built for {', '.join(state.get('wheels', []))}, the host now has other versions; {how}",
-                             "setup")  # fmt: skip
+    pins = wheel_pins()
+    if state.get("wheels_key") != _recipe_key(pins):
+        want = ", ".join(f"{k}=={v}" if v else k for k, v in pins.items())
+        raise EmulationError(f"{DEVICE} was built for {', '.join(state.get('wheels', []))}; this host needs {want} "
+                             f"(or a newer recipe); {how}", "setup")  # fmt: skip
     if not (cache / "root" / "proc" / "cpuinfo").exists():
         write_cpuinfo(cache / "root")
     return Environment(cache / "root", cache / "site", qemu, info=state)
@@ -424,6 +489,10 @@ class WorkerRunner:
         _, payload = self._call({"op": "run"}, arm_worker.pack({k: np.asarray(v) for k, v in feeds.items()}))
         return arm_worker.unpack(payload)
 
+    def details(self) -> dict | None:
+        """What the session in the worker says about itself (``info()``; LiteRT: delegate and op counts)."""
+        return self._call({"op": "info"})[0]["info"]
+
     def close(self) -> None:
         if self.proc.poll() is None:
             with contextlib.suppress(OSError, ValueError):
@@ -466,8 +535,16 @@ class ArmProvider:
             self.env = environment()
 
     def supports(self, runtime: str) -> str | None:
+        """Why ``runtime`` cannot run on cpu-arm, or None: not an aarch64 runtime here, or (once the
+        environment is prepared) its wheel is not in the environment."""
         rt = RUNTIMES.get(runtime)
-        return None if rt.arm else rt.not_on_arm
+        if not rt.arm:
+            return rt.not_on_arm
+        probe = (self.env.info or {}).get("probe") if self.env is not None else None
+        if probe is not None and rt.dist not in probe:
+            return (f"the {DEVICE} environment has no {rt.dist} (it installs the aarch64 wheel only when the host has "
+                    f"{rt.dist}: install it here, then run: edgeintent devices setup {DEVICE})")  # fmt: skip
+        return None
 
     def open(self, art: Artifact, threads: int = 1) -> Session:
         self.prepare()

@@ -12,6 +12,11 @@ line (``ExportError``) before anything runs.
 Generic over runtimes: a session hands it its static shapes, the dtypes its artifact takes (LiteRT
 takes int32 where the signature says int64; an input without one keeps its feed's dtype) and a
 ``run_one(arrays) -> [outputs]`` for one row.
+
+Like ``sessions.py``, this file also runs without the edgeintent package: the aarch64 worker
+(``worker.py``) loads it as a top-level module on the emulated python, where only numpy and the runtimes
+are installed. There ``ExportError`` is a stand-in of the same name (the worker reports an error as its
+class name and message, and the host raises it as a one-line ``EmulationError``).
 """
 
 from __future__ import annotations
@@ -20,7 +25,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from edgeintent.errors import ExportError
+if __package__:  # imported as edgeintent.runtimes.fixed_shapes
+    from edgeintent.errors import ExportError
+else:  # loaded as a top-level module by the aarch64 worker: no edgeintent there
+
+    class ExportError(ValueError):
+        """Stands in for ``edgeintent.errors.ExportError`` in the worker."""
 
 
 class FixedShapes:

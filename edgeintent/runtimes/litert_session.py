@@ -9,6 +9,11 @@ runs them one by one, and refuses a longer window with one line.
 
 ``info()`` says what bench reports next to the timings: the delegate applied and the model's operator
 count (the TFLite graph's operators, and the DELEGATE nodes that took over parts of it).
+
+This file imports only the standard library, numpy, its siblings ``fixed_shapes.py`` and ``sessions.py``
+and, when a session opens, ``ai_edge_litert``: the aarch64 worker (``worker.py``) loads it as a top-level
+module on the emulated python (cpu-arm), and the host opens ``.tflite`` files with the same classes.
+:data:`KINDS` opens a session from the worker's load request, on either side.
 """
 
 from __future__ import annotations
@@ -19,9 +24,13 @@ from importlib import metadata
 
 import numpy as np
 
-from edgeintent.errors import ExportError
-from edgeintent.runtimes.fixed_shapes import FixedShapes
-from edgeintent.runtimes.sessions import quiet_fd
+if __package__:  # imported as edgeintent.runtimes.litert_session
+    from edgeintent.errors import ExportError
+    from edgeintent.runtimes.fixed_shapes import FixedShapes
+    from edgeintent.runtimes.sessions import quiet_fd
+else:  # loaded as a top-level module by the aarch64 worker: its siblings, no edgeintent
+    from fixed_shapes import ExportError, FixedShapes
+    from sessions import quiet_fd
 
 DELEGATES = ("xnnpack", "none")
 
@@ -83,3 +92,14 @@ class LiteRTSession:
         delegated = sum(1 for n in nodes if n["op_name"] == "DELEGATE")
         return {"delegate": "XNNPACK" if delegated else "none", "ops": len(nodes) - delegated, "delegate_nodes": delegated,
                 "static_shapes": {n: list(s) for n, s in self.fixed.shapes.items()}}  # fmt: skip
+
+
+def _kind(delegate: str):
+    def open_(path: str, precision: str, threads: int, inputs, outputs) -> LiteRTSession:
+        return LiteRTSession(path, threads, inputs, outputs, delegate)  # a .tflite has one precision: its own
+
+    return open_
+
+
+#: runtime name → ``(path, precision, threads, inputs, outputs) -> session``, as ``sessions.KINDS``
+KINDS = {"litert": _kind("xnnpack"), "litert-builtin": _kind("none")}

@@ -1,8 +1,8 @@
 """The runtime sessions themselves: onnxruntime and MNN (session and Module API), nothing else.
 
 This file imports only the standard library, numpy and the runtime it opens — not edgeintent, not
-torch — because the aarch64 worker (``worker.py``) runs it on an emulated python where only numpy,
-onnxruntime and MNN are installed. The host opens artifacts with the very same classes (through
+torch — because the aarch64 worker (``worker.py``) runs it on an emulated python where only numpy and
+the runtimes are installed (``litert_session.py`` is the LiteRT session, loaded the same way). The host opens artifacts with the very same classes (through
 ``edgeintent.runtimes``), so every runtime call is the same code on both architectures.
 
 Each session has ``run(feeds) -> {output: array}``, ``runtime`` (name and version), ``inputs`` and

@@ -1,8 +1,9 @@
 """The aarch64 worker: a process that loads ONE exported artifact and answers run requests over pipes.
 
 It runs on the emulated aarch64 python (``qemu-aarch64-static -L ROOT ROOT/usr/bin/python3``) where
-only numpy, onnxruntime and MNN are installed, started as a script (``python worker.py``): it then
-imports only its sibling ``sessions.py``, not edgeintent, not torch. It also runs on the host python,
+only numpy and the runtimes (onnxruntime, MNN, ai-edge-litert) are installed, started as a script
+(``python worker.py``): it then imports only its siblings ``sessions.py`` and ``litert_session.py`` (with
+``fixed_shapes.py``), not edgeintent, not torch; a runtime is imported when an artifact opens. It also runs on the host python,
 which is how the protocol is tested without emulation, and ``tests/test_emulation.py`` requires the
 worker's outputs to be bit-identical with the host sessions' on the same artifact.
 
@@ -10,11 +11,13 @@ Protocol (stdin → requests, the original stdout → replies; fd 1 is pointed a
 runtimes' own prints, e.g. MNN's CPU-feature line, cannot corrupt a frame). A frame is
 ``>II`` (header length, payload length), a JSON header, then the payload bytes:
 
-- first request: header ``{"op": "load", "kind": <a runtime name of sessions.KINDS>, "path",
+- first request: header ``{"op": "load", "kind": <a runtime name of KINDS>, "path",
   "precision", "threads", "inputs", "outputs"}``; reply ``{"ok": true, "runtime", "arch",
   "inputs", "outputs"}``;
 - ``{"op": "run"}`` with an ``.npz`` of the feeds; reply ``{"ok": true}`` with an ``.npz`` of
   the outputs;
+- ``{"op": "info"}``: reply ``{"ok": true, "info": …}``, the session's ``info()`` (LiteRT: the delegate
+  applied and the op counts) or null;
 - ``{"op": "close"}``: exit 0.
 
 Any failure answers ``{"ok": false, "error": "..."}`` instead.
@@ -32,9 +35,13 @@ import sys
 import numpy as np
 
 if __package__:  # imported by the host (edgeintent.runtimes.worker)
-    from edgeintent.runtimes import sessions
-else:  # run as a script (the emulated python has no edgeintent): the sibling file
+    from edgeintent.runtimes import litert_session, sessions
+else:  # run as a script (the emulated python has no edgeintent): the sibling files
+    import litert_session
     import sessions
+
+#: runtime name → ``(path, precision, threads, inputs, outputs) -> session``: every runtime the worker opens
+KINDS = {**sessions.KINDS, **litert_session.KINDS}
 
 _HEAD = struct.Struct(">II")
 
@@ -74,7 +81,7 @@ def serve(inp, out) -> int:
         return 1
     spec = first[0]
     try:
-        runner = sessions.KINDS[spec["kind"]](spec["path"], spec["precision"], int(spec["threads"]), spec.get("inputs") or [],
+        runner = KINDS[spec["kind"]](spec["path"], spec["precision"], int(spec["threads"]), spec.get("inputs") or [],
                                      spec.get("outputs") or [])  # fmt: skip
     except Exception as exc:  # noqa: BLE001 - reported to the host, which raises it as a user error
         write_frame(out, {"ok": False, "error": f"{type(exc).__name__}: {exc}"})
@@ -86,6 +93,10 @@ def serve(inp, out) -> int:
         frame = read_frame(inp)
         if frame is None or frame[0].get("op") == "close":
             return 0
+        if frame[0].get("op") == "info":
+            info = getattr(runner, "info", None)
+            write_frame(out, {"ok": True, "info": info() if info is not None else None})
+            continue
         try:
             result = runner.run(unpack(frame[1]))
             write_frame(out, {"ok": True}, pack({k: np.asarray(v) for k, v in result.items()}))
