@@ -56,6 +56,11 @@ class ExportError(EdgeIntentError):
     """A model cannot be exported to (or run on) a target."""
 
 
+class ShapeRefused(ExportError):
+    """A fixed-shape artifact refuses an input its static shapes cannot take (e.g. a window longer than
+    the ``max_len`` it was exported at): the one-line refusal the parity gate expects."""
+
+
 class MilReferenceError(ExportError):
     """The MIL reference executor met something it cannot run."""
 

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgeintent.cli import main
-from edgeintent.errors import ExportError
+from edgeintent.errors import ShapeRefused
 from edgeintent.exporters import exported_artifacts, get_target, load_runner
 from edgeintent.toolkit.bundle import load_bundle, load_model
 from edgeintent.toolkit.features.spec import FitConfig
@@ -68,7 +68,7 @@ def test_litert_passes_parity_at_every_length_and_refuses_longer(exported, name)
 
 def test_session_pads_rows_casts_int32_and_refuses_longer_windows(exported):
     """A batch of rows of different lengths (trimmed to the longest) gives torch's outputs; a window one
-    event longer than max_len is a one-line ExportError; bench's runtime info names the delegate."""
+    event longer than max_len is a one-line ShapeRefused; bench's runtime info names the delegate."""
     bundle = load_bundle(exported["dipn"])
     model = torch_model(load_model(bundle))
     (meta,) = exported_artifacts(bundle, ["litert"])
@@ -83,7 +83,7 @@ def test_session_pads_rows_casts_int32_and_refuses_longer_windows(exported):
             assert np.abs(got[o] - want[o]).max() < 1e-5, o
         longer = dict(f, click=np.concatenate([f["click"]] + [f["click"][:, -1:]] * (5 - f["click"].shape[1]), axis=1))
         assert longer["click"].shape[1] == 5
-        with pytest.raises(ExportError, match=r"takes click of shape at most \(batch, 4, 3\)") as err:
+        with pytest.raises(ShapeRefused, match=r"takes click of shape at most \(batch, 4, 3\)") as err:
             runner.run(longer)
         assert "\n" not in str(err.value)
         info = runner._impl.info()
@@ -165,9 +165,8 @@ def test_bench_reports_the_delegate_and_op_count(exported):
 def test_litert_in_the_worker_on_the_host_matches_the_host_session_bit_for_bit(exported):
     """The aarch64 worker's protocol on the host python: same outputs as the host session, to the bit; the
     refusal of a longer window comes back as one line; the worker reports the delegate it applied."""
-    from edgeintent.errors import EmulationError
     from edgeintent.exporters import artifact_of
-    from edgeintent.parity import variant_batches
+    from edgeintent.parity import check_refusal, variant_batches
     from edgeintent.runtimes import emulation
 
     bundle = load_bundle(exported["iidn"])
@@ -179,9 +178,15 @@ def test_litert_in_the_worker_on_the_host_matches_the_host_session_bit_for_bit(e
         got = worker.run(f)
         info = worker._impl.details()
         longer = {k: np.concatenate([v, v[:, -1:]], axis=1) if k == "click" else v for k, v in f.items()}
-        with pytest.raises(EmulationError, match=r"ExportError: litert artifact takes click of shape at most") as err:
+        with pytest.raises(ShapeRefused, match=r"litert artifact takes click of shape at most") as err:
             worker.run({k: v[:1] for k, v in longer.items()})
         assert "\n" not in str(err.value)
+        assert check_refusal(worker.run, model, variant_batches(model, bundle))[1] is None
+        # only the artifact's own refusal counts: a runner that fails otherwise (its process died) is not one
+        worker._impl.proc.kill()
+        worker._impl.proc.wait()
+        msg, why = check_refusal(worker.run, model, variant_batches(model, bundle))
+        assert msg == "" and "failed instead of a refusal" in why and "died" in why
     assert info["delegate"] == "XNNPACK" and info["delegate_nodes"] >= 1
     assert set(got) == set(want) == set(meta.outputs)
     for k in want:
@@ -209,7 +214,7 @@ def test_litert_parity_on_cpu_arm_runs_the_aarch64_wheel(arm_env, exported, name
     for r in rows:
         assert r["arch"] == "aarch64" and r["runtime"].startswith("LiteRT ") and "cortex-a76" in r["runtime"], r
         assert r["metrics"]["prob_max_abs"] <= tol.prob_abs and r["metrics"]["logit_max_abs"] <= tol.logit_abs, r
-        assert "ExportError: litert artifact takes" in r["metrics"]["refusal"] and "\n" not in r["metrics"]["refusal"], r
+        assert "litert artifact takes" in r["metrics"]["refusal"] and "\n" not in r["metrics"]["refusal"], r
     if name == "dipn":  # the aarch64 interpreter applies XNNPACK too
         bundle = load_bundle(exported[name])
         (meta,) = exported_artifacts(bundle, ["litert"])

@@ -230,7 +230,7 @@ def check_runner(name: str, precision: str, runtime: str, arch: str, run: Callab
 def check_refusal(run: Callable[[dict], dict], model, batches: dict) -> tuple[str, str | None]:
     """A fixed-shape artifact must refuse, with one line, a window one event longer than ``max_len``:
     ``(its message, None)`` when it does, else ``("", why not)``."""
-    from edgeintent.errors import EdgeIntentError
+    from edgeintent.errors import EdgeIntentError, ShapeRefused
 
     row = {k: v[:1] for k, v in batches["full_width"][0][1].items()}
     longer = {}
@@ -240,9 +240,11 @@ def check_refusal(run: Callable[[dict], dict], model, batches: dict) -> tuple[st
         longer[spec.name] = np.concatenate([a, a[:, -1:]], axis=1) if grow else a
     try:
         run(longer)
-    except EdgeIntentError as exc:
+    except ShapeRefused as exc:
         msg = str(exc)
         return (msg, None) if msg and "\n" not in msg else ("", f"refused a longer window with {len(msg.splitlines())} lines")
+    except EdgeIntentError as exc:  # e.g. the aarch64 runner died: a failure, not the artifact's refusal
+        return "", f"a longer window failed instead of a refusal: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
     except Exception as exc:  # noqa: BLE001 - anything else is a crash, not a refusal
         return "", f"a longer window crashed the runtime ({type(exc).__name__}) instead of a one-line refusal"
     return "", "accepted a window longer than its static shape"

@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeintent.errors import ConfigError, EmulationError
+from edgeintent.errors import ConfigError, EmulationError, ShapeRefused
 from edgeintent.runtimes import RUNTIMES, Artifact, Session
 from edgeintent.runtimes import worker as arm_worker
 
@@ -475,7 +475,11 @@ class WorkerRunner:
             self.proc.wait(timeout=30)
             raise self._died()
         if not frame[0].get("ok"):
-            raise EmulationError(f"{self.label}: {frame[0].get('error', 'unknown error')}")
+            error = frame[0].get("error", "unknown error")
+            kind, _, msg = error.partition(": ")
+            if kind == ShapeRefused.__name__:  # the artifact's own refusal (fixed_shapes), not a failure
+                raise ShapeRefused(f"{self.label}: {msg}")
+            raise EmulationError(f"{self.label}: {error}")
         return frame
 
     def _died(self) -> EmulationError:

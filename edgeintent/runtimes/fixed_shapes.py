@@ -26,11 +26,14 @@ from collections.abc import Callable
 import numpy as np
 
 if __package__:  # imported as edgeintent.runtimes.fixed_shapes
-    from edgeintent.errors import ExportError
+    from edgeintent.errors import ExportError, ShapeRefused
 else:  # loaded as a top-level module by the aarch64 worker: no edgeintent there
 
     class ExportError(ValueError):
         """Stands in for ``edgeintent.errors.ExportError`` in the worker."""
+
+    class ShapeRefused(ExportError):
+        """Stands in for ``edgeintent.errors.ShapeRefused``; the host raises that again from its name."""
 
 
 class FixedShapes:
@@ -53,7 +56,7 @@ class FixedShapes:
             a = np.asarray(feeds[n])
             shape = self.shapes[n]
             if a.ndim != len(shape) or any(g > s for g, s in zip(a.shape[1:], shape[1:], strict=True)):
-                raise ExportError(f"{self.label} artifact takes {n} of shape at most (batch, {', '.join(map(str, shape[1:]))}) "
+                raise ShapeRefused(f"{self.label} artifact takes {n} of shape at most (batch, {', '.join(map(str, shape[1:]))}) "
                                   f"(static shapes: export with a larger max_len for longer windows), got {tuple(a.shape)}")  # fmt: skip
             arrays[n] = a
         batches = {a.shape[0] for a in arrays.values()}
