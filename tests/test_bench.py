@@ -167,6 +167,69 @@ def test_json_schema_and_every_field_labelled(report, bundle):
     assert s["default_target"] == "mnn" and s["fastest"] is not None
 
 
+#: every field of the first edgeintent.bench/1 report (commit 9f64066, where the schema label was introduced):
+#: key → its JSON type, or the fields of the object under it. Within /1 fields are only added; a field here
+#: never disappears, changes name or changes type (a change that does bumps SCHEMA; docs/bench.md).
+NUM, STR, BOOL, LIST, OBJ = (int, float), str, bool, list, dict
+_STATS = {"runs": int, "p50_ms": NUM, "p90_ms": NUM, "p99_ms": NUM, "mean_ms": NUM, "min_ms": NUM, "std_ms": NUM}
+BENCH_V1 = {
+    "schema": STR, "bundle": STR, "model": STR, "runs": int, "warmup": int,
+    "device": {"name": STR, "description": STR, "core": STR, "threads": int, "cores": int, "gb5_single": NUM,
+               "bandwidth_gbs": NUM, "memory_mb": int, "runtime": STR, "reference_device": STR, "speed_vs_host": NUM,
+               "bandwidth_vs_host": NUM, "memory_budget_mb_applied": NUM},
+    "limits": {"label": STR, "threads": int, "cpus": LIST, "memory_budget_mb": NUM, "how": STR},
+    "request": {"source": STR, "user_id": int, "t_ms": int, "window_events": OBJ, "raw_events_held": OBJ, "feeds": OBJ},
+    "featurizer": {"label": STR, **_STATS, "first_ms": NUM, "projected": {"label": STR, "p50_ms": NUM},
+                   "peak_rss_bytes": int},
+    "projection": {"label": STR, "method": STR, "speed": NUM, "bandwidth": NUM, "memory_share": NUM,
+                   "memory_share_from": STR, "factor": NUM, "featurizer_factor": NUM, "ignores": STR},
+    "summary": {"fastest": STR, "default_target": STR, "default_artifact": STR, "default_vs_fastest_p50": NUM,
+                "default_speedup_vs_torch_eager": NUM, "default_timed_here": BOOL},
+}  # fmt: skip
+#: every field of a benched row in the first /1 report (a row that was not benched has the first seven)
+BENCH_V1_ROW = {
+    "target": STR, "precision": STR, "runtime": STR, "reference": BOOL, "artifact": STR, "artifact_bytes": int,
+    "status": {"exported": BOOL, "parity": STR, "benched": BOOL},
+    "measured": {"label": STR, "init_ms": NUM, "first_ms": NUM, "warmup_runs": int, "warmup_mean_ms": NUM, **_STATS},
+    "peak_rss_bytes": int, "model_rss_bytes": int,
+    "limits_observed": {"affinity": LIST, "runtime_threads": int, "os_threads_before_load": int,
+                        "os_threads_after_load": int, "os_threads_running": int, "address_space_cap_bytes": int},
+    "outputs": OBJ,
+    "projected": {"label": STR, "first_ms": NUM, "p50_ms": NUM, "p90_ms": NUM, "p99_ms": NUM, "mean_ms": NUM},
+    "featurizer_ms": {"measured": NUM, "projected": NUM}, "request_ms": {"measured": NUM, "projected": NUM, "label": STR},
+    "featurizer_share": {"measured": NUM, "projected": NUM}, "speedup_vs_torch_eager": NUM,
+}  # fmt: skip
+
+
+def _v1_problems(obj: dict, spec: dict, where: str = "") -> list[str]:
+    """The /1 fields ``obj`` lacks or holds with another JSON type (None is allowed: the field may be empty)."""
+    out = []
+    for key, want in spec.items():
+        path = f"{where}{key}"
+        if key not in obj:
+            out.append(f"{path} missing")
+        elif isinstance(want, dict):
+            out += _v1_problems(obj[key], want, path + ".") if isinstance(obj[key], dict) else [f"{path} is not an object"]
+        elif obj[key] is not None and (not isinstance(obj[key], want) or (want is not BOOL and isinstance(obj[key], bool))):
+            out.append(f"{path} is a {type(obj[key]).__name__}, /1 had {want}")
+    return out
+
+
+def test_the_report_keeps_every_field_of_schema_1(report):
+    """The fields added since the label was introduced (host, featurizer_kit, measured.cpu, runtime_api, …)
+    are additions: a reader of the first /1 report finds every field it knew, with its type, so the label holds."""
+    assert report["schema"] == SCHEMA == "edgeintent.bench/1"
+    problems = _v1_problems(report, BENCH_V1)
+    benched = [r for r in report["rows"] if r["status"]["benched"] is True]
+    assert benched
+    for r in benched:
+        problems += _v1_problems(r, BENCH_V1_ROW, f"rows[{r['target']} {r['precision']}].")
+    assert not problems, problems
+    # and the check can fail: a renamed field is caught
+    renamed = dict(report, projection={k if k != "speed" else "speed_x": v for k, v in report["projection"].items()})
+    assert _v1_problems(renamed, BENCH_V1) == ["projection.speed missing"]
+
+
 def test_the_default_table_fits_80_columns_and_wide_shows_every_column(report):
     from rich.console import Console
 

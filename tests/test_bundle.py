@@ -418,6 +418,69 @@ def test_add_files_replaces_a_directory_artifact_as_a_whole(tmp_path, spec):
     B.verify_bundle(path)
 
 
+def test_add_files_removes_files_and_directories_in_the_same_commit(tmp_path, spec):
+    path = _write(tmp_path / "b", spec)
+    pkg = "exports/coreml/model.fp16.mlpackage"
+    B.add_files(path, {"exports/onnx/model.int8.onnx": b"q", "exports/onnx/model.int8.onnx.meta.json": b"{}",
+                       f"{pkg}/Manifest.json": b"1", f"{pkg}/Data/w.bin": b"w", "exports/onnx/model.onnx": b"f"})  # fmt: skip
+    once = tmp_path / "once"
+    _write(once, spec)
+    B.add_files(once, {"exports/onnx/model.onnx": b"f", "exports/onnx/model.fp16.onnx": b"h"})
+    # the int8 artifact and its meta (files) and the mlpackage (a directory) out, an fp16 artifact in: one commit
+    B.add_files(path, {"exports/onnx/model.fp16.onnx": b"h"},
+                remove=("exports/onnx/model.int8.onnx", "exports/onnx/model.int8.onnx.meta.json", pkg))
+    assert B.verify_bundle(path) == B.verify_bundle(once)
+    assert not (path / "exports/coreml").exists()  # directories the removed files leave empty are gone
+    assert sorted(p.name for p in (path / "exports/onnx").iterdir()) == ["model.fp16.onnx", "model.onnx"]
+    B.remove_files(path, ["exports/onnx/model.fp16.onnx"])
+    assert "exports/onnx/model.fp16.onnx" not in B.verify_bundle(path)["files"]
+    # a path both removed and added is replaced, not deleted
+    B.add_files(path, {"exports/onnx/model.onnx": b"g"}, remove=("exports/onnx",))
+    assert B.load_bundle(path).file("exports/onnx/model.onnx").read_bytes() == b"g"
+
+
+@pytest.mark.parametrize(
+    ("rel", "match"),
+    [
+        ("metrics.json", "cannot remove metrics.json"),
+        ("manifest.json", "cannot remove manifest.json"),
+        ("exports/onnx/nope.onnx", "holds no such file or directory"),
+        ("exports/onn", "holds no such file or directory"),  # a prefix of a name is not a directory
+        ("../evil", "not a plain relative path"),
+    ],
+)
+def test_remove_files_refuses_what_it_cannot_remove(tmp_path, spec, rel, match):
+    path = _write(tmp_path / "b", spec)
+    B.add_files(path, {"exports/onnx/model.onnx": b"f"})
+    before = (path / "manifest.json").read_bytes()
+    with pytest.raises(BundleError, match=match) as exc:
+        B.add_files(path, {"exports/onnx/model.fp16.onnx": b"h"}, remove=(rel,))
+    assert _one_line(exc).startswith(f"{path}: ")
+    assert (path / "manifest.json").read_bytes() == before and not (path / "exports/onnx/model.fp16.onnx").exists()
+    B.verify_bundle(path)
+
+
+def test_a_removal_interrupted_after_its_journal_is_finished_by_the_next_open(tmp_path, spec, monkeypatch):
+    path = _write(tmp_path / "b", spec)
+    B.add_files(path, {"exports/onnx/model.int8.onnx": b"q", "exports/onnx/model.onnx": b"f"})
+    real = os.replace
+    calls = []
+
+    def dying(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:  # 1: the journal; 2: the manifest
+            raise SystemExit("killed")
+        return real(src, dst)
+
+    monkeypatch.setattr(B.os, "replace", dying)
+    with pytest.raises(SystemExit):
+        B.remove_files(path, ["exports/onnx/model.int8.onnx"])
+    monkeypatch.undo()
+    assert (path / B.JOURNAL).exists() and (path / "exports/onnx/model.int8.onnx").exists()
+    assert "exports/onnx/model.int8.onnx" not in B.verify_bundle(path)["files"]  # rolled forward
+    assert not (path / "exports/onnx/model.int8.onnx").exists() and not (path / B.JOURNAL).exists()
+
+
 @pytest.mark.parametrize(
     ("rel", "match"),
     [

@@ -404,3 +404,33 @@ def test_cli_bad_input_exits_2_with_one_line(iidn_bundle, tmp_path):
     _one_line_error(["policy-eval", "--bundle", str(iidn_bundle), "--data", "sim:50:1", "--budgets", "1,-2"],
                     "--budgets expects")  # fmt: skip
     assert not (tmp_path / "d.parquet").exists()
+
+
+def test_amounts_share_the_stream_encoders_with_the_same_bytes_and_decisions(iidn_bundle):
+    """predict_by_amount runs iidn's stream encoders once per batch (the coupon joins after them): P and S
+    are the bytes of one full forward pass per amount, over one batch and over several, and so are the
+    allocation's decisions."""
+    from edgeintent.decide.predict import _logits_sharing_streams, predict_by_amount, with_offer
+    from edgeintent.toolkit.bundle import load_bundle, load_model
+    from edgeintent.toolkit.data.sources import load_source
+    from edgeintent.toolkit.features import build_samples
+    from edgeintent.toolkit.models.exportable import predict_logits
+
+    bundle = load_bundle(iidn_bundle)
+    model = load_model(bundle)
+    assert hasattr(model, "stream_parts") and model.hparams["cross_time"]
+    ds = load_source("sim:200:9")
+    samples = build_samples(ds.events, bundle.spec, ds.decisions, streams=list(model.streams))
+    amounts = (0.0, 5.0, 10.0, 20.0)
+    p, s = predict_by_amount(model, samples, amounts)
+    p_sep, s_sep = predict_by_amount(model, samples, amounts, share_streams=False)
+    assert p.tobytes() == p_sep.tobytes() and s.tobytes() == s_sep.tobytes()
+    assert not np.allclose(p[:, 0], p[:, -1])  # the amounts do change the outputs
+    idx = np.arange(len(samples))
+    offered = [with_offer(samples, a) for a in amounts]
+    for got, off in zip(_logits_sharing_streams(model, offered, idx, batch_size=97), offered):  # several batches
+        want = predict_logits(model, off, idx, batch_size=97)
+        assert all(got[t].tobytes() == want[t].tobytes() for t in model.tasks)
+    budget = 2.0 * len(samples)
+    a, b = allocate(p, budget, amounts, stay=s, gamma=0.95), allocate(p_sep, budget, amounts, stay=s_sep, gamma=0.95)
+    assert np.array_equal(a.choice, b.choice) and a.lam == b.lam

@@ -86,6 +86,28 @@ def test_vectorized_equals_reference_on_random_multistream():
     assert samples.labels["buy_rt"].sum() > 0 and samples.labels["stay"].sum() > 0
 
 
+@pytest.mark.parametrize("drop", [(), ("cloud",), ("gesture", "click")])
+def test_every_label_equals_the_reference_whichever_streams_have_events(drop):
+    """All six labels (the funnel's too) against the per-row reference, with decision points between and
+    after events; without cloud events every cloud label is 0 and "stay" reads the other streams."""
+    cols = {s: c for s, c in random_columns(5).items() if s not in drop}
+    log = EventLog.from_columns(cols)
+    spec = F.fit_spec(random_log(5))
+    dec = _decisions(log, 400, 5)
+    samples = F.build_samples(log, spec, dec)
+    ref = R.build_samples(log, spec, list(zip(samples.user_id.tolist(), samples.t_ms.tolist())))
+    for k in F.LABELS:
+        np.testing.assert_array_equal(samples.labels[k], ref["labels"][k], err_msg=k)
+    _, labels, _ = F.label_decisions(log, dec)  # the labels alone, without windows
+    for k in F.LABELS:
+        np.testing.assert_array_equal(labels[k], samples.labels[k], err_msg=k)
+    assert samples.labels["stay"].sum() > 0
+    if "cloud" in drop:
+        assert not any(samples.labels[k].any() for k in F.LABELS if k != "stay")
+    else:
+        assert samples.labels["browse_rt"].sum() > 0
+
+
 def test_huge_velocities_land_in_the_top_speed_bucket_without_a_warning():
     """|vx| = 1e300 squares to inf: the speed is inf in both featurizers, with no RuntimeWarning."""
     import warnings

@@ -165,3 +165,33 @@ def test_quantize_bad_input_is_one_line_exit_2(lstm_dipn, tmp_path):
         res = CliRunner().invoke(main, ["quantize", str(lstm_dipn), *args])
         assert res.exit_code == 2, res.output
         assert msg in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def _bundle_state(path):
+    """The bundle's manifest entries, with quantize-report.json's latency figures (timings) left out."""
+    manifest = verify_bundle(path)["files"]
+    state = {rel: entry["sha256"] for rel, entry in manifest.items() if not rel.endswith("quantize-report.json")}
+    reports = {}
+    for rel in manifest:
+        if rel.endswith("quantize-report.json"):
+            report = json.loads((path / rel).read_text())
+            for c in report["candidates"]:
+                c.pop("latency")
+            report.pop("bundle")
+            reports[rel] = report
+    return state, reports
+
+
+def test_quantize_again_leaves_no_candidate_of_the_earlier_run(lstm_dipn, tmp_path):
+    """Two quantize runs with different modes leave the bundle exactly as the second run alone would."""
+    twice, once = tmp_path / "twice", tmp_path / "once"
+    shutil.copytree(lstm_dipn, twice)
+    shutil.copytree(lstm_dipn, once)
+    base = ["--target", "onnx", "--runs", "10", "--json"]
+    for path, modes in ((twice, ["dynamic-int8", "fp16"]), (once, ["fp16"])):
+        for mode in modes:
+            res = CliRunner().invoke(main, ["quantize", str(path), *base, "--mode", mode])
+            assert res.exit_code == 0, res.output[-2000:]
+    assert not (twice / "exports/onnx/model.dynamic-int8.onnx").exists()
+    assert _bundle_state(twice) == _bundle_state(once)
+    assert [m.precision for m in exported_artifacts(load_bundle(twice), ["onnx"])] == ["fp16"]

@@ -479,3 +479,25 @@ def test_cli_export_adds_passing_artifacts_to_the_bundle(fitted, tmp_path):
     load_rank_bundle(dst)  # still verifies with the artifact listed
     res = CliRunner().invoke(main, ["rank", "export", str(dst), "--target", "kit"])
     assert res.exit_code == 2 and "not a model target" in res.output
+
+
+def test_rank_export_replaces_a_directory_artifact_as_a_whole(fitted, tmp_path):
+    """Re-exporting an .mlpackage leaves no file of the earlier export in the rank bundle."""
+    import shutil
+
+    from edgeintent.exporters import get_target
+    from edgeintent.rank.fit import add_rank_files, load_rank_bundle
+    from edgeintent.rank.run import run_export
+
+    if get_target("coreml").missing():
+        pytest.skip(get_target("coreml").missing())
+    dst = tmp_path / "b"
+    shutil.copytree(fitted[0], dst)
+    (res,) = run_export(dst, ["coreml"])
+    assert res["passed"], res["reasons"]
+    first = set(json.loads((dst / "manifest.json").read_text())["files"])
+    stale = "exports/coreml/model.mlpackage/Data/com.apple.CoreML/weights/old.bin"  # as an earlier export's layout would
+    add_rank_files(dst, {stale: b"old"})
+    run_export(dst, ["coreml"])
+    assert set(json.loads((dst / "manifest.json").read_text())["files"]) == first and not (dst / stale).exists()
+    load_rank_bundle(dst)

@@ -245,10 +245,12 @@ def install_artifact(bundle, target: str, precision: str, model, options: dict |
         return install_tree(bundle, target, precision, model, out, extra)
 
 
-def install_tree(bundle, target: str, precision: str, model, out: Path, extra: dict) -> ArtifactMeta:
-    """Record an artifact already written at ``out`` (file or directory) in the bundle, with its meta."""
+def tree_files(bundle, target: str, precision: str, model, out: Path, extra: dict) -> tuple[dict[str, bytes], ArtifactMeta, tuple[str, ...]]:
+    """An artifact already written at ``out`` (file or directory) as the bundle files that record it:
+    ``(files, meta, replace)`` for ``add_files`` (``replace`` names a directory artifact, which is replaced
+    as a whole so no file of an earlier export stays)."""
     from edgeintent.io import canonical_json
-    from edgeintent.toolkit.bundle import add_files, environment_versions
+    from edgeintent.toolkit.bundle import environment_versions
 
     name = get_target(target).artifact_name(precision)
     rel = f"exports/{target}/{name}"
@@ -257,8 +259,15 @@ def install_tree(bundle, target: str, precision: str, model, out: Path, extra: d
     meta = ArtifactMeta(target, precision, rel, bundle.config["model"]["name"], sig.inputs, sig.outputs,
                         sum(len(v) for v in files.values()), {**environment_versions(), **_tool_versions()}, dict(extra))  # fmt: skip
     files[f"{rel}.meta.json"] = canonical_json(meta.to_json())
-    # a directory artifact (CoreML's .mlpackage) is replaced as a whole: no file of an earlier export stays
-    add_files(bundle.path, files, replace=(rel,) if out.is_dir() else ())
+    return files, meta, (rel,) if out.is_dir() else ()
+
+
+def install_tree(bundle, target: str, precision: str, model, out: Path, extra: dict) -> ArtifactMeta:
+    """Record an artifact already written at ``out`` (file or directory) in the bundle, with its meta."""
+    from edgeintent.toolkit.bundle import add_files
+
+    files, meta, replace = tree_files(bundle, target, precision, model, out, extra)
+    add_files(bundle.path, files, replace=replace)
     return meta
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeintent.errors import ConfigError, ExportError
-from edgeintent.exporters import ArtifactMeta, get_target, install_tree
+from edgeintent.exporters import ArtifactMeta, get_target, tree_files
 from edgeintent.parity import functional as F
 from edgeintent.quantization import check_quantizable, get_recipe, recipes
 from edgeintent.runtimes import RUNTIMES, Artifact, open_artifact
@@ -147,11 +147,28 @@ def quantize_bundle(bundle_dir, target: str, mode: str = "auto", source: str | N
                   "installed": [row["mode"] for row in chosen]}  # fmt: skip
         if mode == "auto":
             report["choice"] = _explain(rows, chosen, budget_auc)
+        files: dict[str, bytes] = {f"exports/{target}/quantize-report.json": canonical_json(report)}
+        replace: tuple[str, ...] = ()
         for row in chosen:
             extra = dict(row["extra"], quantize_report={"budget_auc": budget_auc, "tasks": row["tasks"], "data": source})
-            install_tree(bundle, target, row["mode"], model, row["_out"], extra)
-    add_files(bundle.path, {f"exports/{target}/quantize-report.json": canonical_json(report)})
+            tree, _, whole = tree_files(bundle, target, row["mode"], model, row["_out"], extra)
+            files.update(tree)
+            replace += whole
+        # one commit: this run's artifacts and report in, the artifacts an earlier run installed and this one did not out
+        add_files(bundle.path, files, replace=replace, remove=_installed_before(bundle, target, files))
     return report
+
+
+def _installed_before(bundle, target: str, files: dict[str, bytes]) -> list[str]:
+    """The artifacts (and their ``.meta.json``) an earlier ``quantize`` installed for ``target`` that ``files``
+    does not install again: their metadata carries a ``quantize_report``; an exported artifact does not."""
+    from edgeintent.exporters import exported_artifacts
+
+    stale = []
+    for meta in exported_artifacts(bundle, [target]):
+        if meta.quantize_report is not None and f"{meta.artifact}.meta.json" not in files:
+            stale += [meta.artifact, f"{meta.artifact}.meta.json"]
+    return stale
 
 
 def candidate_artifact(target: str, mode: str, out: Path, model, bundle, extra: dict, size: int = 0) -> Artifact:

@@ -452,6 +452,7 @@ def load_rank_bundle(path) -> tuple[Ranker, dict, dict]:
     return ranker, metrics, golden
 
 
-def add_rank_files(path, files: dict[str, bytes]) -> None:
-    """Add files (exports) to a verified rank bundle (journalled, as a model bundle's ``add_files``)."""
-    add_files(path, files, kind=RANK_BUNDLE)
+def add_rank_files(path, files: dict[str, bytes], replace: tuple[str, ...] = ()) -> None:
+    """Add files (exports) to a verified rank bundle (journalled, as a model bundle's ``add_files``; ``replace``
+    names directory artifacts replaced as a whole)."""
+    add_files(path, files, replace=replace, kind=RANK_BUNDLE)

@@ -222,7 +222,8 @@ def run_export(bundle: Path, targets: list[str], precision: str = "fp32") -> lis
             out = Path(tmp) / name
             export_scorer(ranker, golden, target, out, precision)
             res = parity_check(ranker, golden, target, out, precision)
-            if res["passed"]:
-                add_rank_files(bundle, artifact_files(out, f"exports/{target}/{name}"))
+            if res["passed"]:  # a directory artifact (an .mlpackage) is replaced as a whole: no stale file stays
+                rel = f"exports/{target}/{name}"
+                add_rank_files(bundle, artifact_files(out, rel), replace=(rel,) if out.is_dir() else ())
         results.append(res)
     return results

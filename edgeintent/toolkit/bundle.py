@@ -16,7 +16,9 @@ Guarantees:
   and renames it into place; a failure at any point removes the temp directory, so there is never a
   half bundle. With ``overwrite`` the old bundle is moved aside, the new one renamed in, and only
   then is the old one deleted. :func:`add_files` writes every new file under a temp name first,
-  renames them in, and replaces ``manifest.json`` last (temp + rename).
+  renames them in, replaces ``manifest.json`` (temp + rename), and only then deletes the files it
+  removes (its ``replace`` / ``remove`` arguments, :func:`remove_files`): a stage that installs a
+  different set of files than last time drops the old ones in the same commit.
 - **Deterministic.** The same inputs give the same bytes in every file: JSON with sorted keys and a
   fixed indent; safetensors with sorted keys and no metadata; ``golden.npz`` is a zip written here
   with every header field pinned (see :func:`golden_bytes`).
@@ -395,26 +397,36 @@ def _install(tmp: Path, target: Path, name: str, overwrite: bool) -> None:
 
 
 def add_files(path: str | Path, files: Mapping[str, bytes], replace: tuple[str, ...] = (),
-              kind: BundleKind = MODEL_BUNDLE) -> None:
-    """Add (or replace non-core) files, e.g. ``{"exports/onnx/model.onnx": data}``, and update the manifest.
+              kind: BundleKind = MODEL_BUNDLE, remove: Collection[str] = ()) -> None:
+    """Add (or replace non-core) files, e.g. ``{"exports/onnx/model.onnx": data}``, and remove others,
+    updating the manifest in one commit.
 
     ``replace`` names directories (e.g. ``"exports/coreml/model.mlpackage"``) whose listed files are all
     replaced: those not in ``files`` are dropped from the manifest and deleted, so a re-exported
     directory artifact keeps no stale file of the previous export.
 
+    ``remove`` names files or directories of the bundle (e.g. an artifact a stage no longer installs and
+    its ``.meta.json``): their listed files that are not in ``files`` are dropped from the manifest and
+    deleted in the same commit. Each must name at least one listed file; core files cannot be removed.
+
     The bundle is verified first, so a modified bundle is never re-blessed by a new manifest. New
     files are written under temp names, renamed in, ``manifest.json`` is replaced, and only then are
-    the stale files deleted.
+    the stale files deleted (a journal lets the next open finish a commit that was interrupted).
     """
     name = str(path)
     root = Path(path).absolute()  # staged temp files are absolute; their journal entries are relative to root
-    if not files:
+    remove = tuple(remove)
+    if not files and not remove:
         _verify(root, kind=kind)
         return
     for rel in replace:
         _check_relpath(rel, f"{name}: add_files")
         if not any(f.startswith(rel + "/") for f in files):
             raise BundleError(f"{name}: add_files would empty {rel}; pass its new files")
+    for rel in remove:
+        _check_relpath(rel, f"{name}: add_files")
+        if rel == MANIFEST or rel in kind.core:
+            raise BundleError(f"{name}: add_files cannot remove {rel}; every bundle has it")
     for rel, data in files.items():
         _check_relpath(rel, f"{name}: add_files")
         if rel == MANIFEST or rel in kind.core:
@@ -433,6 +445,9 @@ def add_files(path: str | Path, files: Mapping[str, bytes], replace: tuple[str, 
         manifest, _ = _verify(root, recover=False, kind=kind)  # again under the lock: another writer may have just finished
         _clear_staging(root)
         listed = manifest["files"]
+        for rel in remove:
+            if not any(f == rel or f.startswith(rel + "/") for f in listed):
+                raise BundleError(f"{name}: cannot remove {rel}: the bundle holds no such file or directory")
         for rel in rels:
             parts = rel.split("/")
             for i in range(1, len(parts)):
@@ -459,7 +474,8 @@ def add_files(path: str | Path, files: Mapping[str, bytes], replace: tuple[str, 
                 raise BundleError(f"{name}: could not add files ({exc.strerror or exc}); the bundle is unchanged") from None
             raise
 
-        stale = sorted(f for f in listed if f not in files and any(f.startswith(d + "/") for d in replace))
+        stale = sorted(f for f in listed if f not in files and (any(f.startswith(d + "/") for d in replace)
+                                                                  or any(f == d or f.startswith(d + "/") for d in remove)))
         new_files = {k: v for k, v in listed.items() if k not in stale}
         for rel in rels:
             new_files[rel] = _file_entry(bytes(files[rel]))
@@ -480,6 +496,12 @@ def add_files(path: str | Path, files: Mapping[str, bytes], replace: tuple[str, 
             raise BundleError(
                 f"{name}: could not finish adding files ({exc.strerror or exc}); the next open of the bundle finishes it"
             ) from None
+
+
+def remove_files(path: str | Path, remove: Collection[str], kind: BundleKind = MODEL_BUNDLE) -> None:
+    """Remove files or directories (every listed file under them) from a bundle: :func:`add_files` with
+    nothing to add (verified first, one journalled commit, the manifest replaced before anything is deleted)."""
+    add_files(path, {}, remove=remove, kind=kind)
 
 
 def _atomic_bytes(path: Path, data: bytes) -> None:
@@ -736,6 +758,7 @@ __all__ = [
     "environment_versions",
     "golden_bytes",
     "load_bundle",
+    "remove_files",
     "verify_bundle",
     "weights_bytes",
     "write_bundle",

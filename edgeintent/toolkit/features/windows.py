@@ -26,7 +26,7 @@ from edgeintent.io import atomic_path
 from edgeintent.toolkit.data.schema import STREAM_FIELDS, STREAMS, EventLog, ReadReport, check_decisions
 from edgeintent.toolkit.features.encoding import event_ids, fmix64
 from edgeintent.toolkit.features.spec import BROWSE_VIEWS, LABELS, FeatureSpec, LabelConfig
-from edgeintent.toolkit.features.values import column
+from edgeintent.toolkit.features.values import categorical, column
 
 @dataclass
 class Samples:
@@ -161,16 +161,16 @@ def featurize_log(
     d_key = keys(d_user, d_t)
     d_user_key = d_key - (d_t - keys.t_lo)  # the same user at the earliest time: rank * span
 
-    x, length, age = {}, {}, {}
+    x, length, age, ev_keys = {}, {}, {}, {}
     for s in streams:
         table = log.stream(s)
         ids = event_ids(s, table, spec)
         ts = column(table, "ts_ms")
-        ev_key = keys(column(table, "user_id"), ts)
-        x[s], length[s], idx, real = _windows(ids, ev_key, d_key, d_user_key, spec.max_len[s])
+        ev_keys[s] = keys(column(table, "user_id"), ts)
+        x[s], length[s], idx, real = _windows(ids, ev_keys[s], d_key, d_user_key, spec.max_len[s])
         age[s] = np.where(real, d_t[:, None] - np.concatenate([[0], ts])[idx], 0)
 
-    labels, observed = _labels(log, spec.labels, keys, d_user, d_t, d_key, data_end_ms)
+    labels, observed = _labels(log, spec.labels, keys, d_user, d_t, d_key, data_end_ms, ev_keys)
     extra_cols = [c for c in decisions.column_names if c not in ("user_id", "t_ms")]
     extra = decisions.select(extra_cols) if extra_cols else None
     return Samples(d_user, d_t, x, length, age, labels, observed, extra)
@@ -268,50 +268,64 @@ def refresh_observed(table: pa.Table, spec: FeatureSpec, data_end_ms: int) -> tu
 
 
 def _labels(
-    log: EventLog, cfg: LabelConfig, keys: _Keys, d_user: np.ndarray, d_t: np.ndarray, d_key: np.ndarray, end: int
+    log: EventLog, cfg: LabelConfig, keys: _Keys, d_user: np.ndarray, d_t: np.ndarray, d_key: np.ndarray, end: int,
+    ev_keys: dict[str, np.ndarray] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Labels at the decision points and whether each is observed (its horizon ends by ``end``, the
-    data's last event)."""
+    data's last event). ``ev_keys``: the streams' event keys where the caller has them already.
+
+    Streams are sorted by (user_id, ts_ms) (as :class:`EventLog` keeps them, and as :func:`_windows` reads
+    them), so their keys are sorted. One pass over the cloud events serves every label: one search places each decision
+    among them; the user's next buy / add-to-cart after t is read from a next-index array per action
+    (a reversed running minimum), the views in (t, t + horizon] from a running count, and the next event
+    of any stream is the earliest of each stream's next event."""
     cloud = log.stream("cloud")
-    action = cloud.column("action").cast(pa.string()) if cloud.num_rows else pa.array([], pa.string())
+    c_user, c_ts = column(cloud, "user_id"), column(cloud, "ts_ms")
+    c_key = keys(c_user, c_ts) if ev_keys is None or "cloud" not in ev_keys else ev_keys["cloud"]
+    n = len(c_key)
+    codes, actions = categorical(cloud, "action") if n else (np.empty(0, np.int64), [])
+    pos = np.searchsorted(c_key, d_key, side="right")  # the first cloud event after each decision point
 
-    def events(name: str) -> tuple[np.ndarray, np.ndarray]:
-        """(user, ts) of the cloud events with this action."""
-        sub = cloud.filter(pc.equal(action, name))
-        return column(sub, "user_id"), column(sub, "ts_ms")
+    def is_action(name: str) -> np.ndarray:
+        return np.isin(codes, [i for i, a in enumerate(actions) if a == name])
 
-    def next_after(user: np.ndarray, ts: np.ndarray) -> np.ndarray:
-        """Time from t to the user's first event strictly after t (inf if none)."""
-        key = keys(user, ts)
-        order = np.argsort(key, kind="stable")
-        key, user, ts = key[order], user[order], ts[order]
-        pos = np.searchsorted(key, d_key, side="right")
-        ok = pos < len(key)
-        pos_c = np.minimum(pos, max(len(key) - 1, 0))
-        dt = np.full(len(d_key), np.inf)
-        if len(key):
-            same = ok & (user[pos_c] == d_user)
-            dt[same] = (ts[pos_c][same] - d_t[same]).astype(np.float64)
-        return dt
+    def dt_at(j: np.ndarray, ts: np.ndarray, user: np.ndarray) -> np.ndarray:
+        """Time from t to event ``j`` (inf where ``j`` is past the end or another user's)."""
+        if not len(ts):
+            return np.full(len(d_key), np.inf)
+        jc = np.minimum(j, len(ts) - 1)
+        same = (j < len(ts)) & (user[jc] == d_user)
+        return np.where(same, (ts[jc] - d_t).astype(np.float64), np.inf)
 
-    def count_within(user: np.ndarray, ts: np.ndarray, horizon: int) -> np.ndarray:
-        """Events of the user in (t, t + horizon] (keys of one user never reach the next user's)."""
-        key = np.sort(keys(user, ts))
+    def next_of(mask: np.ndarray) -> np.ndarray:
+        """Time from t to the user's first cloud event of ``mask`` strictly after t (inf if none)."""
+        nxt = np.where(mask, np.arange(n), n)
+        nxt = np.append(np.minimum.accumulate(nxt[::-1])[::-1], n)  # index of the first such event at or after i
+        return dt_at(nxt[pos], c_ts, c_user)
+
+    def count_within(mask: np.ndarray, horizon: int) -> np.ndarray:
+        """Cloud events of ``mask`` of the user in (t, t + horizon] (keys of one user never reach the next user's)."""
+        running = np.concatenate([[0], np.cumsum(mask)])
         last = d_key + np.minimum(horizon, keys.span - 1 - (d_t - keys.t_lo))
-        return np.searchsorted(key, last, side="right") - np.searchsorted(key, d_key, side="right")
+        return running[np.searchsorted(c_key, last, side="right")] - running[pos]
 
-    dt_buy = next_after(*events("buy"))
-    dt_cart = next_after(*events("cart"))
-    all_u = np.concatenate([column(log.stream(s), "user_id") for s in STREAMS])
-    all_t = np.concatenate([column(log.stream(s), "ts_ms") for s in STREAMS])
-    dt_any = next_after(all_u, all_t)
+    dt_buy = next_of(is_action("buy"))
+    dt_cart = next_of(is_action("cart"))
+    dt_any = dt_at(pos, c_ts, c_user)
+    for s in STREAMS:  # the next event of any stream: the earliest of each stream's next event
+        table = log.stream(s)
+        if s == "cloud" or table.num_rows == 0:
+            continue
+        user, ts = column(table, "user_id"), column(table, "ts_ms")
+        key = keys(user, ts) if ev_keys is None or s not in ev_keys else ev_keys[s]
+        dt_any = np.minimum(dt_any, dt_at(np.searchsorted(key, d_key, side="right"), ts, user))
     rt = cfg.rt_horizon_ms
     engage = np.minimum(dt_buy, dt_cart) <= rt
     labels = {
         "buy_rt": (dt_buy <= rt).astype(np.int8),
         "buy_long": (dt_buy <= cfg.long_horizon_ms).astype(np.int8),
         "stay": (dt_any <= cfg.stay_horizon_ms).astype(np.int8),
-        "browse_rt": (engage | (count_within(*events("view"), rt) >= BROWSE_VIEWS)).astype(np.int8),
+        "browse_rt": (engage | (count_within(is_action("view"), rt) >= BROWSE_VIEWS)).astype(np.int8),
         "engage_rt": engage.astype(np.int8),
         "buy_skips_cart_rt": ((dt_buy <= rt) & (dt_cart > dt_buy)).astype(np.int8),
     }

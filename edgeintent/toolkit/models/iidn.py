@@ -257,8 +257,9 @@ class IIDN(DeclaresSignature, nn.Module):
         bucket = (coupon[:, None] > self.coupon_mids[None, :]).long().sum(dim=1)
         return torch.cat([self.coupon_embed(bucket), (coupon / self.coupon_scale)[:, None]], dim=1)
 
-    def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The encoder vector z (B, hidden)."""
+    def stream_parts(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        """The encoder's inputs that read the event streams only (every pooled RNN output and cross-time
+        summary): the costly part, the same under every coupon amount (``decide``'s per-amount passes share it)."""
         parts, tops, masks = [], {}, {}
         for s in self.streams:
             ids = batch[s]
@@ -275,6 +276,11 @@ class IIDN(DeclaresSignature, nn.Module):
                 keys, key_mask, key_sec = other_streams(s, tops, masks, secs)
                 u = self.cross[s](tops[s], keys, key_mask, secs[s], key_sec)
                 parts.append(self.cross_pool[s](tops[s] + u, masks[s]))
+        return parts
+
+    def encode(self, batch: dict[str, torch.Tensor], parts: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """The encoder vector z (B, hidden); ``parts``: :meth:`stream_parts` of this batch, if computed already."""
+        parts = list(self.stream_parts(batch) if parts is None else parts)
         if self.hparams["coupon_response"] != "monotone-only":
             parts.append(self.coupon_features(self.coupon_of(batch)))
         if self.hparams["static_dim"]:
@@ -301,7 +307,11 @@ class IIDN(DeclaresSignature, nn.Module):
         return (frac * nn.functional.softplus(self.response_steps)[None, :]).sum(dim=1)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        z = self.encode(batch)
+        return self.forward_with_parts(batch, None)
+
+    def forward_with_parts(self, batch: dict[str, torch.Tensor], parts: list[torch.Tensor] | None) -> dict[str, torch.Tensor]:
+        """:meth:`forward` with the batch's :meth:`stream_parts` given (None: computed here)."""
+        z = self.encode(batch, parts)
         s_logit, p_logit = self.decode(z)
         if self.hparams["coupon_response"] != "input":
             elastic = nn.functional.softplus(self.head_e(z)).squeeze(-1)
