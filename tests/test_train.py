@@ -161,7 +161,7 @@ def test_early_stopping_prefers_an_epoch_that_meets_the_models_condition():
             if stop.update(m, score, epoch, ok):
                 break
         stop.restore(m)
-        assert float(m.weight) == stop.best_epoch
+        assert m.weight.item() == stop.best_epoch
         return stop.best_epoch, epoch
 
     # a better score that breaks the condition is not kept; a feasible one after an infeasible best is
