@@ -151,8 +151,8 @@ def _split_table(r: dict) -> list[str]:
     if st:
         out += ["", f"Embeddings of the held-out users: effective rank {st['effective_rank']:.1f} of {st['dim']}, variance per "
                     f"dimension {st['variance_min']:.4f}–{st['variance_max']:.4f}, mean pairwise cosine {st['mean_cosine']:.3f}; "
-                    f"few-shot steps chosen by leave-one-out: mean {r.get('few_shot_steps_mean', float('nan')):.1f}, "
-                    f"0 in {100 * r.get('few_shot_zero_share', float('nan')):.0f} % of the tunings."]  # fmt: skip
+                    f"few-shot steps chosen by leave-one-out: mean {r.get('few_shot_steps_mean') or float('nan'):.1f}, "
+                    f"0 in {100 * (r.get('few_shot_zero_share') or float('nan')):.0f} % of the tunings."]  # fmt: skip
     return out
 
 
@@ -179,8 +179,8 @@ def table(r: dict) -> str:
             out.append(f"| {label} | {name} | {' / '.join(f'{x:.3f}' for x in a['auc_splits'])} | **{a['auc']:.3f}** | {a['ks']:.3f} |")
     st = r["across"]["embedding_stats"]
     out += ["", f"Effective rank of the held-out embeddings per split: {' / '.join(f'{x:.1f}' for x in st['effective_rank'])} "
-                f"(of {st['dim']}); few-shot steps chosen by leave-one-out: mean {st['few_shot_steps_mean']:.1f}, "
-                f"0 in {100 * st['few_shot_zero_share']:.0f} % of the tunings."]  # fmt: skip
+                f"(of {st['dim']})" + (f"; few-shot steps chosen by leave-one-out: mean {st['few_shot_steps_mean']:.1f}, "
+                f"0 in {100 * st['few_shot_zero_share']:.0f} % of the tunings." if st["few_shot_steps_mean"] is not None else ".")]  # fmt: skip
     return "\n".join(out)
 
 
@@ -196,17 +196,18 @@ def across(runs: list[dict]) -> dict:
         out[key] = {f: {"auc": float(np.mean([r[key][f]["auc"] for r in runs])), "ks": float(np.mean([r[key][f]["ks"] for r in runs])),
                         "auc_splits": [r[key][f]["auc"] for r in runs]}
                     for f in ("embedding", "aggregates_logistic")}  # fmt: skip
+    tuned = [r for r in runs if r["few_shot_steps_mean"] is not None]
     out["embedding_stats"] = {"dim": runs[0]["embedding_stats"]["dim"],
                               "effective_rank": [r["embedding_stats"]["effective_rank"] for r in runs],
-                              "few_shot_steps_mean": float(np.mean([r["few_shot_steps_mean"] for r in runs])),
-                              "few_shot_zero_share": float(np.mean([r["few_shot_zero_share"] for r in runs]))}  # fmt: skip
+                              "few_shot_steps_mean": float(np.mean([r["few_shot_steps_mean"] for r in tuned])) if tuned else None,
+                              "few_shot_zero_share": float(np.mean([r["few_shot_zero_share"] for r in tuned])) if tuned else None}  # fmt: skip
     return out
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=str(TAOBAO))
     ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--draws", type=int, default=5)
+    ap.add_argument("--draws", type=int, default=5, help="seed draws per demand for few-shot and U-MLP (0: skip them)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--seeds", default=None, help="comma list of user splits run one after the other, e.g. 0,1,2 (overrides --seed)")
     ap.add_argument("--set", dest="options", action="append", default=[], help="find option KEY=VALUE")
@@ -313,7 +314,7 @@ def run_split(args, seed: int, bundle_arg: str | None) -> dict:
                "gbdt": scores_row(y, gb.predict_proba(Xte)[:, 1]) if gb is not None else None}  # fmt: skip
         few, mlp, same = [], [], []
         pos_all, neg_all = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-        if len(pos_all) >= 6:
+        if len(pos_all) >= 6 and args.draws > 0:
             for d in range(args.draws):
                 pos = rng.choice(pos_all, 5, replace=False)
                 neg = rng.choice(neg_all, 5, replace=False)
