@@ -89,6 +89,21 @@ def test_template_language_and_windows(sim_ds):
     assert n.dtype.kind == "i" and (n >= 0).all()
 
 
+def test_past_clauses_describe_the_window_the_encoder_reads(sim_ds):
+    from edgeintent.toolkit.training.find import past_clauses
+
+    table = TABLES["sim"]
+    c = WindowIndex(table, sim_ds.events).streams["cloud"]
+    buys = np.flatnonzero(c["action"] == "buy")[:30]
+    s = SimpleNamespace(user_id=c["user"][buys], t_ms=c["ts"][buys])  # decision points at a purchase
+    past = past_clauses(table, sim_ds.events, s, {"gesture": 50, "click": 20, "cloud": 3})
+    for i, j in enumerate(buys):
+        mine = np.flatnonzero((c["user"] == c["user"][j]) & (c["ts"] < c["ts"][j]))[-3:]  # the last 3 events before t
+        seen = c["action"][mine]
+        assert (("buy_any", None) in past[i]) == bool((seen == "buy").any())  # the purchase at t itself is not in it
+        assert {v for n, v in past[i] if n == "browse"} <= set(c["category_id"][mine][seen == "view"])
+
+
 def test_forecast_targets_and_cyclic_partners():
     H = 3_600_000
     s = SimpleNamespace(user_id=np.array([1, 1, 1, 1, 2, 2]), t_ms=np.array([0, H // 2, H + 5, 24 * H, 0, 3 * H]))

@@ -11,6 +11,9 @@ events before t). The losses:
   t + ``cycle_ms``, at most W earlier; a day) kept close, 1 − cos; weight ``cyclic`` (0: off);
 - **VICReg regulariser** (optional, against dimensional collapse): variance + covariance terms on the
   batch of user embeddings; weight ``vicreg`` (0: off);
+- **past alignment** (optional): the same InfoNCE with sentences about the *past* window the encoder
+  reads (its last ``max_len`` events before t), so the embedding keeps what the window holds (past
+  purchases, carts) in the language the demands use; weight ``past_align`` (0: off);
 - **alignment** (§4.3.2): InfoNCE between the past-window user embedding and the text embedding of a
   sentence about the *future* window (t, t + horizon] (``features.text``): each step draws either one
   clause of the future or a random subset of them, and every user whose future makes a text true is a
@@ -82,6 +85,18 @@ def future_clauses(table: TemplateTable, events, samples) -> list[list[tuple[str
     """The clauses of each decision point's future window (t, t + horizon]."""
     t = samples.t_ms.astype(np.int64)
     return WindowIndex(table, events).clauses(samples.user_id, t, t + table.horizon_ms)
+
+
+def past_clauses(table: TemplateTable, events, samples, max_len: dict[str, int]) -> list[list[tuple[str, str | None]]]:
+    """The clauses of each decision point's *past* window: the last ``max_len[s]`` events of each stream
+    before t (what the user encoder reads)."""
+    t = samples.t_ms.astype(np.int64)
+    last_n = {s: int(n) for s, n in max_len.items() if s in table_streams(table)}
+    return WindowIndex(table, events).clauses(samples.user_id, np.full(len(t), np.iinfo(np.int64).min // 2), t - 1, last_n)
+
+
+def table_streams(table: TemplateTable) -> set[str]:
+    return {tp.stream for tp in table.templates}
 
 
 def build_vocab(base: tuple[str, ...], clauses: list[list[tuple[str, str | None]]], users: np.ndarray) -> tuple[str, ...]:
@@ -168,6 +183,7 @@ def fit(model, prep, cfg, on_epoch: Callable[[dict], None] | None = None) -> tup
     vocab = build_vocab(tuple(h["vocab"]), [clauses[i] for i in tr], samples.user_id[tr])
     model.set_vocab(vocab)
     clauses = known(clauses, set(vocab))
+    past = known(past_clauses(table, prep.events, samples, prep.spec.max_len), set(vocab)) if h.get("past_align", 0) > 0 else None
     end = prep.events.time_span()[1]
     has_future = samples.t_ms.astype(np.int64) + table.horizon_ms <= end
     align_rows = tr[has_future[tr]] if has_future[tr].mean() >= 0.5 else tr
@@ -222,6 +238,9 @@ def fit(model, prep, cfg, on_epoch: Callable[[dict], None] | None = None) -> tup
             if align:
                 texts, sets = draw_texts(table, clauses, rows, rng, h.get("global_share", 0.0))
                 loss = loss + info_nce(u, model.encode_texts(texts), tau, holds_matrix(clauses, rows, sets))
+                if past is not None:  # the same language about the window the encoder reads (what it has to keep)
+                    texts, sets = draw_texts(table, past, rows, rng)
+                    loss = loss + h["past_align"] * info_nce(u, model.encode_texts(texts), tau, holds_matrix(past, rows, sets))
             if not loss.requires_grad:
                 continue
             opt.zero_grad()
