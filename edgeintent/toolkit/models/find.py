@@ -73,7 +73,8 @@ class TextTower(nn.Module):
 
 _OPTIONS = dict(attention=True, intra=True, inter=True, rnn="gru", id_dropout=0.1, drop_features=("cloud.item",),
                 use_age=True, coupon=False, time_bias=False, dim=32, text_width=32, text_layers=1, text_heads=2,
-                vocab=BASE_VOCAB, temperature=0.1, forecast=1.0, forecast_steps=2, cyclic=0.1, pretrain_share=0.3, vicreg=0.0, global_share=0.0, past_align=0.0)  # fmt: skip
+                vocab=BASE_VOCAB, temperature=0.1, forecast=1.0, forecast_steps=2, cyclic=0.1, pretrain_share=0.3, vicreg=0.0,
+                global_share=0.0, past_align=1.0)  # fmt: skip
 
 
 @register_model("find", tasks=(), embed_dim=4, hidden=24, trainer="edgeintent.toolkit.training.find", **_OPTIONS,
@@ -83,7 +84,7 @@ class FIND(DIPN):
                  dim: int = 32, text_width: int = 32, text_layers: int = 1, text_heads: int = 2,
                  vocab: tuple[str, ...] = BASE_VOCAB, temperature: float = 0.1, forecast: float = 1.0,
                  forecast_steps: int = 2, cyclic: float = 0.1, pretrain_share: float = 0.3, vicreg: float = 0.0,
-                 global_share: float = 0.0, past_align: float = 0.0, **encoder) -> None:  # fmt: skip
+                 global_share: float = 0.0, past_align: float = 1.0, **encoder) -> None:  # fmt: skip
         for name, v in (("dim", dim), ("text_width", text_width), ("text_layers", text_layers), ("text_heads", text_heads),
                         ("forecast_steps", forecast_steps)):  # fmt: skip
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
