@@ -132,8 +132,13 @@ def test_pretraining_stages_and_ablations(tmp_path, prepared_source):
     assert [h["stage"] for h in s["history"]] == ["pretrain", "align", "align"][: len(s["history"])]
     assert np.isnan(s["history"][0]["valid_auc"]) and 0 <= s["history"][1]["valid_auc"] <= 1
     off = train_bundle("find", SRC, tmp_path / "b", TrainConfig(epochs=1, batch_size=64, golden_rows=8),
-                       options={"forecast": 0, "cyclic": 0, "pretrain_share": 0.5}, prepared=prep)  # fmt: skip
+                       options={"forecast": 0, "cyclic": 0, "pretrain_share": 0.5, "past_align": 0}, prepared=prep)  # fmt: skip
     assert [h["stage"] for h in off["history"]] == ["align"]  # nothing to pretrain with both losses off
+    # the past-window alignment is on by default and off with past_align=0
+    from edgeintent.toolkit.bundle import load_bundle, load_model
+
+    assert load_model(load_bundle(tmp_path / "a")).hparams["past_align"] == 1.0
+    assert load_model(load_bundle(tmp_path / "b")).hparams["past_align"] == 0.0
     assert {"buy_rt", "buy_long"} <= set(s["probe"]) and 0 <= s["probe"]["buy_rt"]["auc"] <= 1
     assert s["vocabulary"] > len(TABLES["sim"].words())  # slot values (categories, widgets) from the data
 
