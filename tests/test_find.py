@@ -327,3 +327,43 @@ def test_find_refuses_another_engines_training_loop(prepared_source):
 
     with pytest.raises(ConfigError, match="own loop .* use --engine local"):
         train("find", None, TrainConfig(epochs=1), prepared=prepared_source(), run_torch=lambda *a, **k: ([], 0))
+
+
+def _benchmark(name):
+    import importlib
+    import sys
+    from pathlib import Path
+
+    bench = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    if bench not in sys.path:
+        sys.path.insert(0, bench)
+    return importlib.import_module(name)
+
+
+def test_benchmark_measures_what_the_embedding_keeps_and_the_step_rules():
+    tg, fs = _benchmark("targeting"), _benchmark("fewshot_steps")
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(400, 8))
+    feats = np.c_[emb @ rng.normal(size=8), rng.normal(size=400)]  # one aggregate in the embedding, one not
+    r2 = tg.linear_r2(emb, feats, ["kept", "dropped"])
+    assert r2["kept"] > 0.99 and r2["dropped"] < 0.05
+    # the step rules on leave-one-out ranks: a lucky seed moves the best-mean rule, not the corrected test
+    start = [0.5, 0.25, 0.75, 0.5, 0.5, 0.25, 0.75, 0.5, 0.5, 0.5]
+    rules = fs._rules()
+    lucky = {0: start, 5: start[:-1] + [1.0], 10: start}
+    assert rules["best_mean"](lucky) == 5 and rules["t_test_bonferroni"](lucky) == 0
+    row = {"split": 0, "demand": "d", "held": {0: 0.6, 5: 0.5, 10: 0.6}, "toward_seeds": {"1.0": 0.55},
+           "seeds_only": 0.5, "loo": lucky}  # fmt: skip
+    s = fs.summarise([row])
+    assert s["rules"]["best_mean"]["auc"] == 0.5 and s["rules"]["best_mean"]["worse"] == 1
+    assert s["rules"]["t_test_bonferroni"]["auc"] == 0.6 and s["rules"]["t_test_bonferroni"]["moved"] == 0
+    # --draws 0 (no few-shot): the means over splits and the table still come out
+    split = {"mean": {"zero_shot": {"auc": 0.6, "accuracy": 0.9, "precision": 0.2, "recall": 0.2, "demands": 20}},
+             "probe": {f: {"auc": 0.5, "ks": 0.1} for f in ("embedding", "aggregates_logistic")},
+             "probe_decision_points": {f: {"auc": 0.55, "ks": 0.1} for f in ("embedding", "embedding_before_l2", "aggregates_logistic")},
+             "embedding_stats": {"dim": 32, "effective_rank": 9.0}, "few_shot_steps_mean": None, "few_shot_zero_share": None}  # fmt: skip
+    split["probe_decision_points"]["aggregates_in_embedding_r2"] = {"cloud.count": 0.4, "cloud.action=buy": 0.1}
+    across = tg.across([split, split])
+    assert across["embedding_stats"]["few_shot_steps_mean"] is None and across["aggregates_in_embedding_r2"]["cloud.action=buy"] == [0.1, 0.1]
+    text = tg.table({"seeds": [0, 1], "splits": [split, split], "across": across})
+    assert "before its L2 normalisation" in text and "action=buy 0.10 / 0.10" in text
