@@ -15,7 +15,8 @@ The same held-out users, demands (6 or more positives) and 5 + 5 seed draws as `
   error of the best, moving only when the best beats 0 by more than one; ``t_test``: the best, if a one-sided
   paired t-test over the left-out seeds gives p < 0.05; ``t_test_bonferroni``: the same with p multiplied by
   the step counts compared, the rule ``training/targeting.py`` uses), the share of tunings that move, and
-  the (split, demand) cells where it is better / worse than zero-shot.
+  the (split, demand) cells where it is better / worse than zero-shot. Each row of the JSON keeps the step
+  count every rule picked (``steps``), not the leave-one-out ranks themselves.
 
 The bundles must exist (train them with ``benchmarks/targeting.py --bundle``). Skips when the Taobao sample is absent.
 """
@@ -209,7 +210,12 @@ def main() -> None:
     rows = []
     for seed in (int(x) for x in args.seeds.split(",")):
         rows += run_split(args.bundle.replace("{seed}", str(seed)), seed, args.draws, args.data)
-    result = {"summary": summarise(rows), "rows": rows}
+    rules = _rules()
+    slim = [{k: v for k, v in r.items() if k != "loo"}  # the leave-one-out ranks stay out of the file (its size)
+            | {"held": {k: round(v, 4) for k, v in r["held"].items()},
+               "steps": {n: rule({int(k): v for k, v in r["loo"].items()}) for n, rule in rules.items()}}
+            for r in rows]  # fmt: skip
+    result = {"summary": summarise(rows), "rows": slim}
     _results.emit(args.name, result, args, table=table)
     if not args.json:
         print(table(result))
