@@ -116,6 +116,28 @@ def probe_draws(feats: np.ndarray, y: np.ndarray, users: np.ndarray, seed: int) 
             "auc_draws": [round(r["auc"], 4) for r in runs]}  # fmt: skip
 
 
+def before_l2(model, samples, idx: np.ndarray) -> np.ndarray:
+    """The user encoder's output before its L2 normalisation (fusion output), rows ``idx``."""
+    import torch
+
+    from edgeintent.toolkit.models.exportable import batch_for
+
+    model.eval()
+    with torch.no_grad():
+        return np.concatenate([model.fusion(model.encode(batch_for(model, samples, idx[lo : lo + 2048]))).numpy()
+                               for lo in range(0, len(idx), 2048)])  # fmt: skip
+
+
+def linear_r2(emb: np.ndarray, feats: np.ndarray, names: list[str]) -> dict:
+    """How much of each aggregate a linear map of the embedding recovers: 3-fold cross-validated R² of a ridge
+    regression (scikit-learn ``RidgeCV``), per aggregate column with any variance."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import cross_val_score
+
+    return {n: round(float(cross_val_score(RidgeCV(alphas=np.logspace(-3, 3, 7)), emb, feats[:, j], cv=3, scoring="r2").mean()), 3)
+            for j, n in enumerate(names) if feats[:, j].std() > 0}  # fmt: skip
+
+
 def embedding_stats(emb: np.ndarray) -> dict:
     var = emb.var(0)
     ev = np.clip(np.linalg.eigvalsh(np.cov(emb.T))[::-1], 0, None)
@@ -151,8 +173,8 @@ def _split_table(r: dict) -> list[str]:
     if st:
         out += ["", f"Embeddings of the held-out users: effective rank {st['effective_rank']:.1f} of {st['dim']}, variance per "
                     f"dimension {st['variance_min']:.4f}–{st['variance_max']:.4f}, mean pairwise cosine {st['mean_cosine']:.3f}; "
-                    f"few-shot steps chosen by leave-one-out: mean {r.get('few_shot_steps_mean', float('nan')):.1f}, "
-                    f"0 in {100 * r.get('few_shot_zero_share', float('nan')):.0f} % of the tunings."]  # fmt: skip
+                    f"few-shot steps chosen by leave-one-out: mean {r.get('few_shot_steps_mean') or float('nan'):.1f}, "
+                    f"0 in {100 * (r.get('few_shot_zero_share') or float('nan')):.0f} % of the tunings."]  # fmt: skip
     return out
 
 
@@ -174,13 +196,21 @@ def table(r: dict) -> str:
     out += ["", f"| linear probe (mean of {PROBE_DRAWS} fitting draws per split) | features | AUC per split | mean AUC | mean KS |",
             "|---|---|---|---|---|"]
     for key, label in (("probe", "per user at T, buys within 72 h"), ("probe_decision_points", "per decision point, buy_long")):
-        for feat, name in (("embedding", "on-device embedding"), ("aggregates_logistic", "past-window aggregates")):
-            a = r["across"][key][feat]
+        for feat, name in (("embedding", "on-device embedding"), ("embedding_before_l2", "the embedding before its L2 normalisation"),
+                           ("aggregates_logistic", "past-window aggregates")):  # fmt: skip
+            a = r["across"][key].get(feat)
+            if a is None:
+                continue
             out.append(f"| {label} | {name} | {' / '.join(f'{x:.3f}' for x in a['auc_splits'])} | **{a['auc']:.3f}** | {a['ks']:.3f} |")
+    r2 = r["across"].get("aggregates_in_embedding_r2")
+    if r2:
+        shown = [n for n in r2 if n.endswith((".count", "action=view", "action=cart", "action=fav", "action=buy")) and "last_60s" not in n]
+        out += ["", "Cross-validated R² of a ridge regression from the embedding to each past-window aggregate (per split): "
+                + "; ".join(f"{n.split('.', 1)[1]} {' / '.join(f'{x:.2f}' for x in r2[n])}" for n in shown) + "."]
     st = r["across"]["embedding_stats"]
     out += ["", f"Effective rank of the held-out embeddings per split: {' / '.join(f'{x:.1f}' for x in st['effective_rank'])} "
-                f"(of {st['dim']}); few-shot steps chosen by leave-one-out: mean {st['few_shot_steps_mean']:.1f}, "
-                f"0 in {100 * st['few_shot_zero_share']:.0f} % of the tunings."]  # fmt: skip
+                f"(of {st['dim']})" + (f"; few-shot steps chosen by leave-one-out: mean {st['few_shot_steps_mean']:.1f}, "
+                f"0 in {100 * st['few_shot_zero_share']:.0f} % of the tunings." if st["few_shot_steps_mean"] is not None else ".")]  # fmt: skip
     return "\n".join(out)
 
 
@@ -195,18 +225,22 @@ def across(runs: list[dict]) -> dict:
     for key in ("probe", "probe_decision_points"):
         out[key] = {f: {"auc": float(np.mean([r[key][f]["auc"] for r in runs])), "ks": float(np.mean([r[key][f]["ks"] for r in runs])),
                         "auc_splits": [r[key][f]["auc"] for r in runs]}
-                    for f in ("embedding", "aggregates_logistic")}  # fmt: skip
+                    for f in ("embedding", "embedding_before_l2", "aggregates_logistic") if all(f in r[key] for r in runs)}  # fmt: skip
+    r2 = [r["probe_decision_points"].get("aggregates_in_embedding_r2") for r in runs]
+    if all(r2):
+        out["aggregates_in_embedding_r2"] = {n: [x[n] for x in r2] for n in r2[0] if all(n in x for x in r2)}
+    tuned = [r for r in runs if r["few_shot_steps_mean"] is not None]
     out["embedding_stats"] = {"dim": runs[0]["embedding_stats"]["dim"],
                               "effective_rank": [r["embedding_stats"]["effective_rank"] for r in runs],
-                              "few_shot_steps_mean": float(np.mean([r["few_shot_steps_mean"] for r in runs])),
-                              "few_shot_zero_share": float(np.mean([r["few_shot_zero_share"] for r in runs]))}  # fmt: skip
+                              "few_shot_steps_mean": float(np.mean([r["few_shot_steps_mean"] for r in tuned])) if tuned else None,
+                              "few_shot_zero_share": float(np.mean([r["few_shot_zero_share"] for r in tuned])) if tuned else None}  # fmt: skip
     return out
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=str(TAOBAO))
     ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--draws", type=int, default=5)
+    ap.add_argument("--draws", type=int, default=5, help="seed draws per demand for few-shot and U-MLP (0: skip them)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--seeds", default=None, help="comma list of user splits run one after the other, e.g. 0,1,2 (overrides --seed)")
     ap.add_argument("--set", dest="options", action="append", default=[], help="find option KEY=VALUE")
@@ -313,7 +347,7 @@ def run_split(args, seed: int, bundle_arg: str | None) -> dict:
                "gbdt": scores_row(y, gb.predict_proba(Xte)[:, 1]) if gb is not None else None}  # fmt: skip
         few, mlp, same = [], [], []
         pos_all, neg_all = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-        if len(pos_all) >= 6:
+        if len(pos_all) >= 6 and args.draws > 0:
             for d in range(args.draws):
                 pos = rng.choice(pos_all, 5, replace=False)
                 neg = rng.choice(neg_all, 5, replace=False)
@@ -345,16 +379,19 @@ def run_split(args, seed: int, bundle_arg: str | None) -> dict:
     # the same probe at every decision point of the held-out users (label buy_long: a purchase within 72 h
     # of t, observed rows only), beside a logistic regression on the toolkit's window aggregates (gbdt.py)
     from edgeintent.toolkit.features import build_samples
-    from edgeintent.toolkit.models.gbdt import aggregate_features
+    from edgeintent.toolkit.models.gbdt import aggregate_features, aggregate_names
 
     dp = build_samples(ds.events.filter_users(test_users), bundle.spec, None, streams=list(model.streams))
     obs = dp.observed["buy_long"]
     y_dp, u_dp = dp.labels["buy_long"][obs].astype(np.int8), dp.user_id[obs]
+    emb_dp = predict_embeddings(model, dp)["embedding"][obs]
+    agg_dp = np.nan_to_num(aggregate_features(dp, bundle.spec, tuple(model.streams), False))[obs]
     probe_dp = {"label": "buy_long (a purchase within 72 h of each decision point)", "rows": int(obs.sum()),
                 "rate": float(y_dp.mean()),
-                "embedding": probe_draws(predict_embeddings(model, dp)["embedding"][obs], y_dp, u_dp, seed),
-                "aggregates_logistic": probe_draws(np.nan_to_num(aggregate_features(dp, bundle.spec, tuple(model.streams), False))[obs],
-                                                   y_dp, u_dp, seed)}  # fmt: skip
+                "embedding": probe_draws(emb_dp, y_dp, u_dp, seed),
+                "embedding_before_l2": probe_draws(before_l2(model, dp, np.flatnonzero(obs)), y_dp, u_dp, seed),
+                "aggregates_logistic": probe_draws(agg_dp, y_dp, u_dp, seed),
+                "aggregates_in_embedding_r2": linear_r2(emb_dp, agg_dp, aggregate_names(bundle.spec, tuple(model.streams), False))}  # fmt: skip
     result = {
         "data": args.data, "train_users": int(len(train_users)), "test_users": int(len(test_users)),
         "reference_time_ms": T, "horizon_h": HORIZON_H, "epochs": args.epochs, "draws": args.draws,

@@ -18,7 +18,10 @@ Training (self-supervised contrastive forecasting, the cyclic regulariser, the u
 lives in ``training/find.py``; the options below are its knobs: ``forecast`` (weight of the InfoNCE
 forecasting loss, 0 turns it off), ``forecast_steps`` (windows ahead), ``cyclic`` (weight of the
 cyclic regulariser, 0 turns it off), ``pretrain_share`` (share of the epochs spent on pretraining
-alone before the alignment starts), ``temperature`` (of every InfoNCE).
+alone before the alignment starts), ``temperature`` (of every InfoNCE), ``vicreg`` (weight of a VICReg
+variance + covariance regulariser on the batch of user embeddings, 0 turns it off), ``global_share``
+(share of the alignment texts drawn from the future's slot-free clauses, e.g. ``buy anything``),
+``past_align`` (weight of an extra alignment with sentences about the past window, 0 turns it off).
 """
 
 from __future__ import annotations
@@ -70,7 +73,8 @@ class TextTower(nn.Module):
 
 _OPTIONS = dict(attention=True, intra=True, inter=True, rnn="gru", id_dropout=0.1, drop_features=("cloud.item",),
                 use_age=True, coupon=False, time_bias=False, dim=32, text_width=32, text_layers=1, text_heads=2,
-                vocab=BASE_VOCAB, temperature=0.1, forecast=1.0, forecast_steps=2, cyclic=0.1, pretrain_share=0.3)  # fmt: skip
+                vocab=BASE_VOCAB, temperature=0.1, forecast=1.0, forecast_steps=2, cyclic=0.1, pretrain_share=0.3, vicreg=0.0,
+                global_share=0.0, past_align=1.0)  # fmt: skip
 
 
 @register_model("find", tasks=(), embed_dim=4, hidden=24, trainer="edgeintent.toolkit.training.find", **_OPTIONS,
@@ -79,16 +83,19 @@ class FIND(DIPN):
     def __init__(self, spec, streams: tuple[str, ...], tasks: tuple[str, ...], embed_dim: int, hidden: int,
                  dim: int = 32, text_width: int = 32, text_layers: int = 1, text_heads: int = 2,
                  vocab: tuple[str, ...] = BASE_VOCAB, temperature: float = 0.1, forecast: float = 1.0,
-                 forecast_steps: int = 2, cyclic: float = 0.1, pretrain_share: float = 0.3, **encoder) -> None:  # fmt: skip
+                 forecast_steps: int = 2, cyclic: float = 0.1, pretrain_share: float = 0.3, vicreg: float = 0.0,
+                 global_share: float = 0.0, past_align: float = 1.0, **encoder) -> None:  # fmt: skip
         for name, v in (("dim", dim), ("text_width", text_width), ("text_layers", text_layers), ("text_heads", text_heads),
                         ("forecast_steps", forecast_steps)):  # fmt: skip
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"find: {name} must be a positive integer, got {v!r}")
         if text_width % text_heads:
             raise ConfigError(f"find: text_width ({text_width}) must be a multiple of text_heads ({text_heads})")
-        for name, v in (("forecast", forecast), ("cyclic", cyclic)):
+        for name, v in (("forecast", forecast), ("cyclic", cyclic), ("vicreg", vicreg), ("past_align", past_align)):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
                 raise ConfigError(f"find: {name} must be a non-negative number, got {v!r}")
+        if isinstance(global_share, bool) or not isinstance(global_share, (int, float)) or not 0 <= global_share <= 1:
+            raise ConfigError(f"find: global_share must be in [0, 1], got {global_share!r}")
         if not 0 < temperature <= 10:
             raise ConfigError(f"find: temperature must be in (0, 10], got {temperature!r}")
         if not 0 <= pretrain_share < 1:
@@ -98,7 +105,8 @@ class FIND(DIPN):
             raise ConfigError("find: vocab must start with <pad>, <cls> and hold each word once")
         self.find = dict(dim=dim, text_width=text_width, text_layers=text_layers, text_heads=text_heads,
                          vocab=vocab, temperature=float(temperature), forecast=float(forecast),
-                         forecast_steps=forecast_steps, cyclic=float(cyclic), pretrain_share=float(pretrain_share))  # fmt: skip
+                         forecast_steps=forecast_steps, cyclic=float(cyclic), pretrain_share=float(pretrain_share),
+                         vicreg=float(vicreg), global_share=float(global_share), past_align=float(past_align))  # fmt: skip
         super().__init__(spec, streams, (), embed_dim, hidden, multitask=True, **encoder)
         self.hparams.pop("multitask")
         self.hparams.update(self.find)

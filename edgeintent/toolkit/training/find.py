@@ -9,6 +9,11 @@ events before t). The losses:
   by InfoNCE against the other targets in the batch; weight ``forecast`` (0: off);
 - **cyclic regulariser**: embeddings one cycle apart (the user's last decision point at or before
   t + ``cycle_ms``, at most W earlier; a day) kept close, 1 − cos; weight ``cyclic`` (0: off);
+- **VICReg regulariser** (optional, against dimensional collapse): variance + covariance terms on the
+  batch of user embeddings; weight ``vicreg`` (0: off);
+- **past alignment** (optional): the same InfoNCE with sentences about the *past* window the encoder
+  reads (its last ``max_len`` events before t), so the embedding keeps what the window holds (past
+  purchases, carts) in the language the demands use; weight ``past_align`` (0: off);
 - **alignment** (§4.3.2): InfoNCE between the past-window user embedding and the text embedding of a
   sentence about the *future* window (t, t + horizon] (``features.text``): each step draws either one
   clause of the future or a random subset of them, and every user whose future makes a text true is a
@@ -82,6 +87,18 @@ def future_clauses(table: TemplateTable, events, samples) -> list[list[tuple[str
     return WindowIndex(table, events).clauses(samples.user_id, t, t + table.horizon_ms)
 
 
+def past_clauses(table: TemplateTable, events, samples, max_len: dict[str, int]) -> list[list[tuple[str, str | None]]]:
+    """The clauses of each decision point's *past* window: the last ``max_len[s]`` events of each stream
+    before t (what the user encoder reads)."""
+    t = samples.t_ms.astype(np.int64)
+    last_n = {s: int(n) for s, n in max_len.items() if s in table_streams(table)}
+    return WindowIndex(table, events).clauses(samples.user_id, np.full(len(t), np.iinfo(np.int64).min // 2), t - 1, last_n)
+
+
+def table_streams(table: TemplateTable) -> set[str]:
+    return {tp.stream for tp in table.templates}
+
+
 def build_vocab(base: tuple[str, ...], clauses: list[list[tuple[str, str | None]]], users: np.ndarray) -> tuple[str, ...]:
     """``base`` + the slot values named in the future windows of at least MIN_USERS users (most users first)."""
     seen: dict[str, set] = {}
@@ -111,14 +128,36 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, tau: float, pos: torch.Tensor | N
     return 0.5 * (row[p.sum(1) > 0].mean() + col[p.T.sum(1) > 0].mean())
 
 
-def draw_texts(table: TemplateTable, clauses, rows: np.ndarray, rng: np.random.Generator):
-    """Per row, a sentence about its future (one clause, or a random subset of up to 6) and its clause set."""
+def vicreg(z: torch.Tensor) -> torch.Tensor:
+    """VICReg's variance + covariance terms (Bardes et al. 2022) on a batch of L2-normalised embeddings
+    (B, D), scaled by √D so an isotropic batch has unit variance per dimension: mean(relu(1 − std_j)) keeps
+    every dimension in use, Σ_{i≠j} cov_ij² / D decorrelates them (against dimensional collapse)."""
+    if len(z) < 2:
+        return torch.zeros(())
+    z = z * math.sqrt(z.shape[1])
+    z = z - z.mean(0)
+    std = torch.sqrt(z.var(0) + 1e-4)
+    cov = z.T @ z / (len(z) - 1)
+    off = cov - torch.diag(torch.diag(cov))
+    return torch.relu(1 - std).mean() + (off * off).sum() / z.shape[1]
+
+
+def draw_texts(table: TemplateTable, clauses, rows: np.ndarray, rng: np.random.Generator, global_share: float = 0.0):
+    """Per row, a sentence about its future (one clause, or a random subset of up to 6) and its clause set.
+    With probability ``global_share`` a row whose future has slot-free clauses (``buy anything``, ``add at
+    least 3 items to the cart``) gets one of those alone."""
     texts, sets = [], []
     for i in rows:
         cl = clauses[i]
         if not cl:
             texts.append(sentence(table, []))
             sets.append(frozenset({("idle", None)}))
+            continue
+        slot_free = [c for c in cl if c[1] is None]
+        if global_share > 0 and slot_free and rng.random() < global_share:
+            pick = [slot_free[int(rng.integers(len(slot_free)))]]
+            texts.append(sentence(table, pick))
+            sets.append(frozenset(pick))
             continue
         k = 1 if rng.random() < 0.5 else int(rng.integers(1, min(len(cl), 6) + 1))
         pick = [cl[j] for j in rng.choice(len(cl), size=k, replace=False)]
@@ -144,6 +183,7 @@ def fit(model, prep, cfg, on_epoch: Callable[[dict], None] | None = None) -> tup
     vocab = build_vocab(tuple(h["vocab"]), [clauses[i] for i in tr], samples.user_id[tr])
     model.set_vocab(vocab)
     clauses = known(clauses, set(vocab))
+    past = known(past_clauses(table, prep.events, samples, prep.spec.max_len), set(vocab)) if h.get("past_align", 0) > 0 else None
     end = prep.events.time_span()[1]
     has_future = samples.t_ms.astype(np.int64) + table.horizon_ms <= end
     align_rows = tr[has_future[tr]] if has_future[tr].mean() >= 0.5 else tr
@@ -154,7 +194,7 @@ def fit(model, prep, cfg, on_epoch: Callable[[dict], None] | None = None) -> tup
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     rng = np.random.default_rng(cfg.seed)
     tau = h["temperature"]
-    self_supervised = h["forecast"] > 0 or h["cyclic"] > 0
+    self_supervised = h["forecast"] > 0 or h["cyclic"] > 0 or h.get("vicreg", 0) > 0
     n_pre = int(round(cfg.epochs * h["pretrain_share"])) if self_supervised else 0
     n_pre = min(n_pre, cfg.epochs - 1)
     demands = valid_demands(clauses, tr)
@@ -193,9 +233,14 @@ def fit(model, prep, cfg, on_epoch: Callable[[dict], None] | None = None) -> tup
                 if ok.any():
                     z = emb[[where[int(j)] for j in partners[rows][ok]]]
                     loss = loss + h["cyclic"] * (1 - (u[torch.from_numpy(ok)] * z).sum(-1)).mean()
+            if h.get("vicreg", 0) > 0:
+                loss = loss + h["vicreg"] * vicreg(u)
             if align:
-                texts, sets = draw_texts(table, clauses, rows, rng)
+                texts, sets = draw_texts(table, clauses, rows, rng, h.get("global_share", 0.0))
                 loss = loss + info_nce(u, model.encode_texts(texts), tau, holds_matrix(clauses, rows, sets))
+                if past is not None:  # the same language about the window the encoder reads (what it has to keep)
+                    texts, sets = draw_texts(table, past, rows, rng)
+                    loss = loss + h["past_align"] * info_nce(u, model.encode_texts(texts), tau, holds_matrix(past, rows, sets))
             if not loss.requires_grad:
                 continue
             opt.zero_grad()

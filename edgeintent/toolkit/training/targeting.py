@@ -10,8 +10,11 @@
   ``ANCHOR`` · (1 − cos(t, t₀)) and ``DECAY`` · ‖P‖² (weight decay toward the start). How many steps
   (0 to ``steps``) is chosen by leave-one-out over the seeds: each seed is left out in turn, P is tuned
   on the others, and the left-out seed is ranked against the other class's seeds at every
-  ``CHECK_EVERY`` steps; the step count with the best mean leave-one-out rank wins, the fewest steps on
-  a tie (so seeds that do not tell more than the sentence leave it as it is). The score is cos(user, t).
+  ``CHECK_EVERY`` steps. The step count with the best mean leave-one-out rank (the fewest steps on a tie)
+  is used only when its gain over step 0 is significant: a one-sided paired t-test over the left-out
+  seeds at ``ALPHA``, Bonferroni-corrected for the step counts compared (the best of seven noisy estimates from ten seeds beats the start by chance most of
+  the time, and a move the seeds do not support costs ranking quality). Otherwise the zero-shot demand
+  stays. The score is cos(user, t).
 
 Users are scored at one reference time ``at`` (default: right after the last event of the data): each
 user's past window is the last ``max_len`` events of each stream before it.
@@ -38,6 +41,10 @@ MARGIN = 0.2
 ANCHOR = 1.0
 #: weight of ‖P‖² (weight decay toward the start, P = 0)
 DECAY = 0.01
+#: the tuned demand replaces the zero-shot one only when its leave-one-out gain is significant at this level,
+#: Bonferroni-corrected for the step counts compared (the best of six noisy estimates from ten seeds beats
+#: step 0 by chance most of the time)
+ALPHA = 0.05
 
 
 def check_find(model, what: str = "the bundle") -> None:
@@ -113,9 +120,30 @@ def loo_steps(model, ids, mask, t0, base, ep: torch.Tensor, en: torch.Tensor, pr
         _tune(model, ids, mask, t0, base, p_in, n_in, prompt_tokens, steps, lr, margin, anchor, decay, check)
     if not curve:
         return 0, {}
+    return choose_steps(curve), {k: float(np.mean(v)) for k, v in sorted(curve.items())}
+
+
+def choose_steps(curve: dict[int, list[float]]) -> int:
+    """The step count to use from the leave-one-out ranks per step count (one value per left-out seed, the
+    same seeds in the same order): the best mean (the fewest steps on a tie) when its gain over step 0 is
+    significant at ``ALPHA``, Bonferroni-corrected for the tuned step counts compared; otherwise 0."""
     mean = {k: float(np.mean(v)) for k, v in sorted(curve.items())}
     best = max(mean.values())
-    return min(k for k, v in mean.items() if v >= best - 1e-9), mean
+    pick = min(k for k, v in mean.items() if v >= best - 1e-9)
+    if pick == 0 or 0 not in curve:
+        return 0
+    return pick if loo_gain_p(curve[pick], curve[0]) * (len(mean) - 1) < ALPHA else 0
+
+
+def loo_gain_p(tuned: list[float], start: list[float]) -> float:
+    """One-sided p-value of a paired t-test that the left-out seeds rank better after tuning than at the
+    start (the same seeds, in the same order). Differences that are all equal: 0 if positive, else 1."""
+    from scipy.stats import ttest_rel
+
+    d = np.asarray(tuned, float) - np.asarray(start, float)
+    if len(d) < 2 or np.allclose(d, d[0]):
+        return 0.0 if len(d) and d[0] > 1e-12 else 1.0
+    return float(ttest_rel(tuned, start, alternative="greater").pvalue)
 
 
 def prompt_tune(model, emb: np.ndarray, demand: str, pos: np.ndarray, neg: np.ndarray, prompt_tokens: int = PROMPT_TOKENS,
