@@ -2,7 +2,8 @@
 
 Torch models train with AdamW on per-task BCE (weights in the config, unobserved labels masked out),
 plus the model's own ``aux_loss(outputs)`` when it has one (AITM's calibrator), with early stopping on
-the main task's validation AUC (the model's ``selection_task``, else ``buy_rt`` when it has it). Class
+the main task's validation AUC (the model's ``selection_task``, else ``buy_rt`` when it has it), among the
+epochs that meet the model's ``epoch_condition`` when it declares one (AITM: the funnel's order). Class
 imbalance: ``pos_weight="auto"`` weighs positives by neg/pos (capped) and afterwards shifts each head's
 bias by −log(pos_weight), the prior correction that makes the weighted model's probabilities calibrated
 again (models without ``shift_logit`` train unweighted; IIDN's auxiliary stay task is its own remedy).
@@ -228,7 +229,7 @@ def train_torch(
     labels = {t: torch.from_numpy(samples.labels[t].astype(np.float32)) for t in tasks}
     observed = {t: torch.from_numpy(samples.observed[t].astype(np.float32)) for t in tasks}
     stop = EarlyStopping(cfg.patience)
-    check = getattr(model, "epoch_condition", None)  # logits of the training rows → (holds, what was measured)
+    check = getattr(model, "epoch_condition", None)  # logits of the training + validation rows → (holds, measured)
     history = []
     for epoch in range(1, cfg.epochs + 1):
         model.train()
@@ -277,8 +278,9 @@ def train_torch(
         auc = M.auc(samples.labels[mt][va][obs], logits[mt][obs])
         row = {"epoch": epoch, "loss": total / max(n_batches, 1), "valid_auc": auc, "seconds": time.perf_counter() - t0}
         feasible = True
-        if check is not None:  # the model's condition on the training users' rows (AITM: the funnel's order)
-            feasible, row["condition"] = check({t: np.concatenate([a, logits[t]]) for t, a in predict_logits(model, samples, tr).items()})
+        if check is not None:  # the model's condition on the rows it trains and validates on (AITM: the funnel's order)
+            seen = predict_logits(model, samples, tr)
+            feasible, row["condition"] = check({t: np.concatenate([seen[t], logits[t]]) for t in seen})
         history.append(row)
         if on_epoch:
             on_epoch(row)
