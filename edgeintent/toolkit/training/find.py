@@ -183,7 +183,7 @@ def fit(model, prep, cfg, on_epoch: Callable[[dict], None] | None = None) -> tup
     vocab = build_vocab(tuple(h["vocab"]), [clauses[i] for i in tr], samples.user_id[tr])
     model.set_vocab(vocab)
     clauses = known(clauses, set(vocab))
-    past = known(past_clauses(table, prep.events, samples, prep.spec.max_len), set(vocab)) if h.get("past_align", 0) > 0 else None
+    past = known(past_clauses(table, prep.events, samples, prep.spec.max_len), set(vocab)) if h["past_align"] > 0 else None
     end = prep.events.time_span()[1]
     has_future = samples.t_ms.astype(np.int64) + table.horizon_ms <= end
     align_rows = tr[has_future[tr]] if has_future[tr].mean() >= 0.5 else tr
@@ -194,7 +194,7 @@ def fit(model, prep, cfg, on_epoch: Callable[[dict], None] | None = None) -> tup
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     rng = np.random.default_rng(cfg.seed)
     tau = h["temperature"]
-    self_supervised = h["forecast"] > 0 or h["cyclic"] > 0 or h.get("vicreg", 0) > 0
+    self_supervised = h["forecast"] > 0 or h["cyclic"] > 0 or h["vicreg"] > 0
     n_pre = int(round(cfg.epochs * h["pretrain_share"])) if self_supervised else 0
     n_pre = min(n_pre, cfg.epochs - 1)
     demands = valid_demands(clauses, tr)
@@ -233,10 +233,10 @@ def fit(model, prep, cfg, on_epoch: Callable[[dict], None] | None = None) -> tup
                 if ok.any():
                     z = emb[[where[int(j)] for j in partners[rows][ok]]]
                     loss = loss + h["cyclic"] * (1 - (u[torch.from_numpy(ok)] * z).sum(-1)).mean()
-            if h.get("vicreg", 0) > 0:
+            if h["vicreg"] > 0:
                 loss = loss + h["vicreg"] * vicreg(u)
             if align:
-                texts, sets = draw_texts(table, clauses, rows, rng, h.get("global_share", 0.0))
+                texts, sets = draw_texts(table, clauses, rows, rng, h["global_share"])
                 loss = loss + info_nce(u, model.encode_texts(texts), tau, holds_matrix(clauses, rows, sets))
                 if past is not None:  # the same language about the window the encoder reads (what it has to keep)
                     texts, sets = draw_texts(table, past, rows, rng)

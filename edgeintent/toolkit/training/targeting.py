@@ -12,9 +12,9 @@
   on the others, and the left-out seed is ranked against the other class's seeds at every
   ``CHECK_EVERY`` steps. The step count with the best mean leave-one-out rank (the fewest steps on a tie)
   is used only when its gain over step 0 is significant: a one-sided paired t-test over the left-out
-  seeds at ``ALPHA``, Bonferroni-corrected for the step counts compared (the best of seven noisy estimates from ten seeds beats the start by chance most of
-  the time, and a move the seeds do not support costs ranking quality). Otherwise the zero-shot demand
-  stays. The score is cos(user, t).
+  seeds at ``ALPHA``, Bonferroni-corrected for the tuned step counts compared (the best of several noisy
+  estimates from ten seeds beats the start by chance most of the time, and a move the seeds do not support
+  costs ranking quality). Otherwise the zero-shot demand stays. The score is cos(user, t).
 
 Users are scored at one reference time ``at`` (default: right after the last event of the data): each
 user's past window is the last ``max_len`` events of each stream before it.
@@ -42,8 +42,8 @@ ANCHOR = 1.0
 #: weight of ‖P‖² (weight decay toward the start, P = 0)
 DECAY = 0.01
 #: the tuned demand replaces the zero-shot one only when its leave-one-out gain is significant at this level,
-#: Bonferroni-corrected for the step counts compared (the best of six noisy estimates from ten seeds beats
-#: step 0 by chance most of the time)
+#: Bonferroni-corrected for the tuned step counts compared (the best of several noisy estimates from ten
+#: seeds beats step 0 by chance most of the time)
 ALPHA = 0.05
 
 

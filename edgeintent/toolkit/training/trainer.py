@@ -199,7 +199,9 @@ class EarlyStopping:
 
     def update(self, model: torch.nn.Module, score: float, epoch: int, feasible: bool = True) -> bool:
         gain = score > self.best_score + self.min_delta
-        if self.state is None or (feasible and (gain or not self.best_feasible)) or (gain and not self.best_feasible):
+        # ordered by (feasible, score): meeting the condition first, then the validation score
+        better = feasible > self.best_feasible or (feasible == self.best_feasible and gain)
+        if self.state is None or better:
             self.best_score, self.best_epoch, self.bad, self.best_feasible = score, epoch, 0, feasible
             self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             return False
