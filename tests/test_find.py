@@ -197,7 +197,8 @@ def test_few_shot_starts_at_zero_shot_and_moves_only_when_the_seeds_say_so(bundl
     from edgeintent.toolkit.bundle import load_bundle, load_model
     from edgeintent.toolkit.data.sources import load_source
     from edgeintent.toolkit.models.exportable import predict_embeddings
-    from edgeintent.toolkit.training.targeting import (CHECK_EVERY, STEPS, choose_steps, prompt_tune, prompted_scores,
+    from edgeintent.toolkit.training.metrics import auc
+    from edgeintent.toolkit.training.targeting import (CHECK_EVERY, START, STEPS, TOWARD, prompt_tune, prompted_scores,
                                                        user_samples, zero_shot)  # fmt: skip
 
     b = load_bundle(bundle)
@@ -212,34 +213,59 @@ def test_few_shot_starts_at_zero_shot_and_moves_only_when_the_seeds_say_so(bundl
     pos, neg = order[[1, 4, 7, 10, 13]], order[[2, 5, 8, 11, 14]]  # seeds that zero-shot cannot tell apart
     # zero steps: the anchored demand is the zero-shot demand, so the scores (and the ranking) are the same
     p0 = prompt_tune(model, emb, demand, pos, neg, steps=0)
-    assert not p0.any()
+    assert p0.zero_shot and p0.choice == START
     np.testing.assert_allclose(prompted_scores(model, emb, demand, p0), zs, atol=1e-6)
     info = {}
     p = prompt_tune(model, emb, demand, pos, neg, info=info)
-    assert sorted(info["loo"]) == list(range(0, STEPS + 1, CHECK_EVERY)) and info["steps"] in info["loo"]
+    assert sorted(info["loo"]) == sorted([f"steps={k}" for k in range(0, STEPS + 1, CHECK_EVERY)] + [f"toward={a:g}" for a in TOWARD])
+    assert info["choice"] == p.choice and p.choice in info["loo"]
     best = max(info["loo"].values())
-    assert info["steps"] in (0, min(k for k, v in info["loo"].items() if v >= best - 1e-9))  # 0 or the fewest among the best
-    if info["steps"] == 0:
+    assert p.choice == START or info["loo"][p.choice] >= best - 1e-9  # zero-shot or the best mean rank
+    if p.choice == START:
         np.testing.assert_allclose(prompted_scores(model, emb, demand, p), zs, atol=1e-6)
-    # tuned for its full budget on seeds the demand ranks the wrong way round, the demand moves toward them
+    # must not move: zero-shot already ranks the positive seeds at the top and the negatives at the bottom
+    top = prompt_tune(model, emb, demand, order[:5], order[-5:], info=(info := {}))
+    assert top.choice == START and top.zero_shot, info
+    np.testing.assert_allclose(prompted_scores(model, emb, demand, top), zs, atol=1e-6)
+    # tuned for its full budget on seeds the demand ranks the wrong way round, the prompt turns toward them
     flip_pos, flip_neg = order[-5:], order[:5]
     far = prompt_tune(model, emb, demand, flip_pos, flip_neg, steps=STEPS)
     moved = prompted_scores(model, emb, demand, far)
     assert moved[flip_pos].mean() - moved[flip_neg].mean() > zs[flip_pos].mean() - zs[flip_neg].mean()
+    # must move: the users' embeddings carry a trait the demand does not name, and the seeds are drawn from it
+    rng = np.random.default_rng(0)
+    trait = rng.normal(size=emb.shape[1]).astype(np.float32)
+    trait -= (trait @ (t0 := model.encode_texts([demand])[0].detach().numpy())) * t0  # orthogonal to the demand
+    x = rng.normal(size=(300, emb.shape[1])).astype(np.float32)
+    y = (x @ trait > 0.5 * np.linalg.norm(trait)).astype(np.int8)
+    x = (x + 1.5 * y[:, None] * trait / np.linalg.norm(trait)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    spos, sneg = rng.choice(np.flatnonzero(y == 1), 5, replace=False), rng.choice(np.flatnonzero(y == 0), 5, replace=False)
+    tuned = prompt_tune(model, x, demand, spos, sneg, info=(info := {}))
+    assert tuned.choice != START and not tuned.zero_shot, info
+    rest = np.setdiff1d(np.arange(300), np.r_[spos, sneg])
+    assert auc(y[rest], prompted_scores(model, x, demand, tuned)[rest]) > auc(y[rest], zero_shot(model, x, demand)[rest]) + 0.2
     assert all(q.requires_grad for q in model.parameters())
 
 
 def test_few_shot_moves_only_on_a_significant_leave_one_out_gain():
-    from edgeintent.toolkit.training.targeting import choose_steps, loo_gain_p
+    from edgeintent.toolkit.training.targeting import START, choose, choose_steps, signflip_max_p
 
     start = [0.5, 0.25, 0.75, 0.5, 0.5, 0.25, 0.75, 0.5, 0.5, 0.5]
     lucky = {0: start, 5: start[:-1] + [1.0], 10: start}  # one seed ranks better after 5 steps: the best mean, by chance
     assert choose_steps(lucky) == 0
     clear = {0: start, 5: [min(1.0, x + 0.25) for x in start], 10: [min(1.0, x + 0.3) for x in start]}
-    assert choose_steps(clear) == 10  # every seed ranks better: significant after the correction for two step counts
+    assert choose_steps(clear) == 10  # every seed ranks better
     assert choose_steps({0: start, 5: start}) == 0
-    assert loo_gain_p([0.75] * 10, [0.5] * 10) == 0.0 and loo_gain_p([0.5] * 10, [0.5] * 10) == 1.0
-    assert loo_gain_p(lucky[5], start) > 0.1
+    # the sign-flip test is exact: every one of 10 seeds gains, by any amount, p = 1 / 2¹⁰ (only no flip reaches it)
+    assert signflip_max_p({START: [0.5] * 10, "toward=1": [0.6] * 10}) == 1 / 1024
+    assert signflip_max_p({START: [0.5] * 10, "toward=1": [0.5] * 10}) == 1.0
+    assert signflip_max_p({START: start, "steps=5": lucky[5]}) > 0.1
+    # 8 of 10 seeds gain, 2 lose as much: p = P(the flipped mean ≥ 0.6 · gain) = 56 / 1024
+    eight = {START: [0.5] * 10, "toward=1": [0.6] * 8 + [0.4] * 2}
+    assert signflip_max_p(eight) == 56 / 1024 and choose(eight) == START and choose(eight, alpha=0.06) == "toward=1"
+    # more candidates cost power: the max over two equal candidates is no more significant than one
+    assert signflip_max_p(eight | {"toward=2": [0.6] * 2 + [0.4] * 2 + [0.6] * 6}) > signflip_max_p(eight)
 
 
 def test_vicreg_penalises_collapse_and_global_clauses_are_drawn(spec):
@@ -347,16 +373,18 @@ def test_benchmark_measures_what_the_embedding_keeps_and_the_step_rules():
     feats = np.c_[emb @ rng.normal(size=8), rng.normal(size=400)]  # one aggregate in the embedding, one not
     r2 = tg.linear_r2(emb, feats, ["kept", "dropped"])
     assert r2["kept"] > 0.99 and r2["dropped"] < 0.05
-    # the step rules on leave-one-out ranks: a lucky seed moves the best-mean rule, not the corrected test
+    # the step rules on leave-one-out ranks: a lucky seed moves the best-mean rule, not the tests
     start = [0.5, 0.25, 0.75, 0.5, 0.5, 0.25, 0.75, 0.5, 0.5, 0.5]
     rules = fs._rules()
-    lucky = {0: start, 5: start[:-1] + [1.0], 10: start}
-    assert rules["best_mean"](lucky) == 5 and rules["t_test_bonferroni"](lucky) == 0
-    row = {"split": 0, "demand": "d", "held": {0: 0.6, 5: 0.5, 10: 0.6}, "toward_seeds": {"1.0": 0.55},
-           "seeds_only": 0.5, "loo": lucky}  # fmt: skip
-    s = fs.summarise([row])
-    assert s["rules"]["best_mean"]["auc"] == 0.5 and s["rules"]["best_mean"]["worse"] == 1
-    assert s["rules"]["t_test_bonferroni"]["auc"] == 0.6 and s["rules"]["t_test_bonferroni"]["moved"] == 0
+    lucky = {"steps=0": start, "steps=5": start[:-1] + [1.0], "steps=10": start, "toward=1": start}
+    assert rules["best_mean (prompt)"](lucky) == "steps=5" and rules["best_mean (toward)"](lucky) == "steps=0"
+    assert all(rules[f"{r} (prompt+toward)"](lucky) == "steps=0" for r in ("t_bonferroni", "wilcoxon_bonferroni", "signflip"))
+    row = {"kind": "demand", "split": 0, "demand": "d", "truth": "d", "held": {"steps=0": 0.6, "steps=5": 0.5, "steps=10": 0.6, "toward=1": 0.7},
+           "seeds_only": 0.5, "u_mlp": 0.5, "cos_30_steps": 0.99, "loo": lucky}  # fmt: skip
+    s = fs.summarise([row, row | {"kind": "null"}])
+    assert s["demand"]["rules"]["best_mean (prompt)"]["auc"] == 0.5 and s["demand"]["rules"]["best_mean (prompt)"]["worse"] == 1
+    assert s["null"]["rules"]["signflip (prompt+toward)"]["auc"] == 0.6 and s["null"]["rules"]["signflip (prompt+toward)"]["moved"] == 0
+    assert "seeds with random labels" in fs.table({"summary": s})
     # --draws 0 (no few-shot): the means over splits and the table still come out
     split = {"mean": {"zero_shot": {"auc": 0.6, "accuracy": 0.9, "precision": 0.2, "recall": 0.2, "demands": 20}},
              "probe": {f: {"auc": 0.5, "ks": 0.1} for f in ("embedding", "aggregates_logistic")},

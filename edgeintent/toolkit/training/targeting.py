@@ -7,14 +7,19 @@
   t(P) = normalise(t₀ + text(demand; P) − text(demand; 0)), and P starts at 0, so before any step the
   few-shot ranking *is* the zero-shot ranking. P is trained with the triplet loss
   max(0, margin − cos(t, e⁺) + cos(t, e⁻)) over every (positive, negative) pair of seed users, plus
-  ``ANCHOR`` · (1 − cos(t, t₀)) and ``DECAY`` · ‖P‖² (weight decay toward the start). How many steps
-  (0 to ``steps``) is chosen by leave-one-out over the seeds: each seed is left out in turn, P is tuned
-  on the others, and the left-out seed is ranked against the other class's seeds at every
-  ``CHECK_EVERY`` steps. The step count with the best mean leave-one-out rank (the fewest steps on a tie)
-  is used only when its gain over step 0 is significant: a one-sided paired t-test over the left-out
-  seeds at ``ALPHA``, Bonferroni-corrected for the tuned step counts compared (the best of several noisy
-  estimates from ten seeds beats the start by chance most of the time, and a move the seeds do not support
-  costs ranking quality). Otherwise the zero-shot demand stays. The score is cos(user, t).
+  ``ANCHOR`` · (1 − cos(t, t₀)) and ``DECAY`` · ‖P‖² (weight decay toward the start). The prompt acts
+  through one attention layer, so it can only turn the demand a little (cos(t, t₀) stays above ~0.97 however
+  long it is tuned). The seeds can also move the demand directly: t = normalise(t₀ + A · (mean e⁺ − mean e⁻))
+  (Rocchio's relevance feedback), for A in ``TOWARD``. Which candidate (the prompt after 0…``steps`` steps, or a
+  move A) is chosen by leave-one-out over the seeds: each seed is left out in turn, the candidate is built from
+  the others, and the left-out seed is ranked among the users that are not seeds (its quantile; 1 − it for a
+  negative seed). Ranking it against the other seeds would favour every move: those seeds built the candidate,
+  so they sit on the right side of it by construction. The candidate with the best
+  mean leave-one-out rank is used only when a sign-flip permutation test (max-T over the candidates, exact
+  over all 2ⁿ flips of the ten seeds; no correction for the number of candidates is needed) finds its gain
+  over the zero-shot demand significant at ``ALPHA``; otherwise the zero-shot demand stays. How far the demand
+  moves thus scales with the seeds' evidence: not at all without it, up to the seeds' own direction with it.
+  The score is cos(user, t).
 
 Users are scored at one reference time ``at`` (default: right after the last event of the data): each
 user's past window is the last ``max_len`` events of each stream before it.
@@ -45,6 +50,15 @@ DECAY = 0.01
 #: Bonferroni-corrected for the tuned step counts compared (the best of several noisy estimates from ten
 #: seeds beats step 0 by chance most of the time)
 ALPHA = 0.05
+#: the demand moved toward the seeds, t = normalise(t₀ + A · (mean e⁺ − mean e⁻)), for each A here (candidates
+#: beside the prompt's step counts; the same leave-one-out and test decide)
+TOWARD = (0.25, 0.5, 1.0, 2.0)
+#: the zero-shot candidate of the leave-one-out curve
+START = "steps=0"
+#: random sign flips of the test when the seeds are more than 12 (all 2ⁿ flips otherwise)
+FLIPS = 4096
+#: the most users the left-out seeds are ranked among (evenly spaced over the rows that are not seeds)
+REFERENCE = 2000
 
 
 def check_find(model, what: str = "the bundle") -> None:
@@ -98,62 +112,126 @@ def _tune(model, ids, mask, t0, base, ep: torch.Tensor, en: torch.Tensor, prompt
     return prompt.detach()
 
 
-def loo_steps(model, ids, mask, t0, base, ep: torch.Tensor, en: torch.Tensor, prompt_tokens: int, steps: int, lr: float,
-              margin: float, anchor: float, decay: float) -> tuple[int, dict[int, float]]:  # fmt: skip
-    """(steps to use, mean leave-one-out rank per checked step count): each seed left out in turn, P tuned on
-    the others, the left-out seed ranked against the other class's remaining seeds (1 = above every one)."""
+def _toward(t0: torch.Tensor, ep: torch.Tensor, en: torch.Tensor, alpha: float) -> torch.Tensor:
+    """normalise(t₀ + α · (mean e⁺ − mean e⁻)): the demand moved toward the seeds (Rocchio's relevance feedback)."""
+    t = t0 + alpha * (ep.mean(0) - en.mean(0))
+    return t / t.norm().clamp(min=1e-12)
+
+
+def loo_curve(model, ids, mask, t0, base, ep: torch.Tensor, en: torch.Tensor, prompt_tokens: int, steps: int, lr: float,
+              margin: float, anchor: float, decay: float, toward=TOWARD, ref: torch.Tensor | None = None) -> dict[str, list[float]]:  # fmt: skip
+    """The leave-one-out ranks of every candidate demand: each seed left out in turn, the candidate built from
+    the other seeds, and the left-out seed's quantile among the ``ref`` users (embeddings of users that are not
+    seeds, no labels needed; for a negative seed 1 − the quantile, so higher is better). The left-out seed is
+    not compared with the seeds the candidate was built from: they are ranked the right way round by
+    construction, which makes every move look good, even with random seeds. ``ref`` None: the other class's
+    seeds (that bias included). Candidates: ``steps=K`` (the prompt tuned for K steps, ``steps=0`` the
+    zero-shot demand) and ``toward=A`` (the demand moved toward the seeds by A). One list per candidate, the
+    seeds in the same order."""
     emb = torch.cat([ep, en])
     is_pos = torch.arange(len(emb)) < len(ep)
-    curve: dict[int, list[float]] = {}
+    curve: dict[str, list[float]] = {}
+
+    def note(key, i, t, other):
+        s, so = float(emb[i] @ t), (other if ref is None else ref) @ t
+        rank = float((so < s).float().mean() + 0.5 * (so == s).float().mean())
+        curve.setdefault(key, []).append(rank if is_pos[i] else 1 - rank)
+
     for i in range(len(emb)):
         keep = torch.arange(len(emb)) != i
         p_in, n_in = emb[keep & is_pos], emb[keep & ~is_pos]
         if len(p_in) == 0 or len(n_in) == 0:
             continue
         other = n_in if is_pos[i] else p_in
+        _tune(model, ids, mask, t0, base, p_in, n_in, prompt_tokens, steps, lr, margin, anchor, decay,
+              lambda step, t, i=i, other=other: note(f"steps={step}", i, t, other))  # fmt: skip
+        for a in toward:
+            note(f"toward={a:g}", i, _toward(t0, p_in, n_in, a), other)
+    return curve
 
-        def check(step, t, i=i, other=other):
-            s, so = float(emb[i] @ t), other @ t
-            rank = (so < s).float().mean() + 0.5 * (so == s).float().mean()
-            curve.setdefault(step, []).append(float(rank if is_pos[i] else 1 - rank))
 
-        _tune(model, ids, mask, t0, base, p_in, n_in, prompt_tokens, steps, lr, margin, anchor, decay, check)
+def loo_steps(model, ids, mask, t0, base, ep, en, *args) -> tuple[int, dict[int, float]]:
+    """(prompt steps to use, mean leave-one-out rank per step count), the prompt family alone (no ``toward``)."""
+    curve = loo_curve(model, ids, mask, t0, base, ep, en, *args, toward=())
     if not curve:
         return 0, {}
-    return choose_steps(curve), {k: float(np.mean(v)) for k, v in sorted(curve.items())}
+    return int(choose(curve).split("=")[1]), {int(k.split("=")[1]): float(np.mean(v)) for k, v in curve.items()}
+
+
+def choose(curve: dict[str, list[float]], start: str = START, alpha: float = ALPHA) -> str:
+    """The candidate to use from the leave-one-out ranks (one list per candidate, the same seeds in the same
+    order; ``start`` is the zero-shot demand): the best mean rank (the first in ``curve``'s order on a tie)
+    when the sign-flip test of the best gain over the start gives p < ``alpha``; otherwise the start."""
+    if start not in curve:
+        return start
+    mean = {k: float(np.mean(v)) for k, v in curve.items()}
+    best = max(mean.values())
+    pick = next(k for k, v in mean.items() if v >= best - 1e-9)
+    if pick == start:
+        return start
+    return pick if signflip_max_p(curve, start) < alpha else start
 
 
 def choose_steps(curve: dict[int, list[float]]) -> int:
-    """The step count to use from the leave-one-out ranks per step count (one value per left-out seed, the
-    same seeds in the same order): the best mean (the fewest steps on a tie) when its gain over step 0 is
-    significant at ``ALPHA``, Bonferroni-corrected for the tuned step counts compared; otherwise 0."""
-    mean = {k: float(np.mean(v)) for k, v in sorted(curve.items())}
-    best = max(mean.values())
-    pick = min(k for k, v in mean.items() if v >= best - 1e-9)
-    if pick == 0 or 0 not in curve:
-        return 0
-    return pick if loo_gain_p(curve[pick], curve[0]) * (len(mean) - 1) < ALPHA else 0
+    """:func:`choose` over prompt step counts (``{steps: ranks}``, 0 the start): the step count to use."""
+    return int(choose({f"steps={k}": v for k, v in sorted(curve.items())}).split("=")[1])
 
 
-def loo_gain_p(tuned: list[float], start: list[float]) -> float:
-    """One-sided p-value of a paired t-test that the left-out seeds rank better after tuning than at the
-    start (the same seeds, in the same order). Differences that are all equal: 0 if positive, else 1."""
-    from scipy.stats import ttest_rel
+def signflip_max_p(curve: dict[str, list[float]], start: str = START, flips: int = FLIPS) -> float:
+    """One-sided p-value that some candidate ranks the left-out seeds better than ``start``: a sign-flip
+    permutation test of the largest mean gain over the candidates (max-T; Westfall & Young 1993). Under the
+    null a seed's gains are symmetric about 0, so each seed's row of gains (one per candidate, kept together, so
+    the test needs no correction for the candidates' number or their correlation) is flipped in sign: all 2ⁿ
+    flips when n ≤ 12 (exact), else ``flips`` random ones (fixed generator). No positive gain: 1."""
+    keys = [k for k in curve if k != start]
+    if not keys:
+        return 1.0
+    d = np.array([curve[k] for k in keys], float) - np.asarray(curve[start], float)  # (candidates, seeds)
+    observed = d.mean(1).max()
+    if observed <= 1e-12:
+        return 1.0
+    n = d.shape[1]
+    if n <= 12:
+        signs = 1 - 2 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
+    else:
+        signs = np.random.default_rng(0).choice([-1, 1], size=(flips, n))
+        signs[0] = 1
+    stats = (signs @ d.T / n).max(1)
+    return float(np.mean(stats >= observed - 1e-12))
 
-    d = np.asarray(tuned, float) - np.asarray(start, float)
-    if len(d) < 2 or np.allclose(d, d[0]):
-        return 0.0 if len(d) and d[0] > 1e-12 else 1.0
-    return float(ttest_rel(tuned, start, alternative="greater").pvalue)
+
+def reference(emb: np.ndarray, pos: np.ndarray, neg: np.ndarray, most: int = REFERENCE) -> torch.Tensor | None:
+    """The embeddings the left-out seeds are ranked among: the rows that are not seeds (at most ``most``,
+    evenly spaced); None when every row is a seed."""
+    rest = np.setdiff1d(np.arange(len(emb)), np.concatenate([pos, neg]))
+    if len(rest) == 0:
+        return None
+    if len(rest) > most:
+        rest = rest[np.linspace(0, len(rest) - 1, most).round().astype(int)]
+    return torch.from_numpy(emb[rest]).float()
+
+
+class Tuned:
+    """A few-shot demand: the prompt P (the anchored demand t(P)) and the seeds' move ``alpha`` applied after it,
+    t = normalise(t(P) + alpha · (mean e⁺ − mean e⁻)); ``choice`` is the candidate the seeds picked."""
+
+    def __init__(self, prompt: torch.Tensor, shift: torch.Tensor | None = None, choice: str = START):
+        self.prompt, self.shift, self.choice = prompt, shift, choice
+
+    @property
+    def zero_shot(self) -> bool:
+        return not bool(self.prompt.any()) and (self.shift is None or not bool(self.shift.any()))
 
 
 def prompt_tune(model, emb: np.ndarray, demand: str, pos: np.ndarray, neg: np.ndarray, prompt_tokens: int = PROMPT_TOKENS,
                 steps: int | None = None, lr: float = 0.02, margin: float = MARGIN, anchor: float = ANCHOR,
-                decay: float = DECAY, max_steps: int = STEPS, seed: int = 0, info: dict | None = None) -> torch.Tensor:  # fmt: skip
-    """Learnable prompt vectors (``prompt_tokens``, width) for ``demand``, trained with the triplet loss on the
-    embeddings of the positive rows ``pos`` and negative rows ``neg`` of ``emb``; both towers frozen. ``steps``
-    None: chosen by leave-one-out over the seeds (up to ``max_steps``); 0 gives the zero-shot demand exactly.
-    Deterministic (P starts at 0); ``seed`` is accepted for the callers' sake. ``info`` receives the chosen
-    steps and the leave-one-out curve."""
+                decay: float = DECAY, max_steps: int = STEPS, toward=TOWARD, seed: int = 0, info: dict | None = None) -> Tuned:  # fmt: skip
+    """The few-shot demand for ``demand`` from the embeddings of the positive rows ``pos`` and negative rows ``neg``
+    of ``emb``; both towers frozen. ``steps`` given: the prompt tuned for that many steps (0: the zero-shot
+    demand exactly). ``steps`` None: the candidate (the prompt tuned for 0…``max_steps`` steps, or the demand
+    moved toward the seeds by one of ``toward``) chosen by leave-one-out over the seeds and :func:`choose`.
+    Deterministic (P starts at 0); ``seed`` is accepted for the callers' sake. ``info`` receives the choice,
+    the prompt steps and the mean leave-one-out rank per candidate."""
     model.check_demand(demand)
     if len(pos) == 0 or len(neg) == 0:
         raise DataError("few-shot targeting needs at least one positive and one negative seed user")
@@ -162,6 +240,7 @@ def prompt_tune(model, emb: np.ndarray, demand: str, pos: np.ndarray, neg: np.nd
         p.requires_grad_(False)
     ep, en = torch.from_numpy(emb[pos]).float(), torch.from_numpy(emb[neg]).float()
     ids, mask = model.token_ids([demand])
+    shift, choice = None, f"steps={steps}"
     try:
         with torch.no_grad():
             t0 = model.text(ids, mask)[0]
@@ -169,23 +248,35 @@ def prompt_tune(model, emb: np.ndarray, demand: str, pos: np.ndarray, neg: np.nd
         args = (prompt_tokens, max_steps if steps is None else steps, lr, margin, anchor, decay)
         curve = {}
         if steps is None:
-            steps, curve = loo_steps(model, ids, mask, t0, base, ep, en, *args)
+            curve = loo_curve(model, ids, mask, t0, base, ep, en, *args, toward=toward, ref=reference(emb, pos, neg))
+            choice = choose(curve) if curve else START
+            kind, value = choice.split("=")
+            steps = int(value) if kind == "steps" else 0
+            if kind == "toward":
+                shift = float(value) * (ep.mean(0) - en.mean(0))
         prompt = _tune(model, ids, mask, t0, base, ep, en, prompt_tokens, steps, *args[2:])
     finally:
         for p in model.parameters():
             p.requires_grad_(True)
     if info is not None:
-        info.update(steps=int(steps), loo=curve)
-    return prompt
+        info.update(choice=choice, steps=int(steps), loo={k: float(np.mean(v)) for k, v in curve.items()})
+    return Tuned(prompt, shift, choice)
 
 
 @torch.no_grad()
-def prompted_scores(model, emb: np.ndarray, demand: str, prompt: torch.Tensor) -> np.ndarray:
-    """cos(user, t(P)) with the anchored demand t(P) = normalise(t₀ + text(demand; P) − text(demand; 0))."""
+def prompted_scores(model, emb: np.ndarray, demand: str, tuned) -> np.ndarray:
+    """cos(user, t) with the few-shot demand ``tuned`` (a :class:`Tuned` or a prompt tensor):
+    t = normalise(t(P) + shift), t(P) = normalise(t₀ + text(demand; P) − text(demand; 0))."""
+    if isinstance(tuned, torch.Tensor):
+        tuned = Tuned(tuned)
     ids, mask = model.token_ids([demand])
     t0 = model.text(ids, mask)[0]
-    base = model.text(ids, mask, torch.zeros_like(prompt))[0]
-    return emb @ _anchored(model, ids, mask, t0, prompt, base).numpy()
+    base = model.text(ids, mask, torch.zeros_like(tuned.prompt))[0]
+    t = _anchored(model, ids, mask, t0, tuned.prompt, base)
+    if tuned.shift is not None:
+        t = t + tuned.shift
+        t = t / t.norm().clamp(min=1e-12)
+    return emb @ t.numpy()
 
 
 def read_seed_users(path) -> np.ndarray:
