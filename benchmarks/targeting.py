@@ -329,7 +329,7 @@ def run_split(args, seed: int, bundle_arg: str | None) -> dict:
     for name, n in per_template.items():
         cands = [c for c, _ in freq.most_common() if c[0] == name and (c[1] is None or c[1] in words)]
         demands += cands[:n]
-    rows, steps_chosen = [], []
+    rows, steps_chosen, stayed = [], [], []
     rng = np.random.default_rng(seed)
     for clause in demands:
         y = np.array([clause in f for f in te_future], np.int8)
@@ -355,6 +355,7 @@ def run_split(args, seed: int, bundle_arg: str | None) -> dict:
                 info = {}
                 prompt = prompt_tune(model, emb, text, pos, neg, seed=seed + d, info=info)
                 steps_chosen.append(info["steps"])
+                stayed.append(info["choice"] == "steps=0")  # a move toward the seeds has 0 prompt steps
                 fs = prompted_scores(model, emb, text, prompt)
                 few.append(scores_row(y[rest], fs[rest]))
                 same.append(scores_row(y[rest], zs[rest]))
@@ -398,7 +399,7 @@ def run_split(args, seed: int, bundle_arg: str | None) -> dict:
         "options": parse_options(tuple(args.options)), "parameters": summary and summary["parameters"],
         "train_history": summary and summary["history"], "train_seconds": round(train_s, 1),
         "seed": seed, "embedding_stats": embedding_stats(emb), "few_shot_steps_mean": float(np.mean(steps_chosen)) if steps_chosen else None,
-        "few_shot_zero_share": float(np.mean(np.array(steps_chosen) == 0)) if steps_chosen else None,
+        "few_shot_zero_share": float(np.mean(stayed)) if stayed else None,
         "mean": {m: avg(m) for m in methods}, "probe": probe, "probe_decision_points": probe_dp, "demands": rows,
         "seconds": round(time.perf_counter() - t_start, 1),
     }  # fmt: skip

@@ -176,7 +176,9 @@ def test_target_zero_shot_few_shot_and_refusals(bundle, tmp_path):
     code, stdout, _ = _run(["target", str(bundle), "--data", SRC, "--demand", demand, "--seed-users", str(pos),
                             "--negative-users", str(neg), "--top", "5", "--out", str(fs), "--json"])  # fmt: skip
     assert code == 0, stdout
-    assert json.loads(stdout)["mode"] == "few-shot" and pq.read_table(fs).num_rows == 400
+    rep = json.loads(stdout)
+    assert rep["mode"] == "few-shot" and pq.read_table(fs).num_rows == 400
+    assert rep["few_shot_choice"].split("=")[0] in ("steps", "toward")
     # the towers stay frozen: few-shot tuning leaves the bundle's model as it was
     assert all(p.requires_grad for p in model.parameters())
 

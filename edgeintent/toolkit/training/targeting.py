@@ -351,7 +351,8 @@ def target(bundle_dir, source: str, demand: str, top: int | None = None, thresho
     mode = "zero-shot"
     if pos_ids is not None:
         pos, neg = seed_rows(users, pos_ids, positives), seed_rows(users, neg_ids, negatives)
-        scores = prompted_scores(model, emb, demand, prompt_tune(model, emb, demand, pos, neg, seed=seed))
+        tuned = prompt_tune(model, emb, demand, pos, neg, seed=seed)
+        scores = prompted_scores(model, emb, demand, tuned)
         mode = "few-shot"
     else:
         scores = zero_shot(model, emb, demand)
@@ -363,5 +364,6 @@ def target(bundle_dir, source: str, demand: str, top: int | None = None, thresho
     summary = {"bundle": str(bundle_dir), "data": source, "demand": demand, "mode": mode, "at_ms": at,
                "users": int(len(users)), "selected": int(sel.sum()),
                **({"top": min(top or 100, len(users))} if threshold is None else {"threshold": threshold}),
-               **({"seed_users": int(len(pos_ids)), "negative_users": int(len(neg_ids))} if pos_ids is not None else {})}  # fmt: skip
+               **({"seed_users": int(len(pos_ids)), "negative_users": int(len(neg_ids)), "few_shot_choice": tuned.choice}
+                  if pos_ids is not None else {})}  # fmt: skip
     return table, summary
