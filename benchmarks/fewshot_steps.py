@@ -107,7 +107,7 @@ def run_split(bundle_dir: str, seed: int, draws: int, data: str, vague_draws: in
         with torch.no_grad():
             t0 = model.text(ids, mask)[0]
             base = model.text(ids, mask, torch.zeros(TG.PROMPT_TOKENS, width))[0]
-        curve = TG.loo_curve(model, ids, mask, t0, base, ep, en, *args, ref=TG.reference(emb, pos, neg))
+        curve = TG.loo_curve(model, ids, mask, t0, base, ep, en, *args, toward=TG.MOVES, ref=TG.reference(emb, pos, neg))
         held, moved = {}, {}
 
         def check(step, t):
@@ -115,7 +115,7 @@ def run_split(bundle_dir: str, seed: int, draws: int, data: str, vague_draws: in
             moved["cos"] = float(t @ t0)
 
         TG._tune(model, ids, mask, t0, base, ep, en, *args, check)
-        for a in TG.TOWARD:
+        for a in TG.MOVES:
             held[f"toward={a:g}"] = auc(y[rest], emb[rest] @ TG._toward(t0, ep, en, a).numpy())
         clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=500, random_state=seed + d)
         clf.fit(emb[np.concatenate([pos, neg])], np.r_[np.ones(len(pos)), np.zeros(len(neg))])

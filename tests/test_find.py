@@ -200,7 +200,7 @@ def test_few_shot_starts_at_zero_shot_and_moves_only_when_the_seeds_say_so(bundl
     from edgeintent.toolkit.data.sources import load_source
     from edgeintent.toolkit.models.exportable import predict_embeddings
     from edgeintent.toolkit.training.metrics import auc
-    from edgeintent.toolkit.training.targeting import (CHECK_EVERY, START, STEPS, TOWARD, prompt_tune, prompted_scores,
+    from edgeintent.toolkit.training.targeting import (CHECK_EVERY, MOVES, START, STEPS, TOWARD, prompt_tune, prompted_scores,
                                                        user_samples, zero_shot)  # fmt: skip
 
     b = load_bundle(bundle)
@@ -243,10 +243,14 @@ def test_few_shot_starts_at_zero_shot_and_moves_only_when_the_seeds_say_so(bundl
     x = (x + 1.5 * y[:, None] * trait / np.linalg.norm(trait)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     spos, sneg = rng.choice(np.flatnonzero(y == 1), 5, replace=False), rng.choice(np.flatnonzero(y == 0), 5, replace=False)
-    tuned = prompt_tune(model, x, demand, spos, sneg, info=(info := {}))
-    assert tuned.choice != START and not tuned.zero_shot, info
+    # (the prompt alone turns the demand too little to follow them; the moves toward the seeds can)
+    tuned = prompt_tune(model, x, demand, spos, sneg, toward=MOVES, info=(info := {}))
+    assert tuned.choice.startswith("toward=") and not tuned.zero_shot, info
     rest = np.setdiff1d(np.arange(300), np.r_[spos, sneg])
     assert auc(y[rest], prompted_scores(model, x, demand, tuned)[rest]) > auc(y[rest], zero_shot(model, x, demand)[rest]) + 0.2
+    # the same seeds with random labels: no move
+    shuffled = rng.permutation(np.r_[spos, sneg])
+    assert prompt_tune(model, x, demand, shuffled[:5], shuffled[5:], toward=MOVES).choice == START
     assert all(q.requires_grad for q in model.parameters())
 
 
