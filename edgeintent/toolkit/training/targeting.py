@@ -7,19 +7,18 @@
   t(P) = normalise(t₀ + text(demand; P) − text(demand; 0)), and P starts at 0, so before any step the
   few-shot ranking *is* the zero-shot ranking. P is trained with the triplet loss
   max(0, margin − cos(t, e⁺) + cos(t, e⁻)) over every (positive, negative) pair of seed users, plus
-  ``ANCHOR`` · (1 − cos(t, t₀)) and ``DECAY`` · ‖P‖² (weight decay toward the start). The prompt acts
-  through one attention layer, so it can only turn the demand a little (cos(t, t₀) stays above ~0.97 however
-  long it is tuned). The seeds can also move the demand directly: t = normalise(t₀ + A · (mean e⁺ − mean e⁻))
-  (Rocchio's relevance feedback), for A in ``TOWARD``. Which candidate (the prompt after 0…``steps`` steps, or a
-  move A) is chosen by leave-one-out over the seeds: each seed is left out in turn, the candidate is built from
-  the others, and the left-out seed is ranked among the users that are not seeds (its quantile; 1 − it for a
-  negative seed). Ranking it against the other seeds would favour every move: those seeds built the candidate,
-  so they sit on the right side of it by construction. The candidate with the best
-  mean leave-one-out rank is used only when a sign-flip permutation test (max-T over the candidates, exact
-  over all 2ⁿ flips of the ten seeds; no correction for the number of candidates is needed) finds its gain
-  over the zero-shot demand significant at ``ALPHA``; otherwise the zero-shot demand stays. How far the demand
-  moves thus scales with the seeds' evidence: not at all without it, up to the seeds' own direction with it.
-  The score is cos(user, t).
+  ``ANCHOR`` · (1 − cos(t, t₀)) and ``DECAY`` · ‖P‖² (weight decay toward the start). How many steps
+  (0 to ``steps``, every ``CHECK_EVERY``) is chosen by leave-one-out over the seeds: each seed is left out in
+  turn, P is tuned on the others, and the left-out seed is ranked among the users that are not seeds (its
+  quantile; 1 − it for a negative seed). Ranking it against the other seeds would favour every move: those
+  seeds trained the candidate and sit on its right side by construction. The step count with the best mean
+  leave-one-out rank is used only when a sign-flip permutation test (max-T over the candidates, exact over
+  all 2ⁿ flips of ten seeds, so no correction for the candidates' number or correlation) finds its gain over
+  zero steps significant at ``ALPHA``; otherwise the zero-shot demand stays. The score is cos(user, t).
+  The prompt acts through one attention layer and turns the demand only a little; ``toward=MOVES`` adds
+  the demand moved toward the seeds, t = normalise(t₀ + A · (mean e⁺ − mean e⁻)) (Rocchio's relevance
+  feedback), as candidates of the same leave-one-out and test. benchmarks/fewshot_steps.py chose the rule
+  and the default (no moves) on seeds with random labels and on vague demands.
 
 Users are scored at one reference time ``at`` (default: right after the last event of the data): each
 user's past window is the last ``max_len`` events of each stream before it.
