@@ -48,6 +48,8 @@ import _results  # noqa: E402
 from targeting import HORIZON_H, TAOBAO  # noqa: E402
 
 ALPHA = 0.05
+#: the rule training/targeting.py uses (its default: the prompt's step counts, the sign-flip test)
+DEFAULT_RULE = "signflip (prompt)"
 KINDS = ("demand", "vague", "null")
 
 
@@ -284,8 +286,10 @@ def main() -> None:
     rules = _rules()
     for r in rows:
         r["picks"] = {n: rule(r["loo"]) for n, rule in rules.items()}
-    slim = [{k: v for k, v in r.items() if k != "loo"}  # the leave-one-out ranks stay out of the file (its size)
-            | {"held": {k: round(v, 4) for k, v in r["held"].items()}} for r in rows]  # fmt: skip
+    # the file keeps per tuning the held-out AUCs and the default rule's choice; the leave-one-out ranks and the
+    # other rules' choices stay out of it (its size), the summary has every rule
+    slim = [{k: v for k, v in r.items() if k not in ("loo", "picks")}
+            | {"held": {k: round(v, 4) for k, v in r["held"].items()}, "choice": r["picks"][DEFAULT_RULE]} for r in rows]  # fmt: skip
     result = {"summary": summarise(rows), "rows": slim}
     _results.emit(args.name, result, args, table=table)
     if not args.json:
