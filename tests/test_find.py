@@ -255,18 +255,18 @@ def test_few_shot_starts_at_zero_shot_and_moves_only_when_the_seeds_say_so(bundl
 
 
 def test_few_shot_moves_only_on_a_significant_leave_one_out_gain():
-    from edgeintent.toolkit.training.targeting import START, choose, choose_steps, signflip_max_p
+    from edgeintent.toolkit.training.targeting import START, choose, signflip_max_p
 
     start = [0.5, 0.25, 0.75, 0.5, 0.5, 0.25, 0.75, 0.5, 0.5, 0.5]
-    lucky = {0: start, 5: start[:-1] + [1.0], 10: start}  # one seed ranks better after 5 steps: the best mean, by chance
-    assert choose_steps(lucky) == 0
-    clear = {0: start, 5: [min(1.0, x + 0.25) for x in start], 10: [min(1.0, x + 0.3) for x in start]}
-    assert choose_steps(clear) == 10  # every seed ranks better
-    assert choose_steps({0: start, 5: start}) == 0
+    lucky = {START: start, "steps=5": start[:-1] + [1.0], "steps=10": start}  # one seed better after 5 steps, by chance
+    assert choose(lucky) == START
+    clear = {START: start, "steps=5": [min(1.0, x + 0.25) for x in start], "steps=10": [min(1.0, x + 0.3) for x in start]}
+    assert choose(clear) == "steps=10"  # every seed ranks better
+    assert choose({START: start, "steps=5": start}) == START
     # the sign-flip test is exact: every one of 10 seeds gains, by any amount, p = 1 / 2¹⁰ (only no flip reaches it)
     assert signflip_max_p({START: [0.5] * 10, "toward=1": [0.6] * 10}) == 1 / 1024
     assert signflip_max_p({START: [0.5] * 10, "toward=1": [0.5] * 10}) == 1.0
-    assert signflip_max_p({START: start, "steps=5": lucky[5]}) > 0.1
+    assert signflip_max_p({START: start, "steps=5": lucky["steps=5"]}) > 0.1
     # 8 of 10 seeds gain, 2 lose as much: p = P(the flipped mean ≥ 0.6 · gain) = 56 / 1024
     eight = {START: [0.5] * 10, "toward=1": [0.6] * 8 + [0.4] * 2}
     assert signflip_max_p(eight) == 56 / 1024 and choose(eight) == START and choose(eight, alpha=0.06) == "toward=1"

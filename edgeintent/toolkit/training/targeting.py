@@ -45,9 +45,9 @@ MARGIN = 0.2
 ANCHOR = 1.0
 #: weight of ‖P‖² (weight decay toward the start, P = 0)
 DECAY = 0.01
-#: the tuned demand replaces the zero-shot one only when its leave-one-out gain is significant at this level,
-#: Bonferroni-corrected for the tuned step counts compared (the best of several noisy estimates from ten
-#: seeds beats step 0 by chance most of the time)
+#: the tuned demand replaces the zero-shot one only when the sign-flip test of its leave-one-out gain (max-T over
+#: the candidates) is significant at this level (the best of several noisy estimates from ten seeds beats the
+#: start by chance most of the time)
 ALPHA = 0.05
 #: the demand moved toward the seeds, t = normalise(t₀ + A · (mean e⁺ − mean e⁻)), for each A here: candidates
 #: beside the prompt's step counts, off by default (``prompt_tune(toward=MOVES)`` adds them; the same
@@ -152,14 +152,6 @@ def loo_curve(model, ids, mask, t0, base, ep: torch.Tensor, en: torch.Tensor, pr
     return curve
 
 
-def loo_steps(model, ids, mask, t0, base, ep, en, *args) -> tuple[int, dict[int, float]]:
-    """(prompt steps to use, mean leave-one-out rank per step count), the prompt family alone (no ``toward``)."""
-    curve = loo_curve(model, ids, mask, t0, base, ep, en, *args, toward=())
-    if not curve:
-        return 0, {}
-    return int(choose(curve).split("=")[1]), {int(k.split("=")[1]): float(np.mean(v)) for k, v in curve.items()}
-
-
 def choose(curve: dict[str, list[float]], start: str = START, alpha: float = ALPHA) -> str:
     """The candidate to use from the leave-one-out ranks (one list per candidate, the same seeds in the same
     order; ``start`` is the zero-shot demand): the best mean rank (the first in ``curve``'s order on a tie)
@@ -172,11 +164,6 @@ def choose(curve: dict[str, list[float]], start: str = START, alpha: float = ALP
     if pick == start:
         return start
     return pick if signflip_max_p(curve, start) < alpha else start
-
-
-def choose_steps(curve: dict[int, list[float]]) -> int:
-    """:func:`choose` over prompt step counts (``{steps: ranks}``, 0 the start): the step count to use."""
-    return int(choose({f"steps={k}": v for k, v in sorted(curve.items())}).split("=")[1])
 
 
 def signflip_max_p(curve: dict[str, list[float]], start: str = START, flips: int = FLIPS) -> float:
