@@ -18,17 +18,14 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# --no-compile: pip would byte-compile every module it installs (~35,000 files in the two venvs; ~45 CPU-s
-# for the converter venv alone); python compiles the ones a run imports (a quarter of the converter venv's)
-# on first use
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet --no-compile $(TORCH)
-	$(BIN)/pip install --quiet --no-compile -e '.[mnn,dev,ray,docs,executorch,litert]'
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e '.[mnn,dev,ray,docs,executorch,litert]'
 	touch $(STAMP)
 
 $(LITERT_STAMP):
 	$(PY) -m venv $(LITERT_VENV)
-	$(LITERT_VENV)/bin/pip install --quiet --no-compile $(TORCH) $(LITERT_TORCH)
+	$(LITERT_VENV)/bin/pip install --quiet $(TORCH) $(LITERT_TORCH)
 	touch $(LITERT_STAMP)
 
 setup: $(STAMP) $(LITERT_STAMP)
