@@ -256,30 +256,21 @@ def test_coreml_converts_grucell_unsafe_chunk_and_the_mil_reference_runs_it(tmp_
     assert np.abs(next(iter(out.values())) - ref).max() <= 1e-5
 
 
-@pytest.fixture(scope="module")
-def rnn_coreml(trained, tmp_path_factory):
-    """``(path, meta)``: the rnn bundle with its fp32 CoreML program exported once (a CoreML conversion is
-    ~10 CPU-s; the two tests below read it). Never change it: copy first."""
-    path = tmp_path_factory.mktemp("rnn-coreml") / "rnn"
-    shutil.copytree(trained("rnn"), path)
-    return path, export_bundle(path, "coreml", "fp32")
-
-
-def test_mil_reference_names_an_op_it_cannot_run(rnn_coreml, monkeypatch):
+def test_mil_reference_names_an_op_it_cannot_run(trained, tmp_path, monkeypatch):
     from edgeintent.runtimes import mil_reference
 
-    path, meta = rnn_coreml
+    path = fresh(trained, "rnn", tmp_path)
+    meta = export_bundle(path, "coreml")
     monkeypatch.delitem(mil_reference.KERNELS._entries, "linear")
     with pytest.raises(mil_reference.MilReferenceError, match="no kernel for op 'linear'"):
         load_runner(load_bundle(path), meta)
 
 
-def test_coreml_fp16_is_explicit(rnn_coreml, tmp_path):
+def test_coreml_fp16_is_explicit(trained, tmp_path):
     from edgeintent.runtimes.mil_reference import MilProgram
 
-    path = tmp_path / "rnn"
-    shutil.copytree(rnn_coreml[0], path)
-    m32, m16 = rnn_coreml[1], export_bundle(path, "coreml", "fp16")
+    path = fresh(trained, "rnn", tmp_path)
+    m32, m16 = export_bundle(path, "coreml", "fp32"), export_bundle(path, "coreml", "fp16")
     assert (m32.extra["compute_precision"], m16.extra["compute_precision"]) == ("fp32", "fp16")
     assert "fp16" not in MilProgram(path / m32.artifact).dtypes
     assert "fp16" in MilProgram(path / m16.artifact).dtypes
