@@ -38,7 +38,9 @@ demo: $(STAMP) $(LITERT_STAMP)
 # stops grouping (pytest-xdist#1386). --no-loadscope-reorder keeps the files in the order conftest.py
 # gives them (the slowest first); by default xdist hands them out by number of tests, which put the
 # slowest file last.
-test: $(STAMP) $(LITERT_STAMP)
+# The two venvs are independent: built side by side (-j2), nothing else in parallel.
+test:
+	$(MAKE) --no-print-directory -j2 setup
 	$(BIN)/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder
 
 bench: $(STAMP)

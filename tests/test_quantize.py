@@ -20,7 +20,9 @@ from edgeintent.runtimes import open_artifact
 from edgeintent.toolkit.bundle import load_bundle, load_model, verify_bundle
 from edgeintent.toolkit.golden import golden_samples
 from edgeintent.toolkit.models.exportable import feeds, torch_model, torch_outputs
+from edgeintent.toolkit.features.spec import FitConfig
 from edgeintent.toolkit.training.trainer import TrainConfig
+from tests.conftest import SRC
 
 FAST = TrainConfig(epochs=3, batch_size=128, patience=3, golden_rows=160)
 
@@ -40,6 +42,33 @@ def exported_lstm(lstm_dipn, tmp_path_factory):
     return path
 
 
+#: short windows for the LiteRT recipes: litert-torch unrolls the recurrences to ``max_len``, so its conversion
+#: time grows with the window (~45 CPU-s at the default windows, ~25 at these); a recipe quantizes whatever
+#: fp32 program it is given, so the window length is not what its assertions check (tests/test_litert.py
+#: uses the same windows)
+SHORT = FitConfig(max_len=(("gesture", 8), ("click", 4), ("cloud", 4)))
+#: the LiteRT recipe that converts the bundle itself (no fp32 export in it); the others quantize the
+#: bundle's exported fp32 .tflite, as ``edgeintent quantize`` does after ``export --target litert``
+LITERT_CONVERTS = "litert/dynamic-int8"
+
+
+@pytest.fixture(scope="module")
+def litert_lstm(tmp_path_factory):
+    """``(bare, exported)``: an LSTM dipn with short windows, and a copy with its fp32 .tflite exported once
+    (never change them: copy first). None when LiteRT cannot export here."""
+    from edgeintent.toolkit.data.sources import load_source
+    from edgeintent.toolkit.training.trainer import prepare, train_bundle
+
+    if get_target("litert").missing() or get_target("litert").run_missing():
+        return None
+    root = tmp_path_factory.mktemp("quant-litert")
+    prep = prepare(load_source(SRC), FAST.seed, FAST.valid_share, fit=SHORT)
+    train_bundle("dipn", SRC, root / "bare", FAST, options={"rnn": "lstm"}, fit=SHORT, prepared=prep)
+    shutil.copytree(root / "bare", root / "exported")
+    export_bundle(root / "exported", "litert")
+    return root / "bare", root / "exported"
+
+
 def copy(src, tmp_path):
     dst = tmp_path / "b"
     shutil.copytree(src, dst)
@@ -52,9 +81,12 @@ COREML_WEIGHT_OP = {"weight-int8": "constexpr_affine_dequantize", "palettize-6":
 
 
 @pytest.mark.parametrize("name", RECIPES.names())
-def test_every_recipe_builds_an_artifact_its_runtime_runs_close_to_torch(exported_lstm, tmp_path, name):
+def test_every_recipe_builds_an_artifact_its_runtime_runs_close_to_torch(exported_lstm, request, tmp_path, name):
     recipe = RECIPES.get(name)
-    bundle = load_bundle(exported_lstm)
+    short = request.getfixturevalue("litert_lstm") if recipe.target == "litert" else None
+    bundle = load_bundle(exported_lstm if short is None else short[name != LITERT_CONVERTS])
+    if short is not None:  # the fp32 program it starts from: its own conversion, or the bundle's export
+        assert bool(exported_artifacts(bundle, ["litert"])) == (name != LITERT_CONVERTS)
     model = torch_model(load_model(bundle))
     inputs = feeds(model, golden_samples(bundle.golden), np.arange(64))
     out = tmp_path / get_target(recipe.target).artifact_name(recipe.mode)
