@@ -7,9 +7,9 @@ import pytest
 
 #: the slowest test files, run first so that the test workers (``-n auto --dist loadfile``) finish
 #: together: longest first; every other file keeps its place
-SLOW_FIRST = ("test_parity.py", "test_quantize.py", "test_kill.py", "test_engines.py", "test_emulation.py", "test_cli.py",
-              "test_kit.py", "test_bench.py", "test_executorch.py", "test_aitm.py", "test_find.py", "test_deterministic.py", "test_mil_optests.py",
-              "test_export.py")  # fmt: skip
+SLOW_FIRST = ("test_export.py", "test_quantize.py", "test_aitm.py", "test_parity.py", "test_find.py", "test_executorch.py",
+              "test_litert.py", "test_kill.py", "test_engines.py", "test_mil_optests.py", "test_emulation.py", "test_cli.py",
+              "test_kit.py", "test_deterministic.py", "test_bench.py")  # fmt: skip
 
 
 def pytest_collection_modifyitems(items):
