@@ -32,7 +32,8 @@ the next 3 days" from the embedding, a logistic regression fitted on 1/5 of the 
 on the other 4/5 (AUC and KS; mean over ``PROBE_DRAWS`` draws of the fitting users, the same draws for
 both feature sets), beside the same probe on the past window's aggregates; and the same probe
 at every decision point of the held-out users (label ``buy_long``, a purchase within 72 h of t), beside a
-logistic regression on the toolkit's window aggregates (``models/gbdt.py``).
+logistic regression on the toolkit's window aggregates (``models/gbdt.py``). For both probes the gap
+(embedding − aggregates) has a paired bootstrap interval over the scored users (``paired_gap``).
 
 ``embedding_stats`` describes the held-out users' embeddings: the variance of each dimension and the
 effective rank (exp of the entropy of the covariance's eigenvalue shares; 32 = every direction used
@@ -70,6 +71,8 @@ import _results  # noqa: E402  (benchmarks/_results.py: --json, --write-results)
 TAOBAO = ROOT.parent / "shared" / "data" / "taobao_userbehavior" / "UserBehavior_sample.csv"
 HORIZON_H = 72
 PROBE_DRAWS = 5
+#: bootstrap replicates of the paired probe gap (embedding − aggregates)
+BOOTSTRAP = 200
 ACTIONS = ("view", "fav", "cart", "buy")
 
 
@@ -106,14 +109,41 @@ def aggregates(ix, users, t0, T, last_n, clause=None) -> np.ndarray:
     return np.stack(feats, 1)
 
 
-def probe_draws(feats: np.ndarray, y: np.ndarray, users: np.ndarray, seed: int) -> dict:
-    """``linear_probe`` over PROBE_DRAWS draws of the fitting users (seed·100 + k): mean AUC and KS, and each draw's."""
+def probe_draws(feats: np.ndarray, y: np.ndarray, users: np.ndarray, seed: int, runs: list | None = None) -> dict:
+    """``linear_probe`` over PROBE_DRAWS draws of the fitting users (seed·100 + k): mean AUC and KS, and each draw's.
+    ``runs``: receives each draw's result with its scored rows and scores (for ``paired_gap``)."""
     from edgeintent.toolkit.training.find import linear_probe
 
-    runs = [linear_probe(feats, y, users, seed * 100 + k) for k in range(PROBE_DRAWS)]
-    return {"auc": float(np.mean([r["auc"] for r in runs])), "ks": float(np.mean([r["ks"] for r in runs])),
-            "fit_rows": runs[0]["fit_rows"], "scored_rows": runs[0]["scored_rows"],
-            "auc_draws": [round(r["auc"], 4) for r in runs]}  # fmt: skip
+    draws = [linear_probe(feats, y, users, seed * 100 + k, keep_scores=True) for k in range(PROBE_DRAWS)]
+    if runs is not None:
+        runs.extend(draws)
+    return {"auc": float(np.mean([r["auc"] for r in draws])), "ks": float(np.mean([r["ks"] for r in draws])),
+            "fit_rows": draws[0]["fit_rows"], "scored_rows": draws[0]["scored_rows"],
+            "auc_draws": [round(r["auc"], 4) for r in draws]}  # fmt: skip
+
+
+def paired_gap(a: list[dict], b: list[dict], y: np.ndarray, users: np.ndarray, seed: int) -> dict:
+    """AUC of probe ``a`` minus probe ``b`` (the same draws of fitting users, so the same scored rows), mean over
+    the draws, with a paired bootstrap over the scored users: each of BOOTSTRAP replicates resamples the users
+    of every draw (with their rows) and takes the mean gap over the draws; ``ci95`` its 2.5 and 97.5 percentiles.
+    ``replicates`` are kept so that splits can be pooled (``across``)."""
+    from edgeintent.toolkit.training.metrics import auc
+
+    rng = np.random.default_rng(seed)
+    gaps, boot = [], np.zeros(BOOTSTRAP)
+    for ra, rb in zip(a, b):
+        rows = ra["scored"]
+        assert np.array_equal(rows, rb["scored"]), "paired probes must score the same rows"
+        yy, sa, sb = y[rows], ra["scores"], rb["scores"]
+        gaps.append(auc(yy, sa) - auc(yy, sb))
+        uniq, inv = np.unique(users[rows], return_inverse=True)
+        members = np.split(np.argsort(inv, kind="stable"), np.cumsum(np.bincount(inv))[:-1])
+        for i in range(BOOTSTRAP):
+            pick = np.concatenate([members[j] for j in rng.integers(0, len(uniq), len(uniq))])
+            boot[i] += (auc(yy[pick], sa[pick]) - auc(yy[pick], sb[pick])) if 0 < yy[pick].mean() < 1 else 0.0
+    boot /= len(a)
+    return {"gap": float(np.mean(gaps)), "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
+            "replicates": [round(float(x), 5) for x in boot]}  # fmt: skip
 
 
 def before_l2(model, samples, idx: np.ndarray) -> np.ndarray:
@@ -169,6 +199,7 @@ def _split_table(r: dict) -> list[str]:
         e, g = p["embedding"], p["aggregates_logistic"]
         out.append(f"| {name} | {e['fit_rows']:,} / {e['scored_rows']:,} | {e['auc']:.3f} / {e['ks']:.3f} | "
                    f"{g['auc']:.3f} / {g['ks']:.3f} |")
+    out += _gap_lines(r["probe"], r["probe_decision_points"])
     st = r.get("embedding_stats")
     if st:
         out += ["", f"Embeddings of the held-out users: effective rank {st['effective_rank']:.1f} of {st['dim']}, variance per "
@@ -176,6 +207,15 @@ def _split_table(r: dict) -> list[str]:
                     f"few-shot steps chosen by leave-one-out: mean {r.get('few_shot_steps_mean') or float('nan'):.1f}, "
                     f"0 in {100 * (r.get('few_shot_zero_share') or float('nan')):.0f} % of the tunings."]  # fmt: skip
     return out
+
+
+def _gap_lines(per_user: dict, per_point: dict) -> list[str]:
+    """The probes' paired gap (embedding − aggregates) with its bootstrap interval, when the result has it."""
+    parts = [f"{name} {g['gap']:+.3f} [{g['ci95'][0]:+.3f}, {g['ci95'][1]:+.3f}]"
+             for name, p in (("per user at T", per_user), ("per decision point", per_point))
+             if (g := p.get("embedding_minus_aggregates"))]  # fmt: skip
+    return ["", f"Probe AUC of the embedding minus that of the aggregates, with a 95 % paired bootstrap interval over the "
+                f"scored users ({BOOTSTRAP} replicates; splits pooled by averaging their replicates): {'; '.join(parts)}."] if parts else []
 
 
 def table(r: dict) -> str:
@@ -202,6 +242,7 @@ def table(r: dict) -> str:
             if a is None:
                 continue
             out.append(f"| {label} | {name} | {' / '.join(f'{x:.3f}' for x in a['auc_splits'])} | **{a['auc']:.3f}** | {a['ks']:.3f} |")
+    out += _gap_lines(r["across"]["probe"], r["across"]["probe_decision_points"])
     r2 = r["across"].get("aggregates_in_embedding_r2")
     if r2:
         shown = [n for n in r2 if n.endswith((".count", "action=view", "action=cart", "action=fav", "action=buy")) and "last_60s" not in n]
@@ -226,6 +267,12 @@ def across(runs: list[dict]) -> dict:
         out[key] = {f: {"auc": float(np.mean([r[key][f]["auc"] for r in runs])), "ks": float(np.mean([r[key][f]["ks"] for r in runs])),
                         "auc_splits": [r[key][f]["auc"] for r in runs]}
                     for f in ("embedding", "embedding_before_l2", "aggregates_logistic") if all(f in r[key] for r in runs)}  # fmt: skip
+        gaps = [r[key].get("embedding_minus_aggregates") for r in runs]
+        if all(gaps):  # splits pooled: the mean gap, and the mean of the splits' replicates
+            boot = np.mean([g["replicates"] for g in gaps], 0)
+            out[key]["embedding_minus_aggregates"] = {"gap": float(np.mean([g["gap"] for g in gaps])),
+                                                      "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
+                                                      "gap_splits": [g["gap"] for g in gaps], "ci95_splits": [g["ci95"] for g in gaps]}  # fmt: skip
     r2 = [r["probe_decision_points"].get("aggregates_in_embedding_r2") for r in runs]
     if all(r2):
         out["aggregates_in_embedding_r2"] = {n: [x[n] for x in r2] for n in r2[0] if all(n in x for x in r2)}
@@ -374,9 +421,11 @@ def run_split(args, seed: int, bundle_arg: str | None) -> dict:
     # linear probe: buys within the next 3 days, from the embedding vs from the same past window's aggregates
     ybuy = np.array([("buy_any", None) in f for f in te_future], np.int8)
     agg = aggregates(ix, te_users, zeros, np.full(len(te_users), T), last_n)
+    runs_e, runs_a = [], []
     probe = {"label": "buys within the next 72 h", "rate": float(ybuy.mean()),
-             "embedding": probe_draws(emb, ybuy, te_users, seed),
-             "aggregates_logistic": probe_draws(agg, ybuy, te_users, seed)}  # fmt: skip
+             "embedding": probe_draws(emb, ybuy, te_users, seed, runs_e),
+             "aggregates_logistic": probe_draws(agg, ybuy, te_users, seed, runs_a)}  # fmt: skip
+    probe["embedding_minus_aggregates"] = paired_gap(runs_e, runs_a, ybuy, te_users, seed)
     # the same probe at every decision point of the held-out users (label buy_long: a purchase within 72 h
     # of t, observed rows only), beside a logistic regression on the toolkit's window aggregates (gbdt.py)
     from edgeintent.toolkit.features import build_samples
@@ -389,10 +438,11 @@ def run_split(args, seed: int, bundle_arg: str | None) -> dict:
     agg_dp = np.nan_to_num(aggregate_features(dp, bundle.spec, tuple(model.streams), False))[obs]
     probe_dp = {"label": "buy_long (a purchase within 72 h of each decision point)", "rows": int(obs.sum()),
                 "rate": float(y_dp.mean()),
-                "embedding": probe_draws(emb_dp, y_dp, u_dp, seed),
+                "embedding": probe_draws(emb_dp, y_dp, u_dp, seed, runs_e := []),
                 "embedding_before_l2": probe_draws(before_l2(model, dp, np.flatnonzero(obs)), y_dp, u_dp, seed),
-                "aggregates_logistic": probe_draws(agg_dp, y_dp, u_dp, seed),
+                "aggregates_logistic": probe_draws(agg_dp, y_dp, u_dp, seed, runs_a := []),
                 "aggregates_in_embedding_r2": linear_r2(emb_dp, agg_dp, aggregate_names(bundle.spec, tuple(model.streams), False))}  # fmt: skip
+    probe_dp["embedding_minus_aggregates"] = paired_gap(runs_e, runs_a, y_dp, u_dp, seed)
     result = {
         "data": args.data, "train_users": int(len(train_users)), "test_users": int(len(test_users)),
         "reference_time_ms": T, "horizon_h": HORIZON_H, "epochs": args.epochs, "draws": args.draws,

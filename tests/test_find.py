@@ -401,3 +401,21 @@ def test_benchmark_measures_what_the_embedding_keeps_and_the_step_rules():
     assert across["embedding_stats"]["few_shot_steps_mean"] is None and across["aggregates_in_embedding_r2"]["cloud.action=buy"] == [0.1, 0.1]
     text = tg.table({"seeds": [0, 1], "splits": [split, split], "across": across})
     assert "before its L2 normalisation" in text and "action=buy 0.10 / 0.10" in text
+
+
+def test_paired_probe_gap_has_a_bootstrap_interval_over_users():
+    tg = _benchmark("targeting")
+    rng = np.random.default_rng(1)
+    users = np.repeat(np.arange(120), 5)
+    signal = rng.normal(size=len(users))
+    y = (signal + rng.normal(size=len(users)) > 0).astype(np.int8)
+    good, noise = np.c_[signal, rng.normal(size=len(users))], rng.normal(size=(len(users), 2))
+    a, b, same = [], [], []
+    tg.probe_draws(good, y, users, 0, a)
+    tg.probe_draws(noise, y, users, 0, b)
+    tg.probe_draws(good, y, users, 0, same)
+    gap = tg.paired_gap(a, b, y, users, 0)
+    assert gap["gap"] > 0.2 and 0 < gap["ci95"][0] < gap["gap"] < gap["ci95"][1] and len(gap["replicates"]) == tg.BOOTSTRAP
+    assert tg.paired_gap(a, same, y, users, 0) | {"replicates": None} == {"gap": 0.0, "ci95": [0.0, 0.0], "replicates": None}
+    split = {"probe": {"embedding_minus_aggregates": gap}, "probe_decision_points": {}}
+    assert "per user at T +0." in "\n".join(tg._gap_lines(split["probe"], split["probe_decision_points"]))

@@ -287,9 +287,12 @@ def zero_shot_auc(model, table, samples, rows: np.ndarray, clauses, demands) -> 
     return float(np.mean(aucs)) if aucs else math.nan
 
 
-def linear_probe(emb: np.ndarray, y: np.ndarray, users: np.ndarray, seed: int = 0, fit_share: float = 0.2) -> dict:
+def linear_probe(emb: np.ndarray, y: np.ndarray, users: np.ndarray, seed: int = 0, fit_share: float = 0.2,
+                 keep_scores: bool = False) -> dict:  # fmt: skip
     """FIND §5.1.3: a logistic regression on the embeddings of ``fit_share`` of the users, scored on the others
     (AUC and KS). ``emb`` may be any feature matrix (the aggregates baseline uses the same function).
+    ``keep_scores``: the result also holds ``scored`` (the scored rows) and ``scores`` (their decision values),
+    so two feature sets probed with the same ``seed`` (the same fitting users) can be compared row by row.
 
     Features are standardised; the L2 strength is chosen by cross-validated AUC *within the fitting users*
     (stratified folds grouped by user; scikit-learn's ``LogisticRegressionCV``), so a 32-d embedding fitted
@@ -314,8 +317,9 @@ def linear_probe(emb: np.ndarray, y: np.ndarray, users: np.ndarray, seed: int = 
         lr = LogisticRegression(max_iter=1000)
     clf = make_pipeline(StandardScaler(), lr).fit(emb[on], y[on])
     s = clf.decision_function(emb[~on])
-    return {"auc": M.auc(y[~on], s), "ks": M.ks(y[~on], s), "fit_rows": int(on.sum()), "scored_rows": int((~on).sum()),
-            "rate": float(y[~on].mean()), "C": float(np.ravel(lr.C_)[0]) if hasattr(lr, "C_") else 1.0}  # fmt: skip
+    out = {"auc": M.auc(y[~on], s), "ks": M.ks(y[~on], s), "fit_rows": int(on.sum()), "scored_rows": int((~on).sum()),
+           "rate": float(y[~on].mean()), "C": float(np.ravel(lr.C_)[0]) if hasattr(lr, "C_") else 1.0}  # fmt: skip
+    return out | ({"scored": np.flatnonzero(~on), "scores": s} if keep_scores else {})
 
 
 def summary(model, samples, idx: np.ndarray, seed: int = 0) -> dict:
